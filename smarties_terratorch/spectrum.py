@@ -426,7 +426,17 @@ def _hashable(item: Any) -> Any:
         return tuple(_hashable(v) for v in item)
     if hasattr(item, "item") and callable(item.item):  # numpy / torch scalars
         return item.item()
+    try:
+        hash(item)
+    except TypeError:
+        raise TypeError(_BAD_TYPE.format(item=item, type=type(item).__name__)) from None
     return item
+
+
+_BAD_TYPE = (
+    "Band {item!r} has type {type}: expected a name (str), a TerraTorch band enum member, a wavelength in nm "
+    "(number) or a (min_nm, max_nm) pair."
+)
 
 
 def resolve_bands(
@@ -529,8 +539,5 @@ def _resolve_item(item: Any, preset: SensorPreset | None, weighting: str) -> Res
         return _resolve_name(item, preset, weighting)
     wavelength = _as_wavelength(item)
     if wavelength is None:
-        raise TypeError(
-            f"Band {item!r} has type {type(item).__name__}: expected a name (str), a TerraTorch band enum member, "
-            f"a wavelength in nm (number) or a (min_nm, max_nm) pair."
-        )
+        raise TypeError(_BAD_TYPE.format(item=item, type=type(item).__name__))
     return resolve_wavelength(wavelength, weighting)

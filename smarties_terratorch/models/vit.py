@@ -149,7 +149,7 @@ class SmartiesViT(nn.Module):
             patch_size, embed_dim, NUM_LEARNED_RANGES, projection_scale
         )
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # python floats: meta-device safe
         self.blocks = nn.Sequential(
             *(
                 Block(embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[i], norm_layer=norm_layer)

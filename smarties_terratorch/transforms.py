@@ -1,0 +1,378 @@
+"""SMARTIES input preprocessing: the released normalisation statistics, the two-step normalisation and resizing.
+
+SMARTIES was pre-trained on inputs normalised per band in two steps (``data/normalization.yaml``):
+
+1. percentile min-max: ``x <- clip((x - p1) / (p99 - p1), 0, 1)`` with ``p1``/``p99`` in raw file units;
+2. standardisation: ``x <- (x - mean) / std`` with ``mean``/``std`` measured *after* step 1.
+
+The authors report that plain mean/std standardisation alone costs some accuracy, so use both steps with the
+statistics of the sensor or dataset at hand. Then resize to 224 x 224 (:func:`resize_to`).
+
+Example::
+
+    stats = normalization_stats("EuroSAT")          # 12 used bands (B10 dropped), file order
+    x = stats.take(image)                           # [13, 64, 64] file -> [12, 64, 64]
+    x = SmartiesNormalize.from_stats(stats)(x)      # or normalize(numpy_array, stats)
+    x = resize_to(x, 224)                           # bicubic + anti-aliasing, as the authors
+    feats = model(x[None], bands=stats.bands)
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from types import MappingProxyType
+from typing import Any, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from .spectrum import _norm_code
+
+__all__ = [
+    "SmartiesNormalize",
+    "Stats",
+    "normalization_stats",
+    "normalize",
+    "resize_to",
+    "stats_names",
+]
+
+ArrayLike = Union[Sequence[float], np.ndarray, torch.Tensor]
+
+
+def _as_vector(values: Any, what: str) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    arr = np.array(values, dtype=np.float64).reshape(-1)
+    arr.setflags(write=False)  # Stats are shared through a cache: nobody may edit them in place
+    return arr
+
+
+def _validate(mean: np.ndarray, std: np.ndarray, p1: np.ndarray, p99: np.ndarray, where: str) -> None:
+    n = len(mean)
+    if n == 0 or not len(std) == len(p1) == len(p99) == n:
+        raise ValueError(
+            f"{where}: mean, std, p1 and p99 need one value per band and the same length, got lengths "
+            f"{len(mean)}, {len(std)}, {len(p1)}, {len(p99)}"
+        )
+    if not np.all(np.isfinite(np.stack([mean, std, p1, p99]))):
+        raise ValueError(f"{where}: statistics must be finite")
+    if np.any(std <= 0):
+        raise ValueError(f"{where}: std must be > 0, got {std.tolist()}")
+    if np.any(p99 <= p1):
+        raise ValueError(f"{where}: p99 must be > p1 for every band, got p1={p1.tolist()}, p99={p99.tolist()}")
+
+
+@dataclass(frozen=True, eq=False)
+class Stats:
+    """Normalisation statistics of some bands of one sensor or dataset.
+
+    Attributes:
+        name: the table's key in ``normalization.yaml`` (``"S2-L2A"``, ``"EuroSAT"``, ...).
+        bands: band names, in channel order.
+        mean: per-band mean after the percentile step (``[0, 1]`` units).
+        std: per-band standard deviation after the percentile step.
+        p1: per-band 1st percentile in raw file units.
+        p99: per-band 99th percentile in raw file units.
+        positions: position of each band in the source file, for slicing raw images (:meth:`take`).
+        file_bands: every channel of the source file, in file order (including bands SMARTIES does not use).
+        sensor: the ``sensors.yaml`` preset the band names belong to (pass it as ``sensor=`` to the model).
+    """
+
+    name: str
+    bands: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    p1: np.ndarray
+    p99: np.ndarray
+    positions: tuple[int, ...]
+    file_bands: tuple[str, ...]
+    sensor: str | None = None
+    info: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for attr in ("mean", "std", "p1", "p99"):
+            object.__setattr__(self, attr, _as_vector(getattr(self, attr), attr))
+        object.__setattr__(self, "bands", tuple(self.bands))
+        object.__setattr__(self, "positions", tuple(int(p) for p in self.positions))
+        object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+        _validate(self.mean, self.std, self.p1, self.p99, f"Stats {self.name!r}")
+        if not len(self.bands) == len(self.positions) == len(self.mean):
+            raise ValueError(f"Stats {self.name!r}: bands, positions and statistics must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.bands)
+
+    def select(self, bands: Sequence[str] | str) -> Stats:
+        """The statistics of ``bands`` (by name, in the given order; ``B1`` == ``B01``, case-insensitive).
+
+        Raises:
+            ValueError: a band is not among :attr:`bands`; the message lists the available ones.
+        """
+        if isinstance(bands, str):
+            bands = [b.strip() for b in bands.split(",") if b.strip()]
+        if not bands:
+            raise ValueError("select() needs at least one band name")
+        index = {_norm_code(b): i for i, b in enumerate(self.bands)}
+        picks = []
+        for band in bands:
+            key = _norm_code(str(band))
+            if key not in index:
+                dropped = [b for b in self.file_bands if _norm_code(b) == key]
+                why = (
+                    f" {dropped[0]!r} is a channel of the {self.name} file but SMARTIES does not use it "
+                    f"(normalization_stats({self.name!r}, all_bands=True) has its statistics)."
+                    if dropped
+                    else ""
+                )
+                close = difflib.get_close_matches(str(band), list(self.bands), n=3, cutoff=0.5)
+                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close and not dropped else ""
+                raise ValueError(
+                    f"Band {band!r} is not in the {self.name} statistics.{why}{hint} "
+                    f"Available bands: {', '.join(self.bands)}."
+                )
+            picks.append(index[key])
+        return Stats(
+            name=self.name,
+            bands=tuple(self.bands[i] for i in picks),
+            mean=self.mean[picks],
+            std=self.std[picks],
+            p1=self.p1[picks],
+            p99=self.p99[picks],
+            positions=tuple(self.positions[i] for i in picks),
+            file_bands=self.file_bands,
+            sensor=self.sensor,
+            info=self.info,
+        )
+
+    def take(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Pick this object's bands from a raw image holding **all** file channels (``[..., C_file, H, W]``).
+
+        This applies the same positions to the image as to the statistics, e.g. drops EuroSAT's B10.
+        """
+        if x.ndim < 3 or x.shape[-3] != len(self.file_bands):
+            raise ValueError(
+                f"take() expects the full {self.name} file with {len(self.file_bands)} channels "
+                f"({', '.join(self.file_bands)}) on axis -3, got shape {tuple(x.shape)}"
+            )
+        idx = list(self.positions)
+        if isinstance(x, torch.Tensor):
+            return x.index_select(-3, torch.as_tensor(idx, device=x.device))
+        return np.take(x, idx, axis=-3)
+
+
+@functools.cache
+def _tables() -> dict[str, dict[str, Any]]:
+    text = resources.files("smarties_terratorch").joinpath("data/normalization.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _canonical(name: str) -> str:
+    return str(name).strip().upper().replace("_", "-")
+
+
+@functools.cache
+def _name_index() -> dict[str, str]:
+    index = {}
+    for key, spec in _tables().items():
+        for alias in (key, *spec.get("aliases", ())):
+            index[_canonical(alias)] = key
+    return index
+
+
+def stats_names() -> list[str]:
+    """Keys of all statistics tables (``RGB``, ``S2-L1C``, ``S2-L2A``, ``S1-GRD``, ``EuroSAT``, ...)."""
+    return list(_tables())
+
+
+@functools.cache
+def normalization_stats(name: str, all_bands: bool = False) -> Stats:
+    """The released statistics of a pre-training sensor or evaluation dataset.
+
+    Args:
+        name: a key of ``normalization.yaml`` or an alias, case-insensitive (``"S2-L2A"``/``"S2"``,
+            ``"S1-GRD"``/``"S1"``, ``"S2-L1C"``, ``"RGB"``, ``"EuroSAT"``, ``"WHU-RS19"``, ``"UC-Merced"``,
+            ``"RESISC45"``, ``"DFC2020"``).
+        all_bands: include the file channels SMARTIES does not use (S2-L1C/EuroSAT ``B10``, DFC2020 ``VV``/``VH``).
+
+    Returns:
+        Stats of the used bands in file order; :attr:`Stats.positions` are their file positions.
+
+    Raises:
+        ValueError: unknown name; the message lists the known keys.
+    """
+    key = _name_index().get(_canonical(name))
+    if key is None:
+        close = difflib.get_close_matches(_canonical(name), list(_name_index()), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(_name_index()[c]) for c in close)}?" if close else ""
+        raise ValueError(f"Unknown statistics {name!r}.{hint} Known: {', '.join(stats_names())}.")
+    spec = _tables()[key]
+    rows = spec["bands"]
+    positions = list(range(len(rows))) if all_bands else list(spec.get("used", range(len(rows))))
+    picked = [rows[i] for i in positions]
+    info = {k: v for k, v in spec.items() if k not in ("bands", "used", "aliases", "sensor")}
+    return Stats(
+        name=key,
+        bands=tuple(str(r["name"]) for r in picked),
+        mean=[r["mean"] for r in picked],
+        std=[r["std"] for r in picked],
+        p1=[r["p1"] for r in picked],
+        p99=[r["p99"] for r in picked],
+        positions=tuple(positions),
+        file_bands=tuple(str(r["name"]) for r in rows),
+        sensor=spec.get("sensor"),
+        info=info,
+    )
+
+
+def _check_channels(shape: Sequence[int], n: int) -> None:
+    if len(shape) < 3 or shape[-3] != n:
+        raise ValueError(
+            f"Expected an image [..., C, H, W] with C = {n} channels (one per statistics band), got shape {tuple(shape)}"
+        )
+
+
+class SmartiesNormalize(nn.Module):
+    """SMARTIES' two-step per-band normalisation for tensors ``[..., C, H, W]``.
+
+    ``y = (clip((x - p1) / (p99 - p1), 0, 1) - mean) / std``, so outputs lie in ``[-mean/std, (1-mean)/std]``.
+
+    NaN: by default a NaN input stays NaN in the output (clipping does not hide it), so missing data are
+    not silently turned into plausible-looking values; pass ``nan_to=v`` to write ``v`` into the *normalised*
+    output wherever the result is NaN (``nan_to=0.0`` is the band mean, a neutral fill). Infinite inputs are
+    clipped like any other out-of-range value.
+
+    Args:
+        mean: per-band mean after the percentile step.
+        std: per-band standard deviation after the percentile step.
+        p1: per-band 1st percentile, raw units.
+        p99: per-band 99th percentile, raw units.
+        nan_to: replacement for NaN in the output, or ``None`` to keep NaN.
+        bands: optional band names, only for ``repr`` and bookkeeping.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    p1: torch.Tensor
+    p99: torch.Tensor
+
+    def __init__(
+        self,
+        mean: ArrayLike,
+        std: ArrayLike,
+        p1: ArrayLike,
+        p99: ArrayLike,
+        *,
+        nan_to: float | None = None,
+        bands: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        arrays = [_as_vector(v, n) for v, n in ((mean, "mean"), (std, "std"), (p1, "p1"), (p99, "p99"))]
+        _validate(*arrays, where="SmartiesNormalize")
+        if bands is not None and len(bands) != len(arrays[0]):
+            raise ValueError(f"SmartiesNormalize: {len(bands)} band names for {len(arrays[0])} statistics")
+        for name, arr in zip(("mean", "std", "p1", "p99"), arrays):
+            # Non-persistent: the statistics come from the config, they should not leak into checkpoints.
+            self.register_buffer(name, torch.tensor(arr, dtype=torch.float32), persistent=False)
+        self.nan_to = nan_to
+        self.bands = tuple(bands) if bands is not None else None
+
+    @classmethod
+    def from_stats(
+        cls, stats: Stats | str, bands: Sequence[str] | None = None, *, nan_to: float | None = None
+    ) -> SmartiesNormalize:
+        """Build from a :class:`Stats` or a table name, optionally restricted to ``bands`` (by name, in order).
+
+        Example: ``SmartiesNormalize.from_stats("S2-L2A", bands=["B04", "B03", "B02"])``.
+        """
+        if isinstance(stats, str):
+            stats = normalization_stats(stats)
+        if bands is not None:
+            stats = stats.select(bands)
+        return cls(stats.mean, stats.std, stats.p1, stats.p99, nan_to=nan_to, bands=stats.bands)
+
+    @property
+    def num_channels(self) -> int:
+        return self.mean.numel()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` of shape ``[..., C, H, W]``; integer inputs are promoted to float32."""
+        _check_channels(x.shape, self.num_channels)
+        if not torch.is_floating_point(x):
+            x = x.to(torch.float32)
+        shape = (-1, 1, 1)
+        p1, p99 = self.p1.to(x.dtype).view(shape), self.p99.to(x.dtype).view(shape)
+        mean, std = self.mean.to(x.dtype).view(shape), self.std.to(x.dtype).view(shape)
+        y = ((x - p1) / (p99 - p1)).clamp(0.0, 1.0)  # clamp keeps NaN, maps +-inf to 1/0
+        y = (y - mean) / std
+        if self.nan_to is not None:
+            y = torch.where(torch.isnan(y), torch.full_like(y, float(self.nan_to)), y)
+        return y
+
+    def extra_repr(self) -> str:
+        bands = f"bands={list(self.bands)}" if self.bands is not None else f"channels={self.num_channels}"
+        return f"{bands}, nan_to={self.nan_to}"
+
+
+def normalize(array: np.ndarray, stats: Stats | str, *, nan_to: float | None = None) -> np.ndarray:
+    """NumPy version of :class:`SmartiesNormalize`: ``array`` is ``[..., C, H, W]`` with ``C = len(stats)``.
+
+    Returns float32. NaN handling as in :class:`SmartiesNormalize`.
+    """
+    if isinstance(stats, str):
+        stats = normalization_stats(stats)
+    array = np.asarray(array)
+    _check_channels(array.shape, len(stats))
+    x = array.astype(np.float32, copy=False)
+    col = (slice(None), None, None)
+    p1, p99 = stats.p1[col].astype(np.float32), stats.p99[col].astype(np.float32)
+    mean, std = stats.mean[col].astype(np.float32), stats.std[col].astype(np.float32)
+    y = np.clip((x - p1) / (p99 - p1), 0.0, 1.0)
+    y = (y - mean) / std
+    if nan_to is not None:
+        y = np.where(np.isnan(y), np.float32(nan_to), y)
+    return y.astype(np.float32, copy=False)
+
+
+def resize_to(
+    x: torch.Tensor,
+    size: int | tuple[int, int] = 224,
+    mode: str = "bicubic",
+    antialias: bool = True,
+) -> torch.Tensor:
+    """Resize ``[C, H, W]`` or ``[B, C, H, W]`` to the model input size (224 x 224 by default).
+
+    The authors resize with bicubic interpolation and anti-aliasing (scikit-image ``resize(order=3,
+    anti_aliasing=True)``) after normalising; WHU-RS19 is their one bilinear exception (see
+    ``normalization.yaml``). This is close to, not identical with, their pixels: scikit-image's order 3 is a
+    cubic spline and its anti-aliasing a Gaussian pre-filter (which does nothing when upsampling, as for
+    EuroSAT 64, BigEarthNet 120 and DFC2020 96 -> 224). Note that in torch ``antialias=True`` changes the
+    bicubic kernel itself (PIL-style, a = -0.5, weights renormalised at the borders) even when upsampling,
+    so both settings give slightly different images at any scale. Bicubic can overshoot the input range a little.
+
+    Args:
+        x: image or batch; integer tensors are promoted to float32.
+        size: output side, or ``(height, width)``.
+        mode: ``torch.nn.functional.interpolate`` mode (``"bicubic"``, ``"bilinear"``, ``"nearest"``, ...).
+        antialias: anti-alias when downsampling (only used by ``"bilinear"`` and ``"bicubic"``).
+    """
+    if x.ndim not in (3, 4):
+        raise ValueError(f"resize_to expects [C, H, W] or [B, C, H, W], got shape {tuple(x.shape)}")
+    out_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if not torch.is_floating_point(x):
+        x = x.to(torch.float32)
+    if tuple(x.shape[-2:]) == out_size:
+        return x
+    batch = x if x.ndim == 4 else x.unsqueeze(0)
+    kwargs: dict[str, Any] = {}
+    if mode in ("bilinear", "bicubic"):
+        kwargs.update(align_corners=False, antialias=antialias)
+    out = F.interpolate(batch, size=out_size, mode=mode, **kwargs)
+    return out if x.ndim == 4 else out.squeeze(0)

@@ -1,0 +1,410 @@
+"""Released SMARTIES weights: declarations, loading (local path first, then the Hugging Face Hub at a pinned
+revision) and saving in the official layout.
+
+The official files hold the encoder state dict unprefixed (``cls_token``, ``pos_embed``, ``blocks.*``,
+``norm.*``, ``spectrum_projection.spectrum_embeds.{0..16}.proj.*``) and, for fine-tuned files, a head
+(``head.*``). Only safetensors and ``torch.load(weights_only=True)`` are used: no arbitrary unpickling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from timm.layers import resample_abs_pos_embed
+from torch import nn
+
+__all__ = [
+    "WEIGHTS",
+    "CheckpointError",
+    "LoadReport",
+    "SmartiesWeights",
+    "WeightsUnavailableError",
+    "checkpoint_filter_fn",
+    "checkpoint_path",
+    "default_weights_for",
+    "get_weights",
+    "load_pretrained",
+    "load_state_dict",
+    "save_weights",
+]
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: corrupt, unsafe to unpickle, or not for this architecture."""
+
+
+class WeightsUnavailableError(FileNotFoundError):
+    """The weights are neither at a local path nor obtainable from the Hub (offline, no pinned revision, ...)."""
+
+
+@dataclass(frozen=True)
+class SmartiesWeights:
+    """One released weights file.
+
+    Attributes:
+        name: tag, e.g. ``smarties-v1-vitb``.
+        arch: factory that builds the matching model.
+        repo_id, filename: location on the Hugging Face Hub.
+        revision: pinned commit of ``repo_id``. ``None`` = not recorded yet (our machines cannot reach the Hub):
+            downloading then needs an explicit ``revision=`` (never a silent ``main``).
+        sha256: expected file hash, checked after download when known.
+        num_classes, head_type, num_modalities: the head the file carries (see ``SmartiesViT``).
+        sensors: input sensors (band presets) in modality order.
+        statistics: normalization tables (``transforms``) per modality.
+        base: encoder weights to load first when a file turns out to hold the head only.
+    """
+
+    name: str
+    arch: str
+    repo_id: str
+    filename: str
+    revision: str | None = None
+    sha256: str | None = None
+    num_classes: int = 0
+    head_type: str = "linear"
+    num_modalities: int = 1
+    sensors: tuple[str, ...] = ()
+    statistics: tuple[str, ...] = ()
+    base: str | None = None
+    license: str = "Apache-2.0"
+    paper: str = "https://arxiv.org/abs/2506.19585"
+    description: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments that make a model whose head matches this file."""
+        return {"num_classes": self.num_classes, "head_type": self.head_type, "num_modalities": self.num_modalities}
+
+
+_FT_REPO = "gsumbul/SMARTIES-v1-finetuned-models"
+
+
+def _finetuned(size: str, task: str, **kw: Any) -> SmartiesWeights:
+    arch = {"vitb": "smarties_vit_base_patch16", "vitl": "smarties_vit_large_patch16"}[size]
+    return SmartiesWeights(
+        name=f"smarties-v1-{size}-{task}",
+        arch=arch,
+        repo_id=_FT_REPO,
+        filename=f"smarties-v1-{size}-{task}.safetensors",
+        base=f"smarties-v1-{size}",
+        license="unknown",
+        **kw,
+    )
+
+
+_BEN_S2 = dict(num_classes=19, sensors=("S2-L2A",), statistics=("S2-L2A",))
+_BEN_S1 = dict(num_classes=19, head_type="linprobe", sensors=("S1",), statistics=("S1-GRD",))
+_BEN_MM = dict(
+    num_classes=19, head_type="linprobe", num_modalities=2, sensors=("S2-L2A", "S1"), statistics=("S2-L2A", "S1-GRD")
+)
+_EUROSAT = dict(num_classes=10, sensors=("S2-L1C",), statistics=("EuroSAT",))
+
+WEIGHTS: dict[str, SmartiesWeights] = {
+    w.name: w
+    for w in [
+        SmartiesWeights(
+            "smarties-v1-vitb",
+            "smarties_vit_base_patch16",
+            "gsumbul/SMARTIES-v1-ViT-B",
+            "smarties-v1-vitb.safetensors",
+            description="SMARTIES ViT-B/16 encoder pretrained on BigEarthNet S2/S1, fMoW-S2 and fMoW-RGB",
+        ),
+        SmartiesWeights(
+            "smarties-v1-vitl",
+            "smarties_vit_large_patch16",
+            "gsumbul/SMARTIES-v1-ViT-L",
+            "smarties-v1-vitl.safetensors",
+            description="SMARTIES ViT-L/16 encoder pretrained on BigEarthNet S2/S1, fMoW-S2 and fMoW-RGB",
+        ),
+        *(
+            w
+            for size in ("vitb", "vitl")
+            for w in (
+                _finetuned(size, "bigearthnets2-finetune", **_BEN_S2),
+                _finetuned(size, "bigearthnets1-linprobe", **_BEN_S1),
+                _finetuned(size, "bigearthnetmm-linprobe", **_BEN_MM),
+                _finetuned(size, "eurosat-finetune", **_EUROSAT),
+                _finetuned(size, "eurosat-linprobe", head_type="linprobe", **_EUROSAT),
+            )
+        ),
+        _finetuned("vitl", "resisc45-finetune", num_classes=45, sensors=("RGB",), statistics=("RESISC45",)),
+        _finetuned(
+            "vitb", "dfc2020-linprobe", num_classes=8, head_type="conv", sensors=("S2-L2A",), statistics=("DFC2020",)
+        ),
+    ]
+}
+
+_DEFAULT_FOR_ARCH = {"smarties_vit_base_patch16": "smarties-v1-vitb", "smarties_vit_large_patch16": "smarties-v1-vitl"}
+
+
+def get_weights(name: str) -> SmartiesWeights:
+    """Declared weights by tag; unknown tags raise ``KeyError`` listing the known ones."""
+    if name not in WEIGHTS:
+        raise KeyError(f"Unknown SMARTIES weights {name!r}. Known: {', '.join(WEIGHTS)}.")
+    return WEIGHTS[name]
+
+
+def default_weights_for(arch: str) -> SmartiesWeights:
+    """The released encoder weights of a factory (``pretrained=True`` without a path)."""
+    if arch not in _DEFAULT_FOR_ARCH:
+        raise WeightsUnavailableError(
+            f"No released weights exist for {arch}; pass ckpt_path=... (a local checkpoint) or pretrained=False."
+        )
+    return WEIGHTS[_DEFAULT_FOR_ARCH[arch]]
+
+
+def _how_to_fetch(w: SmartiesWeights, revision: str | None) -> str:
+    rev = f" --revision {revision}" if revision else ""
+    return (
+        f"On a machine with internet access run `huggingface-cli download {w.repo_id} {w.filename}{rev} --local-dir DIR`, "
+        f"copy DIR/{w.filename} here and pass its path (ckpt_path=... / backbone_ckpt_path: ... / --weights ...)."
+    )
+
+
+def _download(w: SmartiesWeights, revision: str | None, cache_dir: str | Path | None) -> Path:
+    revision = revision or w.revision
+    if revision is None:
+        raise WeightsUnavailableError(
+            f"No pinned Hub revision is recorded for {w.name} ({w.repo_id}/{w.filename}), and we never download an "
+            f"unpinned 'main'. Pass revision='<commit sha>' (or revision='main' to accept the current files), or a "
+            f"local file. {_how_to_fetch(w, None)}"
+        )
+    try:
+        path = Path(hf_hub_download(w.repo_id, w.filename, revision=revision, cache_dir=cache_dir))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError) as err:
+        offline = " (HF_HUB_OFFLINE is set)" if hf_constants.HF_HUB_OFFLINE else ""
+        raise WeightsUnavailableError(
+            f"Could not get {w.filename} from the Hugging Face Hub repo {w.repo_id} at revision {revision}{offline} and "
+            f"it is not in the Hub cache: {type(err).__name__}: {err}. {_how_to_fetch(w, revision)}"
+        ) from err
+    if w.sha256 is not None:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != w.sha256:
+            raise CheckpointError(f"{path} has sha256 {digest}, expected {w.sha256} for {w.name}: delete it and retry.")
+    return path
+
+
+def checkpoint_path(
+    source: str | Path | SmartiesWeights, revision: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
+    """Where a checkpoint is: an existing local file first, else a declared weights tag fetched from the Hub.
+
+    Args:
+        source: a file path, a weights tag (``"smarties-v1-vitb"``) or a :class:`SmartiesWeights`.
+        revision: Hub commit to use instead of the declared one.
+        cache_dir: Hugging Face cache directory (default: the Hub's own, honouring ``HF_HOME``/``HF_HUB_CACHE``).
+
+    Raises:
+        WeightsUnavailableError: a path that does not exist, or Hub weights that cannot be obtained.
+    """
+    if isinstance(source, SmartiesWeights):
+        return _download(source, revision, cache_dir)
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    if isinstance(source, str) and source in WEIGHTS:
+        return _download(WEIGHTS[source], revision, cache_dir)
+    if path.is_dir():
+        raise WeightsUnavailableError(f"{path} is a directory; pass the checkpoint file inside it.")
+    raise WeightsUnavailableError(
+        f"Checkpoint {str(source)!r} not found: no such file (cwd {Path.cwd()}), and it is not a known weights tag "
+        f"({', '.join(WEIGHTS)})."
+    )
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    # Lightning checkpoints nest under "state_dict", the authors' training checkpoints under "model".
+    for key in ("state_dict", "model", "module"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path} does not hold a state dict (found {type(obj).__name__}).")
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or, safely, from ``.pt``/``.pth``/``.bin``/``.ckpt``.
+
+    Raises:
+        CheckpointError: corrupt/truncated files, or pickles that need arbitrary code (``weights_only`` refuses).
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from err
+    if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise CheckpointError(
+                f"{path} contains pickled objects that torch.load(weights_only=True) refuses to run: we never unpickle "
+                f"arbitrary code. Re-save its state dict as safetensors (safetensors.torch.save_file) in a trusted "
+                f"environment. ({err})"
+            ) from err
+        except (RuntimeError, EOFError, OSError) as err:
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {err}") from err
+        return _unwrap(obj, path)
+    raise CheckpointError(f"{path}: unsupported checkpoint type {path.suffix!r}; use .safetensors (or .pt/.pth).")
+
+
+_PREFIXES = ("module.", "model.", "encoder.", "backbone.", "net.")
+_MAE_ONLY = re.compile(r"^(mask_token|decoder_\w+)(\.|$)")
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Adapt a foreign SMARTIES state dict to ``model``: strip wrapper prefixes (``model.``, ``encoder.``, ...),
+    drop MAE-only keys (decoder, mask token) and resample ``pos_embed`` to the model's grid."""
+    own = model.state_dict()
+    out = {}
+    for key, value in state_dict.items():
+        while key not in own and key.startswith(_PREFIXES):
+            key = key.split(".", 1)[1]
+        if _MAE_ONLY.match(key):
+            continue
+        if key == "pos_embed" and key in own and value.shape != own[key].shape and value.shape[-1] == own[key].shape[-1]:
+            old = int(round((value.shape[1] - 1) ** 0.5))
+            value = resample_abs_pos_embed(
+                value, list(model.grid_size), [old, old], num_prefix_tokens=1, antialias=False
+            )
+        out[key] = value
+    return out
+
+
+_VARIANTS = {(768, 12): "ViT-B/16 (smarties_vit_base_patch16)", (1024, 24): "ViT-L/16 (smarties_vit_large_patch16)"}
+
+
+def _describe(dim: int, depth: int) -> str:
+    return _VARIANTS.get((dim, depth), f"a ViT with D={dim}, {depth} blocks")
+
+
+def _check_architecture(sd: Mapping[str, torch.Tensor], model: nn.Module, path: Path) -> None:
+    if "cls_token" not in sd:
+        return
+    dim = sd["cls_token"].shape[-1]
+    depth = 1 + max((int(m[1]) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
+    own_dim, own_depth = model.cls_token.shape[-1], len(model.blocks)
+    if (dim, depth) != (own_dim, own_depth):
+        raise CheckpointError(
+            f"{path} holds {_describe(dim, depth)} (D={dim}, {depth} blocks) but the model is "
+            f"{_describe(own_dim, own_depth)} (D={own_dim}, {own_depth} blocks): build the matching model."
+        )
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did."""
+
+    path: Path
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+    ignored_keys: list[str]
+
+
+def _head_keys(keys: Any) -> list[str]:
+    return [k for k in keys if k.startswith("head.")]
+
+
+def load_pretrained(
+    model: nn.Module,
+    source: str | Path | SmartiesWeights,
+    revision: str | None = None,
+    strict: bool = True,
+    cache_dir: str | Path | None = None,
+) -> LoadReport:
+    """Load SMARTIES weights into ``model`` with a strict, explained key check.
+
+    A model without a head (``num_classes=0``) takes a fine-tuned file's encoder and ignores its head; a model
+    with a head may load an encoder-only file (the head stays initialised, reported as missing). Anything else
+    that does not match raises.
+
+    Args:
+        model: a :class:`~smarties_terratorch.models.vit.SmartiesViT`.
+        source: local path, weights tag or :class:`SmartiesWeights` (see :func:`checkpoint_path`).
+        revision: Hub revision override.
+        strict: raise on keys the model does not have or needs and the file lacks (beyond the head rules above).
+        cache_dir: Hugging Face cache directory.
+
+    Raises:
+        WeightsUnavailableError: the file cannot be found or fetched.
+        CheckpointError: unreadable file, other architecture, or (strict) incompatible keys.
+    """
+    path = checkpoint_path(source, revision, cache_dir)
+    sd = checkpoint_filter_fn(load_state_dict(path), model)
+    _check_architecture(sd, model, path)
+    weights = WEIGHTS.get(source) if isinstance(source, str) else source if isinstance(source, SmartiesWeights) else None
+    encoder_from_base = "cls_token" not in sd and weights is not None and weights.base is not None
+    if encoder_from_base:
+        # A head-only fine-tuned file: the encoder comes from the base weights.
+        load_pretrained(model, weights.base, revision=None, strict=False, cache_dir=cache_dir)
+    own = model.state_dict()
+    ignored = []
+    if not _head_keys(own) and _head_keys(sd):
+        ignored = _head_keys(sd)
+        sd = {k: v for k, v in sd.items() if k not in ignored}
+    bad_shape = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in sd.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    if bad_shape:
+        raise CheckpointError(f"{path}: tensors with other shapes than the model's: {'; '.join(bad_shape[:8])}")
+    result = model.load_state_dict(sd, strict=False)
+    # Allowed gaps: a head the file does not have; a fresh fc_norm in global-pool mode (as the release does).
+    missing = [] if encoder_from_base else [k for k in result.missing_keys if not k.startswith(("head.", "fc_norm."))]
+    unexpected = list(result.unexpected_keys)
+    if strict and (missing or unexpected):
+        raise CheckpointError(
+            f"{path} does not match the model: {len(missing)} missing key(s) {missing[:10]}, {len(unexpected)} "
+            f"unexpected key(s) {unexpected[:10]}. Pass strict=False to load what matches."
+        )
+    if missing or unexpected or ignored:
+        log.warning("Loaded %s: missing %s, unexpected %s, ignored %s", path, missing, unexpected, ignored)
+    else:
+        log.info("Loaded %s (%d tensors)", path, len(sd))
+    return LoadReport(path, list(result.missing_keys), unexpected, ignored)
+
+
+def save_weights(
+    model: nn.Module, path: str | Path, include_head: bool = False, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Save ``model`` in the official layout (unprefixed encoder keys; ``head.*`` only if ``include_head``).
+
+    Written to a temporary file and renamed, so an interrupted save never leaves a half-written checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {
+        k: v.detach().to("cpu").contiguous()
+        for k, v in model.state_dict().items()
+        if include_head or not k.startswith("head.")
+    }
+    meta = {"format": "pt", "producer": "smarties_terratorch", **(metadata or {})}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(sd, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
