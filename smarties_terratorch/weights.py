@@ -256,6 +256,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
+            if "Unsupported global" not in str(err):  # not a refused object: the bytes are no valid checkpoint
+                raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {err}") from err
             raise CheckpointError(
                 f"{path} contains pickled objects that torch.load(weights_only=True) refuses to run: we never unpickle "
                 f"arbitrary code. Re-save its state dict as safetensors (safetensors.torch.save_file) in a trusted "
