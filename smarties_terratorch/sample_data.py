@@ -22,7 +22,7 @@ from .datamodules.bigearthnet import read_metadata
 
 __all__ = ["BigEarthNetExample", "bigearthnet_examples", "cache_root"]
 
-PathType = Union[str, "PathLike[str]"]
+PathType = Union[str, PathLike]
 
 #: Environment variable overriding the package cache root (default ``~/.cache/smarties_terratorch``).
 CACHE_ENV = "SMARTIES_CACHE"

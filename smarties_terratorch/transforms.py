@@ -235,7 +235,8 @@ def normalization_stats(name: str, all_bands: bool = False) -> Stats:
 def _check_channels(shape: Sequence[int], n: int) -> None:
     if len(shape) < 3 or shape[-3] != n:
         raise ValueError(
-            f"Expected an image [..., C, H, W] with C = {n} channels (one per statistics band), got shape {tuple(shape)}"
+            f"Expected an image [..., C, H, W] with C = {n} channels (one per statistics band), "
+            f"got shape {tuple(shape)}"
         )
 
 

@@ -39,7 +39,7 @@ __all__ = [
     "to_bigearthnet19",
 ]
 
-PathType = Union[str, "PathLike[str]"]
+PathType = Union[str, PathLike]
 
 #: Sentinel-2 L2A bands of a BigEarthNet patch, in the stacking order of the authors (and of the S2-L2A stats).
 S2_L2A_BANDS: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
@@ -140,7 +140,9 @@ def _patch_dir(patch_dir: PathType) -> Path:
     return path
 
 
-def _read_stack(patch_dir: PathType, bands: Sequence[str], size: int, ref_band: str) -> tuple[np.ndarray, dict[str, Any]]:
+def _read_stack(
+    patch_dir: PathType, bands: Sequence[str], size: int, ref_band: str
+) -> tuple[np.ndarray, dict[str, Any]]:
     path = _patch_dir(patch_dir)
     files = [path / f"{path.name}_{band}.tif" for band in bands]
     for file in files:
@@ -157,7 +159,7 @@ def _read_stack(patch_dir: PathType, bands: Sequence[str], size: int, ref_band: 
                 profile = dict(src.profile)
                 # The stack lives on the reference band's grid, rescaled if size differs from its native size.
                 scale_x, scale_y = src.width / size, src.height / size
-                profile["transform"] = src.transform * Affine.scale(scale_x, scale_y)
+                profile["transform"] = src.transform @ Affine.scale(scale_x, scale_y)
     profile.update(count=len(bands), dtype="float32", width=size, height=size, driver="GTiff")
     return out, profile
 
