@@ -27,7 +27,9 @@ from ..spectrum import NUM_LEARNED_RANGES, ResolvedBands, concat_bands, resolve_
 from .embed import SpectrumAwarePatchEmbed
 
 __all__ = [
+    "VARIANTS",
     "SmartiesViT",
+    "create_smarties_vit",
     "build_sincos_pos_embed",
     "smarties_vit_base_patch16",
     "smarties_vit_large_patch16",
@@ -363,14 +365,25 @@ class SmartiesViT(nn.Module):
         return feats if pre_logits else self.head(feats)
 
 
-def _create_smarties_vit(
+#: Architecture of each factory (shared by the TerraTorch backbones).
+VARIANTS: dict[str, dict[str, int]] = {
+    "smarties_vit_tiny_patch16": dict(embed_dim=64, depth=2, num_heads=2),
+    "smarties_vit_base_patch16": dict(embed_dim=768, depth=12, num_heads=12),
+    "smarties_vit_large_patch16": dict(embed_dim=1024, depth=24, num_heads=16),
+}
+
+
+def create_smarties_vit(
     variant: str,
     pretrained: bool | str = False,
     ckpt_path: str | Path | None = None,
     revision: str | None = None,
+    model_cls: type[SmartiesViT] = SmartiesViT,
     **kwargs: Any,
 ) -> SmartiesViT:
-    model = SmartiesViT(**kwargs)
+    """Build ``variant`` (a key of :data:`VARIANTS`) and load weights: ``ckpt_path`` whenever given (local first),
+    else ``pretrained`` (``True`` = the variant's released weights, a string = a declared weights tag)."""
+    model = model_cls(**{**VARIANTS[variant], **kwargs})
     if ckpt_path is not None or pretrained:
         from ..weights import default_weights_for, load_pretrained  # weights imports nothing from here
 
@@ -381,17 +394,14 @@ def _create_smarties_vit(
 
 def smarties_vit_tiny_patch16(pretrained: bool | str = False, **kwargs: Any) -> SmartiesViT:
     """Tiny SMARTIES ViT (D=64, 2 blocks, 2 heads) for tests; same layout as the released parity fixture."""
-    args = dict(embed_dim=64, depth=2, num_heads=2)
-    return _create_smarties_vit("smarties_vit_tiny_patch16", pretrained, **{**args, **kwargs})
+    return create_smarties_vit("smarties_vit_tiny_patch16", pretrained, **kwargs)
 
 
 def smarties_vit_base_patch16(pretrained: bool | str = False, **kwargs: Any) -> SmartiesViT:
     """SMARTIES ViT-B/16 (D=768, 12 blocks, 12 heads; released weights ``smarties-v1-vitb``)."""
-    args = dict(embed_dim=768, depth=12, num_heads=12)
-    return _create_smarties_vit("smarties_vit_base_patch16", pretrained, **{**args, **kwargs})
+    return create_smarties_vit("smarties_vit_base_patch16", pretrained, **kwargs)
 
 
 def smarties_vit_large_patch16(pretrained: bool | str = False, **kwargs: Any) -> SmartiesViT:
     """SMARTIES ViT-L/16 (D=1024, 24 blocks, 16 heads; released weights ``smarties-v1-vitl``)."""
-    args = dict(embed_dim=1024, depth=24, num_heads=16)
-    return _create_smarties_vit("smarties_vit_large_patch16", pretrained, **{**args, **kwargs})
+    return create_smarties_vit("smarties_vit_large_patch16", pretrained, **kwargs)
