@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench
+.PHONY: install demo embed-demo test bench
 
 $(STAMP): pyproject.toml realdata-requirements.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml realdata-requirements.txt Makefile
 install: $(STAMP)
 
 demo: install
+	$(BIN)/terratorch fit -c configs/demo.yaml
+
+embed-demo: install
 	$(BIN)/smarties demo
 
 test: install

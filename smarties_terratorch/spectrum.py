@@ -330,6 +330,10 @@ def resolve_wavelength(wavelength: float | tuple[float, float], weighting: str =
         )
     lo_r = max(below, key=lambda r: (r.centre, -r.projection_index))
     hi_r = min(above, key=lambda r: (r.centre, r.projection_index))
+    if lo_r.centre == hi_r.centre:  # the query is centred on a learned range (an interval with IoU < MATCH_IOU)
+        return ResolvedBand(
+            str(wavelength), lo_r.key, ((lo_r.projection_index, 1.0),), f"{label} is centred on {lo_r.key}"
+        )
     w = averaging_weights(centre, (lo_r.centre, hi_r.centre), weighting)
     return ResolvedBand(
         str(wavelength),

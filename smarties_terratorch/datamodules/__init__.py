@@ -1,4 +1,4 @@
-"""Dataset readers and data modules for SMARTIES."""
+"""Dataset readers and Lightning data modules for SMARTIES (rasterio reading, SMARTIES normalisation per sample)."""
 
 from .bigearthnet import (
     BIGEARTHNET19_LABELS,
@@ -12,13 +12,37 @@ from .bigearthnet import (
     read_metadata,
     to_bigearthnet19,
 )
+from .bigearthnet_datamodule import BigEarthNetDataModule
+from .burnscars import HLSBurnScarsDataModule
+from .dfc2020 import DFC2020DataModule
+from .dynamicearthnet import DynamicEarthNetDataModule
+from .eurosat import EuroSATDataModule
+from .landcover import L7_BANDS, LANDCOVER_CLASSES, LandCoverDataModule, load_landcover_scene
+from .resisc45 import RESISC45DataModule
+from .segmentation import SmartiesSegmentationDataModule, compute_statistics
+from .sickle import SICKLEDataModule
+from .spacenet7 import SpaceNet7DataModule
 
 __all__ = [
     "BIGEARTHNET19_LABELS",
     "BIGEARTHNET43_LABELS",
     "BIGEARTHNET43_TO_19",
+    "L7_BANDS",
+    "LANDCOVER_CLASSES",
     "S1_BANDS",
     "S2_L2A_BANDS",
+    "BigEarthNetDataModule",
+    "DFC2020DataModule",
+    "DynamicEarthNetDataModule",
+    "EuroSATDataModule",
+    "HLSBurnScarsDataModule",
+    "LandCoverDataModule",
+    "RESISC45DataModule",
+    "SICKLEDataModule",
+    "SmartiesSegmentationDataModule",
+    "SpaceNet7DataModule",
+    "compute_statistics",
+    "load_landcover_scene",
     "read_bigearthnet_s1",
     "read_bigearthnet_s2",
     "read_labels",

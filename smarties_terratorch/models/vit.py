@@ -276,12 +276,12 @@ class SmartiesViT(nn.Module):
         """
         take, max_index = feature_take_indices(len(self.blocks), indices)
         x = self.embed(x, bands, sensor)
-        out = []
+        feats = {}
         for i, block in enumerate(self.blocks[: max_index + 1]):
             x = self._run_block(block, x)
             if i in take:
-                out.append(x)
-        return out
+                feats[i] = x
+        return [feats[i] for i in take]  # in the requested order, duplicates kept
 
     def forward_intermediates(
         self,

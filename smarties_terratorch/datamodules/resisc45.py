@@ -1,0 +1,94 @@
+"""NWPU-RESISC45 (VHR RGB scenes) for TerraTorch, read as the SMARTIES authors do.
+
+On-disk layout (datasets.md §1; not in the authors' download script)::
+
+    <root>/<class>/<class>_<NNN>.jpg    RGB JPEG, 256 x 256, 45 classes
+
+Per sample: rasterio read (GDAL's JPEG driver, ``[3, H, W]``) -> SMARTIES normalisation with the RESISC45
+statistics (normalization.md §4) -> to 224 (normalization.md §1):
+
+* evaluation and linear-probe training: rescale so the short side is ``resize_size`` (256), centre-crop 224;
+* fine-tuning training (``augment: true``): random flips + rot90, then RandomResizedCrop(scale 0.25-1,
+  ratio 1) to 224.
+
+Bands are the VHR RGB ranges: ``backbone_bands: [R, G, B]`` with ``backbone_sensor: RGB``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from rasterio.errors import NotGeoreferencedWarning
+
+from ..transforms import normalization_stats
+from .base import make_normalize, prepare_image, read_raster
+from .scene import (
+    ClassFolderDataModule,
+    center_crop,
+    check_channels,
+    random_flip_rot90,
+    random_resized_crop,
+    resize_short_side,
+)
+
+__all__ = ["RESISC45_BANDS", "RESISC45DataModule"]
+
+#: Channel order of a RESISC45 JPEG (and of the RESISC45 statistics).
+RESISC45_BANDS: tuple[str, ...] = normalization_stats("RESISC45").bands
+
+
+class RESISC45DataModule(ClassFolderDataModule):
+    """RESISC45 class folders -> ``{"image": [3, size, size] float, "label": long}`` batches.
+
+    Args:
+        root: folder with one sub-folder per class.
+        size: model input side (224).
+        resize_size: short side before the centre crop (256).
+        crop_scale: area range of the fine-tuning RandomResizedCrop.
+        train_split, val_split, test_split, val_fraction, classes, augment, batch_size, num_workers, drop_last:
+            see :class:`~smarties_terratorch.datamodules.scene.ClassFolderDataModule`.
+    """
+
+    pattern = "*.jpg"
+    dataset_name = "RESISC45"
+    layout_hint = "<root>/<class>/<class>_<NNN>.jpg (RGB JPEG)"
+
+    def __init__(
+        self,
+        root: str,
+        size: int = 224,
+        resize_size: int = 256,
+        crop_scale: tuple[float, float] = (0.25, 1.0),
+        train_split: str | None = None,
+        val_split: str | None = None,
+        test_split: str | None = None,
+        val_fraction: float = 0.2,
+        classes: list[str] | None = None,
+        augment: bool = False,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__(
+            root, train_split, val_split, test_split, val_fraction, classes, augment, batch_size, num_workers, drop_last
+        )
+        if resize_size < size:
+            raise ValueError(f"resize_size ({resize_size}) must be >= size ({size}) for the centre crop")
+        self.size = size
+        self.resize_size = resize_size
+        self.crop_scale = tuple(crop_scale)
+        self.bands = list(RESISC45_BANDS)
+        self.normalize = make_normalize("RESISC45")
+
+    def load(self, path: Path, train: bool) -> torch.Tensor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain JPEGs have no georeference
+            raw = read_raster(path)
+        check_channels(raw, len(RESISC45_BANDS), path, "RESISC45 RGB JPEG")
+        image, _ = prepare_image(raw, self.normalize)
+        if train and self.augment:
+            (image,) = random_flip_rot90([image])
+            return random_resized_crop(image, self.size, scale=self.crop_scale)
+        return center_crop(resize_short_side(image, self.resize_size), self.size)

@@ -1,0 +1,288 @@
+"""SICKLE (Cauvery delta paddy mapping, Landsat-8 incl. thermal) for SMARTIES segmentation.
+
+Layout established from the dataset's official code (``Depanshu-Sani/SICKLE``: ``utils/dataset.py``, ``train.py``,
+the demo notebook's ``sickle_toy_dataset``) and confirmed by third-party readers of the release::
+
+    <root>/sickle_dataset_tabular.csv          one row per sample: UNIQUE_ID, PLOT_ID, STANDARD_SEASON ("jun-sep"),
+                                               YEAR, SPLIT (train / val / test), SOWING_DAY, HARVESTING_DAY, YIELD, ...
+    <root>/images/<SAT>/npy/<UNIQUE_ID>/*.npz  one file per acquisition, one 2-D array per band:
+                                               L8: SR_B1 ... SR_B7 (Collection-2 L2 surface reflectance DN), ST_B10
+                                               (surface temperature DN); S2: B1 ... B12, B8A; S1: VV, VH.
+                                               The acquisition date is the first 8-digit YYYYMMDD token of the name
+                                               (Earth Engine ids, e.g. LC08_142051_20180105.npz).
+    <root>/masks/<R>m/<UNIQUE_ID>.tif          R = 3, 10 or 30; band 1 plot id (0 = none), band 2 crop type
+                                               (1 = paddy, >= 2 other crops, 0 = none), bands 3-6 sowing /
+                                               transplanting / harvesting day and yield.
+
+Older snapshots of the official code use ``<root>/<SAT>/npy/...``, ``<root>/masks/yield_distributed/<R>m/...`` and
+``<root>/CSVs/clean_cauvery_dataset_with_split.csv``; both layouts are detected.
+
+Task (the crop-type task of the benchmark, paddy vs non-paddy, as the official code): class 0 = paddy, 1 = non-paddy;
+pixels outside plots, and pixels of plots that belong to another split (the authors' rule), are ignored. The test
+split has no public labels, so ``test`` reads ``val`` by default (``test_split``).
+
+Acquisition: SICKLE is a time series per season; SMARTIES' SICKLE row (zero-shot Landsat-8 projections, frozen
+backbone) is single-image, and the date it used is not published. Candidates are the acquisitions in the authors'
+standard-season window (184 days from the first day of the season's first month) whose first band is nodata on less
+than 25 % of the pixels (the authors' rule); ``acquisition`` picks ``"middle"`` (default: mid-season), ``"first"``,
+``"last"`` or ``"least_nodata"``. If every candidate fails the 25 % rule, the one with the least nodata is used (its
+nodata pixels are ignored). Acquisitions lacking a requested band are skipped, never zero-filled (the official code
+zero-fills a missing last band).
+
+Bands and units: Landsat-8 SR_B1..SR_B7 and ST_B10 in Collection-2 DN (0 = fill -> nodata); SMARTIES sees them as
+``L8:B1 ... L8:B7, L8:B10``: B2 and B10 use the released zero-shot averaged projections (``blue_2`` and
+``thermal_infrared_1``), the others the Sentinel-2 ranges of the same band. No SMARTIES statistics exist for SICKLE:
+``statistics: compute`` (default) estimates them on the training split with the two-step rule. Images (about
+11 x 11 px at 30 m) and masks (10 m) are both resized to ``image_size`` (bilinear / nearest).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import re
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+
+from .segmentation import IGNORE_INDEX, SmartiesSegmentationDataModule, no_files_error
+
+__all__ = ["SICKLEDataModule", "SICKLE_BANDS", "SICKLE_CLASSES"]
+
+log = logging.getLogger(__name__)
+
+#: npz keys per satellite, in the official code's order.
+SICKLE_BANDS = {
+    "L8": ["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7", "ST_B10"],
+    "S2": ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"],
+    "S1": ["VV", "VH"],
+}
+SICKLE_CLASSES = ["paddy", "non-paddy"]
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+CSV_NAMES = ("sickle_dataset_tabular.csv", "CSVs/clean_cauvery_dataset_with_split.csv")
+_DATE = re.compile(r"(?<!\d)(\d{8})(?!\d)")
+
+
+def acquisition_date(name: str) -> dt.date | None:
+    """The first valid ``YYYYMMDD`` token of a file name (Earth Engine ids of L8, S2 and S1), else ``None``."""
+    for token in _DATE.findall(name):
+        try:
+            return dt.date(int(token[:4]), int(token[4:6]), int(token[6:]))
+        except ValueError:
+            continue
+    return None
+
+
+class SICKLEDataModule(SmartiesSegmentationDataModule):
+    """SICKLE crop-type (paddy / non-paddy) segmentation from one acquisition (layout and choices: module docstring).
+
+    Args:
+        root: dataset root.
+        satellite: ``"L8"`` (default), ``"S2"`` or ``"S1"``.
+        bands: npz keys to read, in order (default :data:`SICKLE_BANDS` of ``satellite``).
+        mask_resolution: 3, 10 (default, as the official code) or 30 m masks.
+        acquisition: ``"middle"``, ``"first"``, ``"last"`` or ``"least_nodata"``.
+        csv_file: the tabular file (default: auto-detected under ``root``).
+        test_split: CSV split read for ``test`` (default ``"val"``: the test labels are not public).
+        nodata_value: raw value meaning "no data" (Landsat Collection-2 fill 0; S1 none -> ``None``).
+        max_nodata_fraction: the authors' acquisition filter (fraction of nodata pixels in the first band).
+        season_days: length of the standard-season window.
+        other args: :class:`SmartiesSegmentationDataModule` (``image_size`` defaults to 224).
+    """
+
+    dataset_name = "SICKLE"
+
+    def __init__(
+        self,
+        root: str,
+        satellite: Literal["L8", "S2", "S1"] = "L8",
+        bands: list[str] | None = None,
+        mask_resolution: int = 10,
+        acquisition: Literal["middle", "first", "last", "least_nodata"] = "middle",
+        csv_file: str | None = None,
+        test_split: str = "val",
+        nodata_value: float | None = 0.0,
+        max_nodata_fraction: float = 0.25,
+        season_days: int = 184,
+        statistics: str | dict[str, list[float]] = "compute",
+        statistics_bands: list[str] | None = None,
+        statistics_file: str | None = None,
+        stats_samples: int = 256,
+        scale: float = 1.0,
+        ignore_index: int = IGNORE_INDEX,
+        image_size: int | None = 224,
+        crop_size: int | None = None,
+        augment: bool = False,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__(
+            statistics=statistics,
+            statistics_bands=statistics_bands,
+            statistics_file=statistics_file,
+            stats_samples=stats_samples,
+            scale=scale,
+            ignore_index=ignore_index,
+            num_classes=len(SICKLE_CLASSES),
+            image_size=image_size,
+            crop_size=crop_size,
+            augment=augment,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            drop_last=drop_last,
+        )
+        if satellite not in SICKLE_BANDS:
+            raise ValueError(f"satellite must be one of {list(SICKLE_BANDS)}, got {satellite!r}")
+        if acquisition not in ("middle", "first", "last", "least_nodata"):
+            raise ValueError(f"acquisition must be middle, first, last or least_nodata, got {acquisition!r}")
+        self.root = Path(root).expanduser()
+        self.satellite = satellite
+        self.bands = list(bands) if bands is not None else list(SICKLE_BANDS[satellite])
+        self.mask_resolution = mask_resolution
+        self.acquisition = acquisition
+        self.csv_file = csv_file
+        self.test_split = test_split
+        self.nodata_value = nodata_value
+        self.max_nodata_fraction = max_nodata_fraction
+        self.season_days = season_days
+        self._rows: list[dict[str, str]] | None = None
+
+    @property
+    def output_bands(self) -> list[str]:
+        return list(self.bands)
+
+    # --- layout ------------------------------------------------------------------------------------------------
+    def _csv_path(self) -> Path:
+        if self.csv_file is not None:
+            path = Path(self.csv_file).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"SICKLE: csv_file {path} does not exist.")
+            return path
+        for name in CSV_NAMES:
+            if (self.root / name).is_file():
+                return self.root / name
+        raise FileNotFoundError(f"SICKLE: none of {list(CSV_NAMES)} found under {self.root}.")
+
+    def rows(self) -> list[dict[str, str]]:
+        """The CSV rows."""
+        if self._rows is None:
+            path = self._csv_path()
+            with path.open(newline="") as f:
+                rows = list(csv.DictReader(f))
+            need = {"UNIQUE_ID", "PLOT_ID", "STANDARD_SEASON", "YEAR", "SPLIT"}
+            missing = need - set(rows[0] if rows else {})
+            if missing:
+                raise ValueError(f"SICKLE: {path} lacks columns {sorted(missing)} (or has no rows).")
+            self._rows = rows
+        return self._rows
+
+    def image_dir(self, uid: str) -> Path:
+        new = self.root / "images" / self.satellite / "npy" / uid
+        old = self.root / self.satellite / "npy" / uid
+        return new if new.is_dir() or not old.is_dir() else old
+
+    def mask_path(self, uid: str) -> Path:
+        new = self.root / "masks" / f"{self.mask_resolution}m" / f"{uid}.tif"
+        old = self.root / "masks" / "yield_distributed" / f"{self.mask_resolution}m" / f"{uid}.tif"
+        return new if new.is_file() or not old.is_file() else old
+
+    def season_start(self, row: dict[str, str]) -> dt.date:
+        season = row["STANDARD_SEASON"].strip().lower()
+        month = MONTHS.get(season.split("-")[0][:3])
+        if month is None:
+            raise ValueError(f"SICKLE: sample {row['UNIQUE_ID']}: unknown STANDARD_SEASON {row['STANDARD_SEASON']!r}")
+        return dt.date(int(float(row["YEAR"])), month, 1)
+
+    def items(self, split: str) -> list[tuple[str, list[Path], frozenset[int]]]:
+        """``(uid, in-season npz files sorted by date, plot ids of the split)`` per sample of ``split``."""
+        csv_split = {"test": self.test_split, "predict": self.test_split}.get(split, split)
+        rows = [r for r in self.rows() if r["SPLIT"].strip() == csv_split]
+        if not rows:
+            raise ValueError(
+                f"SICKLE: no rows with SPLIT == {csv_split!r} in {self._csv_path()} "
+                f"(splits present: {sorted({r['SPLIT'] for r in self.rows()})})."
+            )
+        plots = frozenset(int(float(r["PLOT_ID"])) for r in rows)
+        items, dropped = [], []
+        for row in rows:
+            uid = str(row["UNIQUE_ID"]).strip()
+            folder = self.image_dir(uid)
+            if not self.mask_path(uid).is_file():
+                raise FileNotFoundError(f"SICKLE: sample {uid} has no mask {self.mask_path(uid)}.")
+            start = self.season_start(row)
+            files = []
+            for path in sorted(folder.glob("*.npz")):
+                day = acquisition_date(path.name)
+                if day is None:
+                    raise ValueError(f"SICKLE: cannot read an acquisition date (YYYYMMDD) from {path}.")
+                if 0 <= (day - start).days < self.season_days:
+                    files.append((day, path))
+            if files:
+                items.append((uid, [p for _, p in sorted(files)], plots))
+            else:
+                dropped.append(uid)
+        if dropped:
+            log.warning(
+                "SICKLE %s: %d of %d samples have no %s acquisition in their season window and are skipped, e.g. %s",
+                split, len(dropped), len(rows), self.satellite, dropped[:5],
+            )
+        if not items:
+            raise no_files_error(self.image_dir(str(rows[0]["UNIQUE_ID"]).strip()), "*.npz", f"SICKLE {self.satellite}")
+        return items
+
+    def describe(self, item: tuple[str, list[Path], frozenset[int]]) -> str:
+        return f"SICKLE sample {item[0]} ({self.image_dir(item[0])})"
+
+    # --- reading -----------------------------------------------------------------------------------------------
+    def _read_npz(self, path: Path) -> np.ndarray | None:
+        with np.load(path) as npz:
+            missing = [b for b in self.bands if b not in npz.files]
+            if missing:
+                log.debug("SICKLE: %s lacks bands %s; acquisition skipped", path, missing)
+                return None
+            arrays = [np.asarray(npz[b], dtype=np.float32) for b in self.bands]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1 or arrays[0].ndim != 2:
+            raise ValueError(f"{path}: bands {self.bands} must be 2-D arrays of one shape, got {sorted(shapes)}")
+        image = np.stack(arrays)
+        if self.nodata_value is not None:
+            image[image == self.nodata_value] = np.nan
+        return image
+
+    def load(self, item: tuple[str, list[Path], frozenset[int]]) -> tuple[np.ndarray, np.ndarray]:
+        uid, files, plots = item
+        candidates = []
+        for path in files:
+            image = self._read_npz(path)
+            if image is not None:
+                candidates.append((float(np.isnan(image[0]).mean()), path, image))
+        if not candidates:
+            raise ValueError(
+                f"SICKLE sample {uid}: none of its {len(files)} in-season acquisitions in {self.image_dir(uid)} has "
+                f"all bands {self.bands}."
+            )
+        good = [c for c in candidates if c[0] < self.max_nodata_fraction]
+        if not good or self.acquisition == "least_nodata":
+            image = min(candidates, key=lambda c: c[0])[2]
+        else:
+            index = {"first": 0, "last": len(good) - 1, "middle": (len(good) - 1) // 2}[self.acquisition]
+            image = good[index][2]
+        return image, self._mask(uid, plots)
+
+    def _mask(self, uid: str, plots: frozenset[int]) -> np.ndarray:
+        path = self.mask_path(uid)
+        with rasterio.open(path) as src:
+            if src.count < 2:
+                raise ValueError(f"{path}: {src.count} band(s); SICKLE masks have plot id and crop type bands (>= 2).")
+            plot, crop = src.read(1), src.read(2)
+        crop_type = crop.astype(np.int64) - 1
+        crop_type[crop_type > 1] = 1  # every other crop -> non-paddy
+        ignore = (crop_type < 0) | (plot <= 0)
+        other_split = ~np.isin(plot.astype(np.int64), list(plots))
+        crop_type[ignore | other_split] = self.ignore_index
+        return crop_type

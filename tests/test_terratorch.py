@@ -1,0 +1,626 @@
+"""SMARTIES as a TerraTorch backbone: registry, band sets, outputs, necks/decoders, tasks, checkpoints, import hook
+and the real ``terratorch fit`` CLI run from a foreign working directory.
+
+Fast by design: base/large are built (and run) on the meta device, real forwards use the 2-block tiny variant on
+64x96 inputs, and the subprocess runs (import order, CLI) are started concurrently.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from terratorch.datasets import HLSBands
+from terratorch.models import EncoderDecoderFactory
+from terratorch.registry import BACKBONE_REGISTRY, TERRATORCH_BACKBONE_REGISTRY
+
+import smarties_terratorch
+from smarties_terratorch.terratorch import SmartiesBackbone
+from smarties_terratorch.weights import save_weights
+
+TINY = "smarties_vit_tiny_patch16"
+# name -> (embed_dim, depth)
+NAMES = {
+    TINY: (64, 2),
+    "smarties_vit_base_patch16": (768, 12),
+    "smarties_vit_large_patch16": (1024, 24),
+}
+HLS = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
+HLS_IDX = [1, 4, 6, 11, 13, 14]  # spectrum.md §6
+S2 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+S2_IDX = [0, 1, 4, 6, 7, 8, 10, 9, 11, 12, 13, 14]  # spectrum.md §4, S2-L2A preset
+H, W = 64, 96  # non-square on purpose: 4 x 6 = 24 patch tokens
+N_TOKENS = 1 + (H // 16) * (W // 16)
+
+UPER_NECKS = [
+    {"name": "SelectIndices", "indices": [0, 1, 1, 1]},
+    {"name": "ReshapeTokensToImage"},
+    {"name": "LearnedInterpolateToPyramidal"},
+]
+
+
+def build(name: str = TINY, **kwargs: Any) -> SmartiesBackbone:
+    return BACKBONE_REGISTRY.build(name, **kwargs)
+
+
+def build_model(task: str = "segmentation", **kwargs: Any) -> torch.nn.Module:
+    args: dict[str, Any] = {"backbone": TINY, "backbone_bands": HLS}
+    if task == "segmentation":
+        args.update(necks=UPER_NECKS, decoder="UperNetDecoder", decoder_channels=16, num_classes=3)
+    args.update(kwargs)
+    return EncoderDecoderFactory().build_model(task=task, **args)
+
+
+def block_tokens(model: SmartiesBackbone, x: torch.Tensor, **kw: Any) -> list[torch.Tensor]:
+    """Reference: every block's raw tokens, straight from the encoder."""
+    return model.forward_block_tokens(x, None, **kw)
+
+
+# ------------------------------------------------------------------------------------------------ registry
+@pytest.mark.parametrize("name", NAMES)
+def test_registered_in_terratorch(name: str) -> None:
+    assert name in TERRATORCH_BACKBONE_REGISTRY
+    assert name in BACKBONE_REGISTRY
+    assert BACKBONE_REGISTRY.find_registry(name) is TERRATORCH_BACKBONE_REGISTRY
+    fn = TERRATORCH_BACKBONE_REGISTRY[name]
+    assert fn.__name__ == name and fn.__module__ == "smarties_terratorch.terratorch"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_build_every_name(name: str) -> None:
+    dim, depth = NAMES[name]
+    device = "cpu" if name == TINY else "meta"  # base/large: shapes only, no memory, no compute
+    with torch.device(device):
+        model = build(name, bands=HLS)
+        out = model(torch.randn(2, 6, H, W))
+    assert isinstance(model, SmartiesBackbone)
+    assert model.patch_size == 16 and isinstance(model.patch_size, int)
+    assert model.out_indices == list(range(depth))  # default: every block
+    assert model.out_channels == [dim] * depth
+    assert len(out) == depth
+    assert all(t.shape == (2, N_TOKENS, dim) for t in out)
+    assert {p.device.type for p in model.parameters()} == {device}
+
+
+# ------------------------------------------------------------------------------------------------ band sets
+BAND_SETS = {
+    "S2 via sensor": ({"sensor": "S2"}, S2_IDX),
+    "S2 codes": ({"bands": ["B02", "B03", "B04", "B08"]}, [1, 4, 6, 9]),
+    "S1 via sensor": ({"sensor": "S1"}, [15, 16]),
+    "S1 names": ({"bands": ["VV", "VH"]}, [15, 16]),
+    "RGB via sensor": ({"sensor": "RGB"}, [5, 3, 2]),
+    "S1+S2 one band list": ({"bands": [*S2, "VV", "VH"]}, [*S2_IDX, 15, 16]),
+    "HLS names": ({"bands": HLS}, HLS_IDX),
+    "HLSBands members": ({"bands": [getattr(HLSBands, b) for b in HLS]}, HLS_IDX),
+    "model_bands alias (DOFA style)": ({"model_bands": HLS}, HLS_IDX),
+    "wavelengths": ({"bands": [490, 560, "665nm", "0.865um", (1550, 1680), 2190]}, HLS_IDX),
+    "wavelength averaged": ({"bands": [490, 1100]}, [1, None]),  # 1100 nm: between B09 and B11
+}
+
+
+@pytest.mark.parametrize("case", BAND_SETS)
+def test_band_sets_shapes(case: str) -> None:
+    kwargs, expected_idx = BAND_SETS[case]
+    model = build(**kwargs)
+    assert model.default_bands.projection_indices == expected_idx
+    x = torch.randn(2, len(expected_idx), H, W)
+    out = model(x)
+    assert model.out_channels == [64, 64]
+    assert [t.shape for t in out] == [torch.Size([2, N_TOKENS, 64])] * 2
+    assert all(torch.isfinite(t).all() for t in out)
+
+
+def test_band_names_change_the_tokens() -> None:
+    """Same pixels, same weights, different spectra -> different tokens (the band list really reaches the model)."""
+    rgb = build(sensor="RGB")
+    hls = build(bands=["RED", "GREEN", "BLUE"])
+    hls.load_state_dict(rgb.state_dict())
+    x = torch.randn(1, 3, 32, 32)
+    assert not torch.allclose(rgb(x)[-1], hls(x)[-1])
+
+
+def test_forward_ignores_extra_batch_keys() -> None:
+    """TerraTorch tasks call the model with every extra batch key (filename, georeference, ...)."""
+    model = build(sensor="S1")
+    x = torch.randn(1, 2, 32, 32)
+    ref = model(x)
+    out = model(x, filename=["a.tif"], crs=None, image_size=(32, 32))
+    assert all(torch.equal(a, b) for a, b in zip(ref, out))
+
+
+# ------------------------------------------------------------------------------------------------ multi-modal
+MODALITIES = {"S2L2A": S2, "S1GRD": ["VV", "VH"]}
+
+
+def _mm_input() -> dict[str, torch.Tensor]:
+    return {"S2L2A": torch.randn(2, 12, H, W), "S1GRD": torch.randn(2, 2, H, W)}
+
+
+def test_early_fusion_dict_equals_one_band_list() -> None:
+    early = build(modality_bands=MODALITIES, fusion="early")
+    stacked = build(bands=[*S2, "VV", "VH"])
+    stacked.load_state_dict(early.state_dict())
+    x = _mm_input()
+    out = early(x)
+    ref = stacked(torch.cat([x["S2L2A"], x["S1GRD"]], dim=1))
+    assert early.out_channels == [64, 64]
+    assert [t.shape for t in out] == [torch.Size([2, N_TOKENS, 64])] * 2
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a, b)
+
+
+def test_late_fusion_concatenates_modalities() -> None:
+    late = build(modality_bands=MODALITIES, fusion="late")
+    x = _mm_input()
+    out = late(x)
+    assert late.out_channels == [128, 128]  # 2 modalities x D
+    assert [t.shape for t in out] == [torch.Size([2, N_TOKENS, 128])] * 2
+    s2 = block_tokens(late, x["S2L2A"], bands=S2)
+    s1 = block_tokens(late, x["S1GRD"], bands=["VV", "VH"])
+    for level, a, b in zip(out, s2, s1):
+        torch.testing.assert_close(level, torch.cat([a, b], dim=-1))
+
+
+def test_dict_input_with_unconfigured_modality() -> None:
+    model = build(modality_bands={"S2L2A": S2}, fusion="early")
+    with pytest.raises(ValueError, match="S1GRD.*modality_bands"):
+        model(_mm_input())
+
+
+def test_late_fusion_missing_modality_is_a_clear_error() -> None:
+    late = build(modality_bands=MODALITIES, fusion="late")
+    with pytest.raises(ValueError, match="S1GRD"):
+        late({"S2L2A": torch.randn(1, 12, 32, 32)})
+
+
+def test_bad_fusion_value() -> None:
+    with pytest.raises(ValueError, match="fusion"):
+        build(modality_bands=MODALITIES, fusion="middle")
+
+
+# ------------------------------------------------------------------------------------------------ out_indices
+@pytest.mark.parametrize(
+    ("out_indices", "blocks"),
+    [(None, [0, 1]), ([1], [1]), ([0, 1], [0, 1]), ([-1], [1]), ([-2, -1], [0, 1]), ([0, -1], [0, 1])],
+)
+def test_out_indices(out_indices: list[int] | None, blocks: list[int]) -> None:
+    model = build(sensor="S1", out_indices=out_indices)
+    x = torch.randn(2, 2, H, W)
+    out = model(x)
+    ref = block_tokens(model, x)
+    assert model.out_indices == blocks
+    assert model.out_channels == [64] * len(blocks)
+    assert len(out) == len(blocks)
+    for t, b in zip(out, blocks):
+        assert torch.equal(t, ref[b])
+
+
+@pytest.mark.parametrize("out_indices", [[1, 0], [1, 1]])
+def test_outputs_follow_out_indices_order(out_indices: list[int]) -> None:
+    model = build(sensor="S1", out_indices=out_indices)
+    x = torch.randn(1, 2, 32, 32)
+    out = model(x)
+    ref = block_tokens(model, x)
+    assert len(out) == len(model.out_channels) == len(out_indices)
+    for t, b in zip(out, out_indices):
+        assert torch.equal(t, ref[b])
+
+
+@pytest.mark.parametrize("out_indices", [[2], [-3]])
+def test_out_indices_out_of_range(out_indices: list[int]) -> None:
+    with pytest.raises(ValueError, match="out_indices"):
+        build(sensor="S1", out_indices=out_indices)
+
+
+# ------------------------------------------------------------------------------------------------ kwargs
+def test_terratorch_extras_accepted() -> None:
+    model = build(sensor="S1", padding="reflect", patch_size=16)
+    assert model.patch_size == 16
+    assert len(model(torch.randn(1, 2, 32, 32))) == 2
+
+
+@pytest.mark.parametrize("patch_size", [8, 14, 32])
+def test_bad_patch_size(patch_size: int) -> None:
+    with pytest.raises(ValueError, match="16"):
+        build(sensor="S1", patch_size=patch_size)
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("band", "bands"),
+        ("sensr", "sensor"),
+        ("fusoin", "fusion"),
+        ("modality_band", "modality_bands"),
+        ("drop_path", "drop_path_rate"),
+        ("wieghting", "weighting"),
+    ],
+)
+def test_typo_kwargs_raise_with_suggestion(typo: str, meant: str) -> None:
+    with pytest.raises(TypeError, match=f"'{typo}'.*did you mean '{meant}'"):
+        build(sensor="S1", **{typo: 1})
+
+
+def test_typo_kwargs_raise_through_the_factory() -> None:
+    """TerraTorch never checks backbone_* keys; our TypeError must reach the user, not be swallowed."""
+    with pytest.raises(TypeError, match="did you mean 'sensor'"):
+        build_model(backbone_sensr="S2")
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"), [("ckpt_pth", "ckpt_path"), ("pretrainde", "pretrained"), ("out_indice", "out_indices")]
+)
+def test_typo_of_factory_parameter_suggests(typo: str, meant: str) -> None:
+    with pytest.raises(TypeError, match=f"did you mean '{meant}'"):
+        build(sensor="S1", **{typo: 1})
+
+
+def test_bands_and_model_bands_together() -> None:
+    with pytest.raises(ValueError, match="model_bands"):
+        build(bands=HLS, model_bands=HLS)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_band_count_differs_from_channels() -> None:
+    model = build(bands=HLS)
+    with pytest.raises(ValueError, match=r"4 channels but 6 bands .*BLUE.*one band name per channel"):
+        model(torch.randn(1, 4, 32, 32))
+
+
+def test_band_count_differs_from_channels_in_full_model() -> None:
+    """The error comes from our backbone, with our message, not from deep inside TerraTorch."""
+    model = build_model()
+    with pytest.raises(ValueError, match="5 channels but 6 bands"):
+        model(torch.randn(1, 5, 32, 32))
+
+
+@pytest.mark.parametrize("bad", ["FOO", "NIR_NARROWW", "B13"])
+def test_unknown_band_names(bad: str) -> None:
+    with pytest.raises(ValueError, match=f"Unknown band '{bad}'.*Accepted"):
+        build(bands=["BLUE", bad])
+
+
+@pytest.mark.parametrize("bad", ["CIRRUS", "B10"])
+def test_bands_without_projection_are_rejected(bad: str) -> None:
+    with pytest.raises(ValueError, match="no learned SMARTIES projection"):
+        build(bands=["BLUE", bad])
+
+
+def test_unknown_band_names_through_the_factory() -> None:
+    with pytest.raises(ValueError, match="Unknown band 'FOO'"):
+        build_model(backbone_bands=["BLUE", "FOO"])
+
+
+def test_wavelength_interval_centred_on_a_learned_centre() -> None:
+    model = build(bands=[(1580, 1640)])
+    assert model.default_bands.projection_indices == [13]
+
+
+def test_input_not_divisible_by_patch_size() -> None:
+    model = build(sensor="S1")
+    with pytest.raises(ValueError, match="not divisible by the patch size 16"):
+        model(torch.randn(1, 2, 50, 70))
+
+
+def test_no_bands_is_a_clear_error_at_forward() -> None:
+    model = build()
+    with pytest.raises(ValueError, match="No bands given"):
+        model(torch.randn(1, 2, 32, 32))
+
+
+def test_pretrained_tiny_has_no_weights() -> None:
+    from smarties_terratorch.weights import WeightsUnavailableError
+
+    with pytest.raises(WeightsUnavailableError, match="ckpt_path"):
+        build(sensor="S1", pretrained=True)
+
+
+# ------------------------------------------------------------------------------------------------ factory
+@pytest.mark.parametrize("size", [(H, W), (50, 70), (32, 32)])
+def test_upernet_segmentation_chain(size: tuple[int, int]) -> None:
+    """SelectIndices -> ReshapeTokensToImage -> LearnedInterpolateToPyramidal -> UperNetDecoder; the model pads
+    inputs that are not a multiple of 32 and crops back."""
+    model = build_model().eval()
+    assert isinstance(model.encoder, SmartiesBackbone)
+    assert model.patch_size == 16
+    with torch.no_grad():
+        out = model(torch.randn(2, 6, *size)).output
+    assert out.shape == (2, 3, *size)
+
+
+@pytest.mark.parametrize(
+    "necks",
+    [[{"name": "ReshapeTokensToImage"}], [{"name": "AggregateTokens", "pooling": "cls"}]],
+    ids=["ReshapeTokensToImage", "AggregateTokens-cls"],
+)
+@pytest.mark.parametrize("size", [(H, W), (50, 70)])
+def test_classification_chain(necks: list[dict[str, Any]], size: tuple[int, int]) -> None:
+    model = build_model("classification", necks=necks, decoder="IdentityDecoder", num_classes=5).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 6, *size)).output
+    assert out.shape == (2, 5)
+
+
+def test_aggregate_tokens_cls_is_the_cls_token() -> None:
+    model = build_model(
+        "classification", necks=[{"name": "AggregateTokens", "pooling": "cls"}], decoder="IdentityDecoder",
+        num_classes=5,
+    ).eval()
+    x = torch.randn(2, 6, H, W)
+    feats = model.neck(model.encoder(x), image_size=(H, W))
+    assert feats[-1].shape == (2, 64)
+    torch.testing.assert_close(feats[-1], model.encoder(x)[-1][:, 0])
+
+
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_multimodal_upernet(fusion: str) -> None:
+    model = build_model(backbone_bands=None, backbone_modality_bands=MODALITIES, backbone_fusion=fusion).eval()
+    x = {"S2L2A": torch.randn(2, 12, 48, 80), "S1GRD": torch.randn(2, 2, 48, 80)}
+    with torch.no_grad():
+        assert model(x).output.shape == (2, 3, 48, 80)
+
+
+@pytest.mark.parametrize(
+    ("name", "indices"), [("smarties_vit_base_patch16", [3, 5, 7, 11]), ("smarties_vit_large_patch16", [5, 11, 17, 23])]
+)
+def test_upernet_base_large_on_meta(name: str, indices: list[int]) -> None:
+    """The paper-sized models in the standard chain, shapes only (meta device: no memory, no FLOPs)."""
+    necks = [{"name": "SelectIndices", "indices": indices}, *UPER_NECKS[1:]]
+    with torch.device("meta"):
+        model = build_model(backbone=name, backbone_bands=HLS, necks=necks, decoder_channels=256, num_classes=2)
+        out = model.eval()(torch.empty(2, 6, 224, 224)).output
+    assert out.shape == (2, 2, 224, 224)
+    assert model.encoder.out_channels == [NAMES[name][0]] * NAMES[name][1]
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_backbone_in_segmentation_task(freeze: bool) -> None:
+    from terratorch.tasks import SemanticSegmentationTask
+
+    model_args = {
+        "backbone": TINY, "backbone_bands": HLS, "necks": UPER_NECKS, "decoder": "UperNetDecoder",
+        "decoder_channels": 16, "num_classes": 2,
+    }  # fmt: skip
+    task = SemanticSegmentationTask(
+        model_args=model_args, model_factory="EncoderDecoderFactory", loss="ce", ignore_index=-1,
+        freeze_backbone=freeze,
+    )  # fmt: skip
+    encoder = task.model.encoder
+    assert isinstance(encoder, SmartiesBackbone)
+    assert all(p.requires_grad is not freeze for p in encoder.parameters())
+    assert all(p.requires_grad for p in task.model.decoder.parameters())
+
+    # One backward pass: a frozen encoder gets no gradient, the decoder does.
+    y = torch.randint(0, 2, (2, 32, 32))
+    loss = task.criterion(task.model(torch.randn(2, 6, 32, 32)).output, y)
+    loss.backward()
+    if freeze:
+        assert all(p.grad is None for p in encoder.parameters())
+    else:  # unused parts (final norm, projections of absent ranges) legitimately get none
+        assert all(p.grad is not None for p in encoder.blocks.parameters())
+    assert all(p.grad is not None for p in task.model.decoder.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+def test_official_layout_checkpoint_roundtrip(tmp_path: Path) -> None:
+    src = build(bands=HLS)
+    with torch.no_grad():  # move well away from the init so a non-load cannot pass by accident
+        for p in src.parameters():
+            p.add_(torch.randn_like(p))
+    path = save_weights(src, tmp_path / "tiny.safetensors")
+    x = torch.randn(2, 6, H, W)
+    ref = src(x)
+
+    loaded = build(bands=HLS, ckpt_path=str(path))
+    for a, b in zip(loaded(x), ref):
+        assert torch.equal(a, b)
+    fresh = build(bands=HLS)
+    assert not torch.allclose(fresh(x)[-1], ref[-1])
+
+    model = build_model(backbone_ckpt_path=str(path))  # TerraTorch's backbone_ckpt_path key
+    for a, b in zip(model.encoder(x), ref):
+        assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------------ subprocesses
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The user's environment minus anything that could make our package importable by accident."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TERRATORCH_CUSTOM_MODULE_PATH")}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", **extra)
+    return env
+
+
+def _run_all(commands: dict[str, tuple[list[str], dict[str, str]]], cwd: Path, timeout: float = 240) -> dict:
+    """Start every command at once (they are mostly import time), then collect ``(returncode, output)``."""
+    procs = {
+        key: subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for key, (cmd, env) in commands.items()
+    }
+    results = {}
+    for key, proc in procs.items():
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        results[key] = (proc.returncode, out)
+    return results
+
+
+IMPORT_ORDER = {
+    "smarties first": """
+        import sys
+        import smarties_terratorch
+        assert "terratorch" not in sys.modules, "importing smarties_terratorch must not import terratorch"
+        from terratorch.registry import BACKBONE_REGISTRY, TERRATORCH_BACKBONE_REGISTRY
+    """,
+    "terratorch first": """
+        import sys
+        import terratorch
+        from terratorch.registry import BACKBONE_REGISTRY, TERRATORCH_BACKBONE_REGISTRY
+        assert "smarties_vit_tiny_patch16" not in TERRATORCH_BACKBONE_REGISTRY
+        import smarties_terratorch
+    """,
+}
+
+
+IMPORT_CHECK = f"""
+    names = {list(NAMES)}
+    assert all(n in TERRATORCH_BACKBONE_REGISTRY for n in names), list(TERRATORCH_BACKBONE_REGISTRY)
+    model = BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", sensor="S1")
+    assert type(model).__name__ == "SmartiesBackbone"
+    print("REGISTERED-OK")
+"""
+
+
+def _write_fixture(root: Path) -> None:
+    """Tiny burn-scars-like data: 6-band float32 64x64 ``*_merged.tif`` + int16 ``*.mask.tif`` per split."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import Affine
+
+    rng = np.random.default_rng(0)
+    profile = {"driver": "GTiff", "width": 64, "height": 64, "crs": "EPSG:32610",
+               "transform": Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4000000.0)}  # fmt: skip
+    for split in ("train", "val"):
+        folder = root / split
+        folder.mkdir(parents=True)
+        for i in range(2):
+            img = rng.random((6, 64, 64), dtype=np.float32)
+            mask = (img[3] > 0.5).astype(np.int16)[None]
+            with rasterio.open(folder / f"tile{i}_merged.tif", "w", count=6, dtype="float32", **profile) as f:
+                f.write(img)
+            with rasterio.open(folder / f"tile{i}.mask.tif", "w", count=1, dtype="int16", **profile) as f:
+                f.write(mask)
+
+
+CALLBACK_LINE = "    - class_path: smarties_terratorch.terratorch.SmartiesBackbones\n"
+FIT_YAML = f"""\
+seed_everything: 0
+trainer:
+  accelerator: cpu
+  devices: 1
+  fast_dev_run: true
+  logger: false
+  enable_checkpointing: false
+  enable_progress_bar: false
+  callbacks:
+{CALLBACK_LINE}data:
+  class_path: terratorch.datamodules.GenericNonGeoSegmentationDataModule
+  init_args:
+    batch_size: 2
+    num_workers: 0
+    num_classes: 2
+    train_data_root: data/train
+    val_data_root: data/val
+    test_data_root: data/val
+    img_grep: "*_merged.tif"
+    label_grep: "*.mask.tif"
+    dataset_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
+    output_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
+    means: [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    stds: [0.29, 0.29, 0.29, 0.29, 0.29, 0.29]
+model:
+  class_path: terratorch.tasks.SemanticSegmentationTask
+  init_args:
+    model_factory: EncoderDecoderFactory
+    model_args:
+      backbone: smarties_vit_tiny_patch16
+      backbone_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
+      necks:
+        - name: SelectIndices
+          indices: [0, 1, 1, 1]
+        - name: ReshapeTokensToImage
+        - name: LearnedInterpolateToPyramidal
+      decoder: UperNetDecoder
+      decoder_channels: 16
+      num_classes: 2
+    loss: ce
+    ignore_index: -1
+    freeze_backbone: true
+optimizer:
+  class_path: torch.optim.AdamW
+  init_args:
+    lr: 0.001
+"""
+FIT_OK = "`Trainer.fit` stopped"
+
+
+def _cli_cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working directory that is not the repository, with tiny GeoTIFFs and the two YAML variants."""
+    cwd = tmp_path_factory.mktemp("elsewhere")
+    assert not (cwd / "custom_modules").exists()
+    _write_fixture(cwd / "data")
+    (cwd / "with_callback.yaml").write_text(FIT_YAML)
+    bare = FIT_YAML.replace(CALLBACK_LINE, "").replace("  callbacks:\n", "")
+    assert "smarties_terratorch" not in bare
+    (cwd / "no_callback.yaml").write_text(bare)
+    return cwd
+
+
+TERRATORCH_CLI = str(Path(sys.executable).parent / "terratorch")
+
+
+@pytest.fixture(scope="module")
+def subprocess_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
+    """Fresh interpreters, started together (they are mostly import time): both import orders, and the real
+    ``terratorch fit`` from a foreign working directory with and without the one-line callback."""
+    cwd = _cli_cwd(tmp_path_factory)
+    commands = {
+        order: ([sys.executable, "-c", textwrap.dedent(code) + textwrap.dedent(IMPORT_CHECK)], _clean_env())
+        for order, code in IMPORT_ORDER.items()
+    }
+    commands["callback"] = ([TERRATORCH_CLI, "fit", "-c", "with_callback.yaml"], _clean_env())
+    commands["none"] = ([TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"], _clean_env())
+    return _run_all(commands, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def fallback_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
+    """TerraTorch's own fallbacks instead of the callback line: the env var and the ``custom_modules_path`` flag."""
+    cwd = _cli_cwd(tmp_path_factory)
+    package_dir = str(Path(smarties_terratorch.__file__).parent)
+    commands = {
+        "env var": (
+            [TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"],
+            _clean_env(TERRATORCH_CUSTOM_MODULE_PATH=package_dir),
+        ),
+        "custom_modules_path": (
+            [TERRATORCH_CLI, "fit", "-c", "no_callback.yaml", "--custom_modules_path", package_dir],
+            _clean_env(),
+        ),
+    }
+    return _run_all(commands, cwd=cwd)
+
+
+@pytest.mark.parametrize("order", IMPORT_ORDER)
+def test_import_order(subprocess_runs: dict[str, tuple[int, str]], order: str) -> None:
+    rc, out = subprocess_runs[order]
+    assert rc == 0 and "REGISTERED-OK" in out, out[-3000:]
+
+
+def test_cli_fit_from_another_cwd_with_the_callback_line(subprocess_runs: dict[str, tuple[int, str]]) -> None:
+    rc, out = subprocess_runs["callback"]
+    assert rc == 0 and FIT_OK in out, out[-4000:]
+    assert "Non-trainable params" in out  # freeze_backbone: the encoder's weights are frozen
+
+
+def test_cli_fit_without_the_callback_line_fails_in_terratorch(subprocess_runs: dict[str, tuple[int, str]]) -> None:
+    """Documents the one-line requirement: TerraTorch has no plugin entry points, so without a class_path into our
+    package (or a custom-modules fallback) it never imports us and cannot find the backbone."""
+    rc, out = subprocess_runs["none"]
+    assert rc != 0
+    assert "The model smarties_vit_tiny_patch16 could not be instantiated from any source" in out, out[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["env var", "custom_modules_path"])
+def test_cli_fit_custom_module_fallbacks(fallback_runs: dict[str, tuple[int, str]], how: str) -> None:
+    rc, out = fallback_runs[how]
+    assert rc == 0 and FIT_OK in out, out[-4000:]
