@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
@@ -38,6 +38,7 @@ from .spectrum import _norm_code
 __all__ = [
     "SmartiesNormalize",
     "Stats",
+    "compute_statistics",
     "normalization_stats",
     "normalize",
     "resize_to",
@@ -377,3 +378,63 @@ def resize_to(
         kwargs.update(align_corners=False, antialias=antialias)
     out = F.interpolate(batch, size=out_size, mode=mode, **kwargs)
     return out if x.ndim == 4 else out.squeeze(0)
+
+
+def compute_statistics(
+    images: Iterable[np.ndarray],
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    max_pixels_per_image: int | None = 65536,
+    seed: int = 0,
+    band_names: Sequence[str] | None = None,
+) -> dict[str, list[float]]:
+    """SMARTIES normalisation statistics of a dataset, with the authors' two-step rule.
+
+    ``p1``/``p99`` are the per-band 1st/99th percentiles of the raw values; ``mean``/``std`` are measured *after*
+    the percentile step ``clip((x - p1) / (p99 - p1), 0, 1)``, so they are in ``[0, 1]`` units, like the released
+    tables. Pixels with a NaN in any band are left out. Each image contributes at most ``max_pixels_per_image``
+    random pixels (seeded; ``None`` = all), so the percentiles are estimates on a subsample: compute them on the
+    training split.
+
+    Args:
+        images: raw ``[C, ...]`` arrays (any trailing dims: ``[C, H, W]`` or ``[C, T, H, W]``), same ``C``.
+        percentiles: the clip percentiles (SMARTIES uses 1 and 99).
+        max_pixels_per_image: subsample size per image.
+        seed: subsampling seed.
+        band_names: only used in error messages.
+
+    Returns:
+        ``{"mean": [...], "std": [...], "p1": [...], "p99": [...]}`` (plain floats, YAML-friendly).
+
+    Raises:
+        ValueError: no valid pixels, inconsistent channel counts, or a constant band (p99 == p1).
+    """
+    rng = np.random.default_rng(seed)
+    pools: list[np.ndarray] = []
+    channels: int | None = None
+    for img in images:
+        arr = np.asarray(img, dtype=np.float64)
+        flat = arr.reshape(arr.shape[0], -1)
+        if channels is None:
+            channels = flat.shape[0]
+        elif flat.shape[0] != channels:
+            raise ValueError(f"compute_statistics: images have {channels} and {flat.shape[0]} channels")
+        flat = flat[:, np.isfinite(flat).all(axis=0)]
+        if max_pixels_per_image is not None and flat.shape[1] > max_pixels_per_image:
+            flat = flat[:, rng.choice(flat.shape[1], max_pixels_per_image, replace=False)]
+        if flat.shape[1]:
+            pools.append(flat)
+    if not pools:
+        raise ValueError("compute_statistics: no valid (finite, non-nodata) pixels in the given images")
+    x = np.concatenate(pools, axis=1)
+    p1, p99 = np.percentile(x, percentiles, axis=1)
+    names = list(band_names) if band_names is not None else [f"channel {i}" for i in range(x.shape[0])]
+    flat_bands = [names[i] for i in np.flatnonzero(p99 <= p1)]
+    if flat_bands:
+        raise ValueError(
+            f"compute_statistics: {', '.join(flat_bands)} are constant on the sampled pixels (p99 == p1); "
+            f"SMARTIES' percentile step needs a spread. Use more samples or drop the band."
+        )
+    y = np.clip((x - p1[:, None]) / (p99 - p1)[:, None], 0.0, 1.0)
+    mean, std = y.mean(axis=1), y.std(axis=1)
+    std = np.where(std > 0, std, 1e-6)
+    return {k: [float(v) for v in arr] for k, arr in (("mean", mean), ("std", std), ("p1", p1), ("p99", p99))}

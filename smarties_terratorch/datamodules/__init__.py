@@ -19,7 +19,8 @@ from .dynamicearthnet import DynamicEarthNetDataModule
 from .eurosat import EuroSATDataModule
 from .landcover import L7_BANDS, LANDCOVER_CLASSES, LandCoverDataModule, load_landcover_scene
 from .resisc45 import RESISC45DataModule
-from .segmentation import SmartiesSegmentationDataModule, compute_statistics
+from ..transforms import compute_statistics
+from .segmentation import SmartiesSegmentationDataModule
 from .sickle import SICKLEDataModule
 from .spacenet7 import SpaceNet7DataModule
 

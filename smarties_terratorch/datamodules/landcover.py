@@ -61,6 +61,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..transforms import SmartiesNormalize
+from ..transforms import compute_statistics
 from .base import SmartiesDataModule, read_raster
 
 __all__ = [
@@ -214,28 +215,13 @@ def load_landcover_scene(data_dir: PathType | None = None) -> LandCoverScene:
 
 
 def compute_percentile_stats(image: np.ndarray, valid: np.ndarray) -> dict[str, list[float]]:
-    """SMARTIES statistics of ``image`` ``[C, H, W]`` over the pixels where ``valid`` ``[H, W]`` is true.
-
-    Returns ``{"p1", "p99"}`` (raw units) and ``{"mean", "std"}`` of ``clip((x - p1) / (p99 - p1), 0, 1)``, one
-    value per band, as the authors computed theirs.
+    """SMARTIES statistics (:func:`~smarties_terratorch.transforms.compute_statistics`, every pixel) of ``image``
+    ``[C, H, W]`` over the pixels where ``valid`` ``[H, W]`` is true.
 
     Raises:
         ValueError: no valid pixel, or a band that is constant there (p99 == p1).
     """
-    pixels = image[:, valid].astype(np.float64)  # [C, N]
-    if pixels.shape[1] == 0:
-        raise ValueError("No valid pixel to compute normalisation statistics from.")
-    p1, p99 = np.percentile(pixels, [1, 99], axis=1)
-    if np.any(p99 <= p1):
-        raise ValueError(f"A band is constant over the training pixels (p1={p1.tolist()}, p99={p99.tolist()}).")
-    scaled = np.clip((pixels - p1[:, None]) / (p99 - p1)[:, None], 0.0, 1.0)
-    std = scaled.std(axis=1)
-    return {
-        "p1": p1.tolist(),
-        "p99": p99.tolist(),
-        "mean": scaled.mean(axis=1).tolist(),
-        "std": np.maximum(std, 1e-6).tolist(),
-    }
+    return compute_statistics([np.where(valid, image, np.nan)], max_pixels_per_image=None)
 
 
 def grid_origins(start: int, stop: int, tile: int, stride: int) -> list[int]:
