@@ -230,3 +230,30 @@ def test_torch_export_matches_eager() -> None:
     program = torch.export.export(model, (x,))
     with torch.inference_mode():
         assert (program.module()(x) - model(x)).abs().max() <= 1e-5
+
+
+def test_chunked_inference_embedding_equals_one_gemm(tiny: SmartiesViT) -> None:
+    # Eager inference patchifies a few images at a time (memory); training/compiling uses one GEMM.
+    embed, bands = tiny.spectrum_projection, resolve_bands(sensor="S2")
+    x = torch.randn(2 * embed.inference_chunk + 1, 12, 64, 48)
+    with torch.no_grad():
+        chunked = embed(x, bands)
+    with torch.enable_grad():
+        whole = embed(x, bands)
+    assert chunked.shape == (x.shape[0], 12, 96)
+    assert torch.equal(chunked, whole.detach())
+
+
+def test_inference_weight_cache_follows_parameter_updates() -> None:
+    model = smarties_vit_tiny_patch16(sensor="S1").eval()
+    x = torch.randn(2, 2, 32, 32)
+    with torch.inference_mode():
+        before = model(x)
+        assert torch.equal(model(x), before)  # served from the fused-weight cache
+    with torch.no_grad():
+        model.spectrum_projection.spectrum_embeds[15].proj.weight.mul_(2)  # in place, like an optimizer step
+    with torch.inference_mode():
+        after = model(x)
+    with torch.enable_grad():
+        reference = model(x)  # grad mode never uses the cache
+    assert not torch.allclose(after, before) and torch.allclose(after, reference, atol=1e-6)
