@@ -162,16 +162,7 @@ class SmartiesBackbone(SmartiesViT):
         ta, tb = self.spectrum_projection(xa, ba), self.spectrum_projection(xb, bb)
         first = self.mixup_positions(ta.shape[0], ta.shape[1], ta.device).unsqueeze(-1)
         views = (torch.where(first, ta, tb), torch.where(first, tb, ta))
-        per_view = []
-        for tokens in views:
-            cls = self.cls_token.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
-            x = torch.cat([cls, tokens], dim=1) + self._pos_embed(grid_a).to(tokens.dtype)
-            out = []
-            for i, block in enumerate(self.blocks[: max(self.out_indices) + 1]):
-                x = self._run_block(block, x)
-                if i in self.out_indices:
-                    out.append(x)
-            per_view.append(out)
+        per_view = [self.run_blocks(self.add_cls_and_pos(tokens, grid_a), self.out_indices) for tokens in views]
         return [torch.cat(level, dim=-1) for level in zip(*per_view)]
 
     def prepare_features_for_image_model(self, features: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -231,7 +231,10 @@ class SmartiesViT(nn.Module):
         """Tokens entering the first block: ``[B, 1 + h*w, D]`` (CLS first, position embedding added)."""
         resolved = self.resolve(bands, sensor)
         grid = self._check_input(x, resolved)
-        tokens = self.spectrum_projection(x, resolved)
+        return self.add_cls_and_pos(self.spectrum_projection(x, resolved), grid)
+
+    def add_cls_and_pos(self, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Patch tokens ``[B, h*w, D]`` -> ``[B, 1 + h*w, D]``: CLS prepended, position embedding of ``grid`` added."""
         cls = self.cls_token.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
         return torch.cat([cls, tokens], dim=1) + self._pos_embed(grid).to(tokens.dtype)
 
@@ -274,14 +277,18 @@ class SmartiesViT(nn.Module):
 
         This is what TerraTorch's ViT necks (``SelectIndices`` -> ``ReshapeTokensToImage``) expect.
         """
+        return self.run_blocks(self.embed(x, bands, sensor), indices)
+
+    def run_blocks(self, x: torch.Tensor, indices: int | Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Run the blocks on embedded tokens ``[B, 1 + N, D]`` up to the last selected one and return the selected
+        blocks' outputs, in the order of ``indices`` (duplicates kept)."""
         take, max_index = feature_take_indices(len(self.blocks), indices)
-        x = self.embed(x, bands, sensor)
         feats = {}
         for i, block in enumerate(self.blocks[: max_index + 1]):
             x = self._run_block(block, x)
             if i in take:
                 feats[i] = x
-        return [feats[i] for i in take]  # in the requested order, duplicates kept
+        return [feats[i] for i in take]
 
     def forward_intermediates(
         self,
