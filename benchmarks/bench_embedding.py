@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """CPU benchmark of the SMARTIES spectrum-aware embedding: released per-range masked loop vs our fused GEMM.
 
 Measures, in one run (fp32, ``torch.inference_mode``):
@@ -29,7 +28,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 RESULT_MARK = "@@BENCH_RESULT@@ "
 MB = 1e6  # decimal megabytes (the spec quotes 231 MB for the B=32 reference buffer)
@@ -309,7 +309,7 @@ def worker_callable(args: argparse.Namespace, task: str) -> dict[str, Any]:
 
         model = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, img_size=s).eval()
         x = torch.randn(b, 3, s, s)
-        fn = lambda: model(x)  # noqa: E731
+        fn = lambda: model(x)
         channels = 3
     else:
         model, resolved = _build_ours(args)
@@ -436,7 +436,7 @@ def run_worker(args: argparse.Namespace) -> None:
 def spawn(args: argparse.Namespace, task: str) -> dict[str, Any]:
     """Run one measurement (or ``all``) in a fresh interpreter: this script with the hidden ``--_worker`` flag."""
     cmd = [sys.executable, os.path.abspath(__file__), f"--_worker={task}", *forwarded_args(args)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARK)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr)
@@ -580,15 +580,18 @@ def main(argv: list[str] | None = None) -> int:
         shown = "n/a" if value is None else f"{value:.3f}"
         print(f"{name:45s} {shown:>9s} {op + ' ' + goal_s:>8s}  {'PASS' if ok else 'FAIL'}")
         target_rows.append({"target": name, "value": value, "op": op, "goal": goal, "pass": bool(ok)})
-    print(f"{'numerical agreement (a) vs (b), relative':45s} {check['embed_rel_diff']:9.1e} {'<= 1e-5':>8s}  "
-          f"{'PASS' if agree else 'FAIL'}")
+    print(
+        f"{'numerical agreement (a) vs (b), relative':45s} {check['embed_rel_diff']:9.1e} {'<= 1e-5':>8s}  "
+        f"{'PASS' if agree else 'FAIL'}"
+    )
     ratio_best = results["full_ours"]["gflops_per_s"] / matmul["best_gflops"]
     print(f"(encoder GFLOP/s / best single matmul GFLOP/s: {ratio_best:.3f})")
     utils = {"matmul": matmul["cpu_utilisation"], **{t: results[t]["cpu_utilisation"] for t, _ in CALLABLES}}
     low = {t: u for t, u in utils.items() if u < 0.8 * args.threads}
     if args.threads > 1 and low:
         print(
-            "\nWARNING: cpu/wall below 0.8 x threads for " + ", ".join(f"{t} ({u:.2f})" for t, u in low.items())
+            "\nWARNING: cpu/wall below 0.8 x threads for "
+            + ", ".join(f"{t} ({u:.2f})" for t, u in low.items())
             + ": other processes probably competed for the cores (or the inputs are too small to use every "
             "thread, as with --quick); the timings and time ratios above are then unreliable."
         )

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
 
 from .base import read_raster
-from .segmentation import IGNORE_INDEX, SmartiesSegmentationDataModule, no_files_error, select_channels
+from .segmentation import SmartiesSegmentationDataModule, no_files_error, select_channels
 
 __all__ = ["HLS_BANDS", "HLSBurnScarsDataModule", "HLS_TO_S2", "pangaea_train_val_split"]
 
@@ -105,32 +105,16 @@ class HLSBurnScarsDataModule(SmartiesSegmentationDataModule):
         split_seed: int = 23,
         nodata_values: list[float] | None = None,
         statistics: str | dict[str, list[float]] = "S2-L2A",
-        statistics_bands: list[str] | None = None,
-        statistics_file: str | None = None,
-        stats_samples: int = 32,
         scale: float = 10000.0,
-        ignore_index: int = IGNORE_INDEX,
-        image_size: int | None = None,
         crop_size: int | None = 224,
-        augment: bool = False,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        drop_last: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             statistics=statistics,
-            statistics_bands=statistics_bands,
-            statistics_file=statistics_file,
-            stats_samples=stats_samples,
             scale=scale,
-            ignore_index=ignore_index,
             num_classes=2,
-            image_size=image_size,
             crop_size=crop_size,
-            augment=augment,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            drop_last=drop_last,
+            **kwargs,
         )
         if protocol not in ("pangaea", "terratorch"):
             raise ValueError(f"protocol must be 'pangaea' or 'terratorch', got {protocol!r}")

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 import numpy as np
 import torch
 
-from .segmentation import IGNORE_INDEX, SmartiesSegmentationDataModule, select_channels
+from .segmentation import SmartiesSegmentationDataModule, select_channels
 
 __all__ = ["DFC2020_BANDS", "DFC2020DataModule", "DFC2020_S2_BANDS"]
 
@@ -63,33 +64,17 @@ class DFC2020DataModule(SmartiesSegmentationDataModule):
         modalities: dict[str, list[str]] | None = None,
         num_classes: int = 8,
         statistics: str | dict[str, list[float]] = "DFC2020",
-        statistics_bands: list[str] | None = None,
-        statistics_file: str | None = None,
         stats_samples: int = 256,
-        scale: float = 1.0,
-        ignore_index: int = IGNORE_INDEX,
         image_size: int | None = 224,
-        crop_size: int | None = None,
-        augment: bool = False,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        drop_last: bool = False,
         trust_pickle: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             statistics=statistics,
-            statistics_bands=statistics_bands,
-            statistics_file=statistics_file,
             stats_samples=stats_samples,
-            scale=scale,
-            ignore_index=ignore_index,
             num_classes=num_classes,
             image_size=image_size,
-            crop_size=crop_size,
-            augment=augment,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            drop_last=drop_last,
+            **kwargs,
         )
         if modalities is not None and output_bands is not None:
             raise ValueError("DFC2020DataModule: give output_bands or modalities, not both.")

@@ -39,12 +39,13 @@ with ``statistics_bands: [B02, B03, B04, B08]`` is a documented alternative.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
 
 from .base import read_raster
-from .segmentation import IGNORE_INDEX, SmartiesSegmentationDataModule, select_channels
+from .segmentation import SmartiesSegmentationDataModule, select_channels
 
 __all__ = ["DYNAMICEARTHNET_BANDS", "DYNAMICEARTHNET_CLASSES", "DynamicEarthNetDataModule"]
 
@@ -88,33 +89,15 @@ class DynamicEarthNetDataModule(SmartiesSegmentationDataModule):
         path_replace: dict[str, str] | None = None,
         split_folder: str = "dynnet_training_splits",
         unlabelled_as_impervious: bool = False,
-        statistics: str | dict[str, list[float]] = "compute",
-        statistics_bands: list[str] | None = None,
-        statistics_file: str | None = None,
         stats_samples: int = 16,
-        scale: float = 1.0,
-        ignore_index: int = IGNORE_INDEX,
-        image_size: int | None = None,
         crop_size: int | None = 224,
-        augment: bool = False,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        drop_last: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
-            statistics=statistics,
-            statistics_bands=statistics_bands,
-            statistics_file=statistics_file,
             stats_samples=stats_samples,
-            scale=scale,
-            ignore_index=ignore_index,
             num_classes=len(DYNAMICEARTHNET_CLASSES),
-            image_size=image_size,
             crop_size=crop_size,
-            augment=augment,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            drop_last=drop_last,
+            **kwargs,
         )
         self.root = Path(root).expanduser()
         self.sample_dates = [str(d).zfill(2) for d in (sample_dates or WEEKLY_DATES)]

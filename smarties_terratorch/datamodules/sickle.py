@@ -43,12 +43,12 @@ import datetime as dt
 import logging
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
 
-from .segmentation import IGNORE_INDEX, SmartiesSegmentationDataModule, no_files_error
+from .segmentation import SmartiesSegmentationDataModule, no_files_error
 
 __all__ = ["SICKLEDataModule", "SICKLE_BANDS", "SICKLE_CLASSES"]
 
@@ -108,33 +108,15 @@ class SICKLEDataModule(SmartiesSegmentationDataModule):
         nodata_value: float | None = 0.0,
         max_nodata_fraction: float = 0.25,
         season_days: int = 184,
-        statistics: str | dict[str, list[float]] = "compute",
-        statistics_bands: list[str] | None = None,
-        statistics_file: str | None = None,
         stats_samples: int = 256,
-        scale: float = 1.0,
-        ignore_index: int = IGNORE_INDEX,
         image_size: int | None = 224,
-        crop_size: int | None = None,
-        augment: bool = False,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        drop_last: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
-            statistics=statistics,
-            statistics_bands=statistics_bands,
-            statistics_file=statistics_file,
             stats_samples=stats_samples,
-            scale=scale,
-            ignore_index=ignore_index,
             num_classes=len(SICKLE_CLASSES),
             image_size=image_size,
-            crop_size=crop_size,
-            augment=augment,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            drop_last=drop_last,
+            **kwargs,
         )
         if satellite not in SICKLE_BANDS:
             raise ValueError(f"satellite must be one of {list(SICKLE_BANDS)}, got {satellite!r}")

@@ -42,7 +42,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from .segmentation import IGNORE_INDEX, SmartiesSegmentationDataModule, no_files_error
+from .segmentation import SmartiesSegmentationDataModule, no_files_error
 
 __all__ = ["SN7_SPLITS", "SpaceNet7DataModule"]
 
@@ -114,32 +114,16 @@ class SpaceNet7DataModule(SmartiesSegmentationDataModule):
         image_folder: str = "images_masked",
         label_folder: str = "labels_raster",
         statistics: str | dict[str, list[float]] = "RGB",
-        statistics_bands: list[str] | None = None,
-        statistics_file: str | None = None,
         stats_samples: int = 64,
-        scale: float = 1.0,
-        ignore_index: int = IGNORE_INDEX,
-        image_size: int | None = None,
         crop_size: int | None = 224,
-        augment: bool = False,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        drop_last: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             statistics=statistics,
-            statistics_bands=statistics_bands,
-            statistics_file=statistics_file,
             stats_samples=stats_samples,
-            scale=scale,
-            ignore_index=ignore_index,
             num_classes=2,
-            image_size=image_size,
             crop_size=crop_size,
-            augment=augment,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            drop_last=drop_last,
+            **kwargs,
         )
         if split_mode not in ("domain_shift", "within_scene"):
             raise ValueError(f"split_mode must be 'domain_shift' or 'within_scene', got {split_mode!r}")
