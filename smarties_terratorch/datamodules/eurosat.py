@@ -17,6 +17,7 @@ stratified 20 % hold-out is used (not the paper's split).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -66,19 +67,9 @@ class EuroSATDataModule(ClassFolderDataModule):
         root: str,
         bands: list[str] | None = None,
         size: int = 224,
-        train_split: str | None = None,
-        val_split: str | None = None,
-        test_split: str | None = None,
-        val_fraction: float = 0.2,
-        classes: list[str] | None = None,
-        augment: bool = False,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        drop_last: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            root, train_split, val_split, test_split, val_fraction, classes, augment, batch_size, num_workers, drop_last
-        )
+        super().__init__(root, **kwargs)
         stats = normalization_stats("EuroSAT")
         self.stats = stats.select(bands) if bands is not None else stats
         self.bands = list(self.stats.bands)

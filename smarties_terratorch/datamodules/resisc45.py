@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from rasterio.errors import NotGeoreferencedWarning
@@ -61,19 +62,9 @@ class RESISC45DataModule(ClassFolderDataModule):
         size: int = 224,
         resize_size: int = 256,
         crop_scale: tuple[float, float] = (0.25, 1.0),
-        train_split: str | None = None,
-        val_split: str | None = None,
-        test_split: str | None = None,
-        val_fraction: float = 0.2,
-        classes: list[str] | None = None,
-        augment: bool = False,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        drop_last: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            root, train_split, val_split, test_split, val_fraction, classes, augment, batch_size, num_workers, drop_last
-        )
+        super().__init__(root, **kwargs)
         if resize_size < size:
             raise ValueError(f"resize_size ({resize_size}) must be >= size ({size}) for the centre crop")
         self.size = size
