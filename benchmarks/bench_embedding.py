@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from _common import count_flops, cpu_name, loadavg
+
 RESULT_MARK = "@@BENCH_RESULT@@ "
 MB = 1e6  # decimal megabytes (the spec quotes 231 MB for the B=32 reference buffer)
 
@@ -178,23 +180,6 @@ def analytic_encoder_flops(batch: int, channels: int, grid: int, dim: int = 768,
     embed_macs = n_patches * channels * 256 * dim
     return 2 * batch * (embed_macs + vit_block_macs(dim, depth, n_patches + 1))
 
-
-def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs of ``fn()`` by ``FlopCounterMode``; CPU SDPA (``_scaled_dot_product_flash_attention_for_cpu``) is
-    not in torch's FLOP registry (it would count 0), so it is registered with torch's own SDPA formula."""
-    import torch
-    import torch.utils.flop_counter as fc
-
-    def cpu_sdpa(q_shape: Any, k_shape: Any, v_shape: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
-        return fc.sdpa_flop_count(q_shape, k_shape, v_shape)
-
-    mapping = {}
-    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    if op is not None:
-        mapping[op] = cpu_sdpa
-    with fc.FlopCounterMode(display=False, custom_mapping=mapping) as counter:
-        fn()
-    return int(counter.get_total_flops())
 
 
 # ---------------------------------------------------------------------------------------------------- memory
@@ -449,21 +434,6 @@ def _fmt_mb(v: int | None) -> str:
     return f"{'n/a':>8s}" if v is None else f"{v / MB:8.1f}"
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.processor())
-    except OSError:
-        return platform.processor()
-
-
-def _loadavg() -> tuple[float, float, float] | None:
-    try:
-        return os.getloadavg()
-    except OSError:
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args._worker:
@@ -475,8 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PYTHONPATH"] = repo + os.pathsep + os.environ.get("PYTHONPATH", "")
     import torch  # only for version reporting in the parent
 
-    cpu = _cpu_name()
-    load_start = _loadavg()
+    cpu = cpu_name()
+    load_start = loadavg()
     print(
         f"SMARTIES embedding benchmark | B={args.batch} size={args.size} sensor={args.sensor} fp32 inference_mode | "
         f"threads={args.threads} (os.cpu_count()={os.cpu_count()}) | torch {torch.__version__} | CPU {cpu}"
@@ -510,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         for task, label in CALLABLES:
             print(f"  running {label} ...", flush=True)
             results[task] = spawn(args, task)
-    load_end = _loadavg()
+    load_end = loadavg()
 
     print(f"\nNumerical check (batch {min(args.batch, 2)}, same weights and input):")
     print(

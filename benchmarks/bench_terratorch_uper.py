@@ -28,6 +28,8 @@ import sys
 import time
 from typing import Any
 
+from _common import count_flops, loadavg
+
 HLS_BANDS = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
 NECK_INDICES = [3, 5, 7, 11]
 MODELS = {
@@ -62,8 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_models(args: argparse.Namespace) -> dict[str, Any]:
-    import smarties_terratorch  # noqa: F401  (registers the SMARTIES backbones)
     from terratorch.models import EncoderDecoderFactory
+
+    import smarties_terratorch  # noqa: F401  (registers the SMARTIES backbones)
 
     common = {
         "necks": [
@@ -91,15 +94,6 @@ def build_models(args: argparse.Namespace) -> dict[str, Any]:
         model.freeze_encoder()  # what freeze_backbone: true does
         models[key] = model.eval()
     return models
-
-
-def count_flops(fn: Any, x: Any) -> float:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        fn(x)
-    return float(counter.get_total_flops())
 
 
 def timed(fn: Any, x: Any) -> tuple[float, float]:
@@ -143,13 +137,6 @@ def paired_ratio(res: dict[str, dict[str, Any]]) -> float:
     return statistics.median(d / s for s, d in zip(res["smarties"]["wall_s"], res["dofa"]["wall_s"]))
 
 
-def _loadavg() -> tuple[float, float, float] | None:
-    try:
-        return os.getloadavg()
-    except OSError:
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from importlib.metadata import version
@@ -159,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     tt_version = version("terratorch")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    load_start = _loadavg()
+    load_start = loadavg()
     print(
         f"TerraTorch UPerNet throughput | batch {args.batch} x 6 HLS bands x 224x224, fp32, inference_mode, eval, "
         f"frozen backbone | threads {args.threads} (cpu_count {os.cpu_count()}) | torch {torch.__version__}, "
@@ -196,16 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_flops:
         print("  counting FLOPs (batch 1) ...", flush=True)
         for k, m in models.items():
-            flops[k] = {
-                "model": count_flops(lambda t, m=m: m(t), x[:1]),
-                "encoder": count_flops(lambda t, m=m: m.encoder(t), x[:1]),
-            }
+            with torch.inference_mode():
+                flops[k] = {
+                    "model": count_flops(lambda m=m: m(x[:1])),
+                    "encoder": count_flops(lambda m=m: m.encoder(x[:1])),
+                }
 
     full = measure({k: (lambda t, m=m: m(t)) for k, m in models.items()}, x, args, "UPerNet")
     enc = None
     if args.encoders:
         enc = measure({k: (lambda t, m=m: m.encoder(t)) for k, m in models.items()}, x, args, "encoder")
-    load_end = _loadavg()
+    load_end = loadavg()
 
     print(f"\noutput shape {shapes['smarties'][1:]} per image (both)")
     head = (
