@@ -1,9 +1,17 @@
 """The ``smarties`` console script.
 
 Subcommands:
-    demo     embed the real BigEarthNet S2/S1 patches shipped by ``bigearthnet-common`` and print statistics
-    bands    show how a band list resolves to SMARTIES projections
-    weights  list the declared released weights
+    demo      embed the real BigEarthNet S2/S1 patches shipped by ``bigearthnet-common`` and print statistics
+    bands     show how a band list resolves to SMARTIES projections
+    weights   list the declared released weights
+    pretrain  MAE pretraining (a LightningCLI: ``smarties pretrain fit -c configs/pretrain_demo.yaml``)
+    embed     tiled feature extraction over a GeoTIFF scene
+    predict   tiled segmentation of a GeoTIFF scene with a fine-tuned TerraTorch checkpoint
+    export    export the encoder with torch.export or ONNX
+    bench     run / report the SMARTIES paper table
+
+The last five live with their feature (see ``_DELEGATED``) and parse their own arguments, so that e.g. the
+LightningCLI behind ``pretrain`` keeps its ``--print_config`` and ``--trainer.*`` handling.
 """
 
 from __future__ import annotations
@@ -14,6 +22,15 @@ import time
 from collections.abc import Sequence
 
 __all__ = ["main"]
+
+# subcommand -> (module, function taking the remaining argv and returning an exit code, one-line help)
+_DELEGATED: dict[str, tuple[str, str, str]] = {
+    "pretrain": ("smarties_terratorch.lightning.pretrain", "cli_main", "MAE pretraining (LightningCLI: fit -c CONFIG)"),
+    "embed": ("smarties_terratorch.inference", "embed_main", "tiled feature extraction over a GeoTIFF scene"),
+    "predict": ("smarties_terratorch.inference", "predict_main", "tiled segmentation of a GeoTIFF scene"),
+    "export": ("smarties_terratorch.export", "main", "export the encoder (torch.export or ONNX)"),
+    "bench": ("smarties_terratorch.bench", "main", "run and report the SMARTIES paper table"),
+}
 
 ARCHS = ("smarties_vit_tiny_patch16", "smarties_vit_base_patch16", "smarties_vit_large_patch16")
 
@@ -119,11 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     weights = sub.add_parser("weights", help="list the declared released weights")
     weights.set_defaults(func=_weights)
+    for name, (_, _, help_text) in _DELEGATED.items():
+        # Listed here for `smarties --help`; main() hands their arguments over before argparse sees them.
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _run_delegated(command: str, argv: list[str]) -> int:
+    import importlib
+
+    module_name, func_name, _ = _DELEGATED[command]
+    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(func(argv) or 0)
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        print(f"smarties {command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``smarties`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATED:
+        return _run_delegated(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
