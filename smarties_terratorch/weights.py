@@ -34,6 +34,7 @@ __all__ = [
     "LoadReport",
     "SmartiesWeights",
     "WeightsUnavailableError",
+    "check_architecture",
     "checkpoint_filter_fn",
     "checkpoint_path",
     "default_weights_for",
@@ -299,7 +300,8 @@ def _describe(dim: int, depth: int) -> str:
     return _VARIANTS.get((dim, depth), f"a ViT with D={dim}, {depth} blocks")
 
 
-def _check_architecture(sd: Mapping[str, torch.Tensor], model: nn.Module, path: Path) -> None:
+def check_architecture(sd: Mapping[str, torch.Tensor], model: nn.Module, path: Path) -> None:
+    """Raise a :class:`CheckpointError` naming both variants when ``sd`` (from ``path``) is not ``model``'s ViT size."""
     if "cls_token" not in sd:
         return
     dim = sd["cls_token"].shape[-1]
@@ -352,7 +354,7 @@ def load_pretrained(
     """
     path = checkpoint_path(source, revision, cache_dir)
     sd = checkpoint_filter_fn(load_state_dict(path), model)
-    _check_architecture(sd, model, path)
+    check_architecture(sd, model, path)
     weights = WEIGHTS.get(source) if isinstance(source, str) else source if isinstance(source, SmartiesWeights) else None
     encoder_from_base = "cls_token" not in sd and weights is not None and weights.base is not None
     if encoder_from_base:

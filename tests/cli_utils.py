@@ -8,36 +8,12 @@ from typing import Any
 
 import yaml
 
+from smarties_terratorch.testing import set_path, tiny_model_args
+
+__all__ = ["CONFIGS", "REPO", "run_config", "set_path", "tiny_model_args"]
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-
-
-def set_path(cfg: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``cfg["a"]["b"]["c"] = value`` for ``dotted="a.b.c"``, creating dicts on the way."""
-    *parents, leaf = dotted.split(".")
-    node = cfg
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
-
-
-def tiny_model_args(model_args: dict[str, Any]) -> dict[str, Any]:
-    """Swap a config's SMARTIES backbone for the 2-block tiny variant without weights."""
-    args = dict(model_args)
-    args["backbone"] = "smarties_vit_tiny_patch16"
-    for key in ("backbone_ckpt_path", "backbone_pretrained", "backbone_revision"):
-        args.pop(key, None)
-    if "backbone_out_indices" in args:
-        args["backbone_out_indices"] = [min(i, 1) if i >= 0 else i for i in args["backbone_out_indices"]]
-    necks = []
-    for neck in args.get("necks", []) or []:
-        neck = dict(neck)
-        if neck.get("name") == "SelectIndices":
-            neck["indices"] = [min(i, 1) if i >= 0 else i for i in neck["indices"]]
-        necks.append(neck)
-    if necks:
-        args["necks"] = necks
-    return args
 
 
 def run_config(

@@ -1,5 +1,6 @@
 """Dataset readers and Lightning data modules for SMARTIES (rasterio reading, SMARTIES normalisation per sample)."""
 
+from ..transforms import compute_statistics
 from .bigearthnet import (
     BIGEARTHNET19_LABELS,
     BIGEARTHNET43_LABELS,
@@ -18,11 +19,13 @@ from .dfc2020 import DFC2020DataModule
 from .dynamicearthnet import DynamicEarthNetDataModule
 from .eurosat import EuroSATDataModule
 from .landcover import L7_BANDS, LANDCOVER_CLASSES, LandCoverDataModule, load_landcover_scene
+from .paired import PairedPretrainDataModule, prepare_demo_data
 from .resisc45 import RESISC45DataModule
-from ..transforms import compute_statistics
 from .segmentation import SmartiesSegmentationDataModule
 from .sickle import SICKLEDataModule
 from .spacenet7 import SpaceNet7DataModule
+from .ucmerced import UCMercedDataModule
+from .whurs19 import WHURS19DataModule
 
 __all__ = [
     "BIGEARTHNET19_LABELS",
@@ -38,12 +41,16 @@ __all__ = [
     "EuroSATDataModule",
     "HLSBurnScarsDataModule",
     "LandCoverDataModule",
+    "PairedPretrainDataModule",
     "RESISC45DataModule",
     "SICKLEDataModule",
     "SmartiesSegmentationDataModule",
     "SpaceNet7DataModule",
+    "UCMercedDataModule",
+    "WHURS19DataModule",
     "compute_statistics",
     "load_landcover_scene",
+    "prepare_demo_data",
     "read_bigearthnet_s1",
     "read_bigearthnet_s2",
     "read_labels",

@@ -1,10 +1,8 @@
-#!/usr/bin/env python3
-"""Write a tiny fake ``DFC_preprocessed.pt`` (CROMA's DFC2020 copy) in the real layout (torchgeo-style generator).
+"""Tiny fake dfc2020 dataset in the real on-disk layout (torchgeo-style fixture generator).
 
-One ``torch.save``d dict with ``train_images`` / ``validation_images`` ``[N, 14, H, W]`` (12 S2 bands in L2A order,
-then VV, VH; values 0-255 as float32, like CROMA's preprocessing) and ``train_labels`` / ``validation_labels``
-``[N, H, W]`` int64 with classes 0..7 and -1 = no label. H = W = SIZE instead of 96. Run ``python data.py [root]``
-or call ``make(root)``; the file is ``<root>/DFC_preprocessed.pt``.
+The generator lives in :mod:`smarties_terratorch.testing.dfc2020` so that ``smarties bench run --smoke`` can use it
+from an installed package; this file keeps the tests' ``tests/data/<dataset>/data.py`` entry point.
+Run ``python data.py [root]`` to write the fixture into a folder.
 """
 
 from __future__ import annotations
@@ -12,27 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
+from smarties_terratorch.testing.dfc2020 import make
 
-SIZE = 32
-COUNTS = {"train": 4, "validation": 2}
-
-
-def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
-    """Write ``<root>/DFC_preprocessed.pt`` and return its path."""
-    g = torch.Generator().manual_seed(seed)
-    data = {}
-    for split, n in COUNTS.items():
-        data[f"{split}_images"] = torch.rand(n, 14, size, size, generator=g) * 255
-        labels = torch.randint(0, 8, (n, size, size), generator=g)
-        labels[:, :3, :3] = -1  # unlabelled pixels
-        data[f"{split}_labels"] = labels
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "DFC_preprocessed.pt"
-    torch.save(data, path)
-    return path
-
+__all__ = ["make"]
 
 if __name__ == "__main__":
     print(make(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "DFC2020"))

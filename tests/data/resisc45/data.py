@@ -1,14 +1,8 @@
-#!/usr/bin/env python3
-"""Generate a tiny fake NWPU-RESISC45 in the real on-disk layout (torchgeo-style test data).
+"""Tiny fake resisc45 dataset in the real on-disk layout (torchgeo-style fixture generator).
 
-Layout written under ``root``::
-
-    RESISC45/<class>/<class>_<NNN>.jpg     RGB JPEG, 256 x 256, 45 class folders
-    eval_splits/resisc45-train.txt         ./<class>/<file> lines (the authors' single-label split format)
-    eval_splits/resisc45-val.txt
-
-Images are smooth random colour fields (they compress to a few kB); nothing here is real imagery. Run as a
-script: ``python tests/data/resisc45/data.py /tmp/resisc45``.
+The generator lives in :mod:`smarties_terratorch.testing.resisc45` so that ``smarties bench run --smoke`` can use it
+from an installed package; this file keeps the tests' ``tests/data/<dataset>/data.py`` entry point.
+Run ``python data.py [root]`` to write the fixture into a folder.
 """
 
 from __future__ import annotations
@@ -16,39 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from smarties_terratorch.testing.resisc45 import make
 
-CLASSES = (
-    "airplane", "airport", "baseball_diamond", "basketball_court", "beach", "bridge", "chaparral", "church",
-    "circular_farmland", "cloud", "commercial_area", "dense_residential", "desert", "forest", "freeway",
-    "golf_course", "ground_track_field", "harbor", "industrial_area", "intersection", "island", "lake", "meadow",
-    "medium_residential", "mobile_home_park", "mountain", "overpass", "palace", "parking_lot", "railway",
-    "railway_station", "rectangular_farmland", "river", "roundabout", "runway", "sea_ice", "ship", "snowberg",
-    "sparse_residential", "stadium", "storage_tank", "tennis_court", "terrace", "thermal_power_station", "wetland",
-)  # fmt: skip
-SIZE = 256
-
-
-def make(root: str | Path, per_class: int = 2, num_classes: int = len(CLASSES), seed: int = 0) -> Path:
-    """Write the fixture under ``root``; returns the ``RESISC45`` folder (splits are in ``root/eval_splits``)."""
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    data = root / "RESISC45"
-    lines: dict[str, list[str]] = {"train": [], "val": []}
-    for cls in CLASSES[:num_classes]:
-        (data / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(1, per_class + 1):
-            name = f"{cls}_{i:03d}.jpg"
-            coarse = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
-            Image.fromarray(coarse).resize((SIZE, SIZE), Image.BILINEAR).save(data / cls / name, quality=90)
-            lines["train" if i < per_class else "val"].append(f"./{cls}/{name}")
-    splits = root / "eval_splits"
-    splits.mkdir(parents=True, exist_ok=True)
-    for split, entries in lines.items():
-        (splits / f"resisc45-{split}.txt").write_text("\n".join(entries) + "\n")
-    return data
-
+__all__ = ["make"]
 
 if __name__ == "__main__":
     print(make(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "generated"))

@@ -1,65 +1,18 @@
-#!/usr/bin/env python3
-"""Write a tiny fake SpaceNet 7 (PANGAEA's preprocessed building-mapping copy) in the real layout.
+"""Tiny fake spacenet7 dataset in the real on-disk layout (torchgeo-style fixture generator).
 
-Layout (PANGAEA ``pangaea/datasets/spacenet7.py``)::
-
-    <root>/metadata_train.json    {aoi_id: [{"aoi_id", "year", "month", "mask", "label"}, ...]}
-    <root>/train/<aoi_id>/images_masked/global_monthly_<YYYY>_<MM>_mosaic_<aoi_id>.tif
-        4 x uint8 (R, G, B, alpha)
-    <root>/train/<aoi_id>/labels_raster/global_monthly_<YYYY>_<MM>_mosaic_<aoi_id>_Buildings.tif
-        1 x uint8, > 0 = building
-
-One AOI from each of PANGAEA's train / val / test AOI lists, three months each: one usable, one flagged ``mask: true``
-and one without label (both must be skipped). Scenes are SIZE x SIZE instead of ~1024 x 1024; the usable scene of the
-train AOI has alpha = 0 in a corner (outside the mosaic -> ignored). Run ``python data.py [root]`` or ``make(root)``.
+The generator lives in :mod:`smarties_terratorch.testing.spacenet7` so that ``smarties bench run --smoke`` can use it
+from an installed package; this file keeps the tests' ``tests/data/<dataset>/data.py`` entry point.
+Run ``python data.py [root]`` to write the fixture into a folder.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import rasterio
-from rasterio.transform import from_origin
+from smarties_terratorch.testing.spacenet7 import make
 
-SIZE = 64
-AOIS = ["L15-0331E-1257N_1327_3160_13", "L15-0357E-1223N_1429_3296_13", "L15-0387E-1276N_1549_3087_13"]
-MONTHS = [(2018, 1, False, True), (2018, 2, True, True), (2018, 3, False, False)]  # (year, month, mask, label)
-
-
-def _write(path: Path, data: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile = dict(
-        driver="GTiff", width=data.shape[-1], height=data.shape[-2], count=data.shape[0], dtype="uint8",
-        crs="EPSG:3857", transform=from_origin(0, 0, 4.77, 4.77),
-    )
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype("uint8"))
-
-
-def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
-    """Write the fixture under ``root`` and return ``root``."""
-    rng = np.random.default_rng(seed)
-    root = Path(root)
-    metadata = {}
-    for k, aoi in enumerate(AOIS):
-        metadata[aoi] = []
-        for year, month, masked, labelled in MONTHS:
-            metadata[aoi].append({"aoi_id": aoi, "year": year, "month": month, "mask": masked, "label": labelled})
-            name = f"global_monthly_{year}_{month:02d}_mosaic_{aoi}"
-            rgba = rng.integers(0, 256, (4, size, size))
-            rgba[3] = 255
-            if k == 0 and month == 1:
-                rgba[:, :8, :8] = 0  # outside the mosaic: alpha 0
-            _write(root / "train" / aoi / "images_masked" / f"{name}.tif", rgba)
-            if labelled:
-                label = (rng.random((1, size, size)) < 0.1).astype(np.uint8) * 255
-                _write(root / "train" / aoi / "labels_raster" / f"{name}_Buildings.tif", label)
-    (root / "metadata_train.json").write_text(json.dumps(metadata, indent=1))
-    return root
-
+__all__ = ["make"]
 
 if __name__ == "__main__":
     print(make(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "spacenet7"))

@@ -1,0 +1,685 @@
+"""``smarties bench``: run the SMARTIES paper table through the project's own configs, and report it.
+
+``smarties bench run`` executes rows of ``benchmarks/paper_table.yaml`` (one per row of the paper's evaluation
+table and backbone), each in-process through TerraTorch's LightningCLI with the row's config, then records one
+JSON result per row and backbone. ``smarties bench report`` turns the results into a markdown table of measured
+vs published numbers (with the difference), a CSV, a JSON file and a PNG bar chart.
+
+Three kinds of results, kept in separate folders and report sections, never mixed:
+
+* ``real``: the paper protocol on the real datasets (``--data-root``) with the official weights (``--weights``);
+  a row whose data or weights are missing is recorded as ``skipped: <what, where it was looked for>``.
+* ``smoke`` (``--smoke``): every row end-to-end on tiny generated files in the dataset's real on-disk layout
+  (:mod:`smarties_terratorch.testing`), 2-block random backbone, a few batches: proves the wiring, measures nothing.
+* ``real-data`` (``--real-data``): the rows that run here on CPU on the real imagery shipped in registry packages
+  (the land-cover scene, the six BigEarthNet patches); wiring checks on real pixels, not benchmarks.
+
+Results are written atomically (temporary file + ``os.replace``) when a row finishes, with the resolved config,
+seed, library versions, weights sha256 and wall time; re-running skips finished rows unless ``--force``, so a
+killed run loses at most the row in progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm.auto import tqdm
+
+from .testing import set_path, tiny_model_args
+
+__all__ = [
+    "KINDS",
+    "Job",
+    "atomic_write_json",
+    "build_row_config",
+    "load_results",
+    "load_table",
+    "main",
+    "render_report",
+    "run_jobs",
+    "select_jobs",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_TABLE = REPO / "benchmarks" / "paper_table.yaml"
+KINDS = ("real", "real-data", "smoke")
+_TQDM_BAR = "lightning.pytorch.callbacks.TQDMProgressBar"
+_VERSIONED = ("smarties-terratorch", "torch", "lightning", "terratorch", "timm", "torchmetrics", "torchgeo")
+
+
+class RowKilled(BaseException):
+    """Raised by a test hook to simulate the process dying inside a row."""
+
+
+# ================================================================================================ table
+def load_table(path: str | Path | None = None) -> dict[str, Any]:
+    """Read and check ``benchmarks/paper_table.yaml`` (or ``path``).
+
+    Raises:
+        FileNotFoundError: the table does not exist.
+        ValueError: a row lacks a required field or its ids repeat.
+    """
+    path = Path(path) if path is not None else DEFAULT_TABLE
+    if not path.is_file():
+        raise FileNotFoundError(f"Benchmark table {path} not found (pass --table PATH)")
+    table = yaml.safe_load(path.read_text(encoding="utf-8"))
+    required = ("id", "dataset", "protocol", "metric", "metric_key", "config", "subcommand", "evaluate", "published")
+    seen: set[str] = set()
+    for row in [*table.get("rows", []), *table.get("real_data_rows", [])]:
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise ValueError(f"{path}: row {row.get('id', '?')} lacks {missing}")
+        if row["id"] in seen:
+            raise ValueError(f"{path}: duplicate row id {row['id']}")
+        seen.add(row["id"])
+    table["_path"] = str(path)
+    return table
+
+
+@dataclass
+class Job:
+    """One (row, backbone) run of one kind."""
+
+    row: dict[str, Any]
+    backbone: str
+    kind: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.row['id']}__{self.backbone}"
+
+
+def select_jobs(
+    table: dict[str, Any], kind: str, rows: Sequence[str] | None = None, backbones: Sequence[str] | None = None
+) -> list[Job]:
+    """The jobs of ``kind`` for the selected row ids and backbones (default: all), in table order.
+
+    Raises:
+        ValueError: an unknown row id or backbone.
+    """
+    source = table.get("real_data_rows", []) if kind == "real-data" else table.get("rows", [])
+    known = [r["id"] for r in source]
+    unknown = sorted(set(rows or ()) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown row(s) {unknown} for --{kind}; known: {', '.join(known)}")
+    bad = sorted(set(backbones or ()) - set(table["backbones"]))
+    if bad:
+        raise ValueError(f"Unknown backbone(s) {bad}; known: {', '.join(table['backbones'])}")
+    jobs = []
+    for row in source:
+        if rows and row["id"] not in rows:
+            continue
+        if kind == "real-data":
+            jobs.append(Job(row, row.get("backbone", "vitb"), kind))
+            continue
+        if kind == "smoke":  # one tiny-backbone run per row: ViT-B and ViT-L differ only in the backbone name
+            jobs.append(Job(row, "tiny", kind))
+            continue
+        for bb in row["published"]:  # the backbone sizes the paper reports for this row
+            if not backbones or bb in backbones:
+                jobs.append(Job(row, bb, kind))
+    return jobs
+
+
+# ================================================================================================ configs
+def _resolve_config(row: dict[str, Any]) -> Path:
+    path = REPO / row["config"]
+    if not path.is_file():
+        raise FileNotFoundError(f"config {path} not found (run `smarties bench` from a checkout of the repository)")
+    return path
+
+
+def _set_backbone(cfg: dict[str, Any], arch: str, ckpt: str | None, probe_indices: Sequence[int] | None) -> None:
+    """Point the config's SMARTIES backbone at ``arch`` / ``ckpt``; UPerNet necks read ``probe_indices``."""
+    model_args = cfg["model"]["init_args"]["model_args"]
+    model_args["backbone"] = arch
+    for key in ("backbone_ckpt_path", "backbone_pretrained", "backbone_revision"):
+        model_args.pop(key, None)
+    if ckpt is not None:
+        model_args["backbone_ckpt_path"] = ckpt
+    necks = model_args.get("necks") or []
+    for neck in necks:
+        # only the 4-level UPerNet pyramids follow the backbone depth (a single-block probe keeps its index)
+        if neck.get("name") == "SelectIndices" and probe_indices and len(neck["indices"]) == len(probe_indices):
+            neck["indices"] = list(probe_indices)
+
+
+def _shrink_for_smoke(cfg: dict[str, Any], arch: str, depth: int) -> None:
+    """Tiny backbone, random weights, a few batches, no checkpoints or loggers."""
+    init = cfg["model"]["init_args"]
+    init["model_args"] = tiny_model_args(init["model_args"], arch, depth)
+    data = cfg["data"]["init_args"]
+    data["batch_size"] = 2
+    data["num_workers"] = 0
+    # fast_dev_run: one batch per loop, no checkpoints or loggers (an integer limit_train_batches: 1 ran every batch
+    # here: the CLI read it as the fraction 1.0).
+    cfg["trainer"].update(accelerator="cpu", fast_dev_run=1, enable_progress_bar=False, logger=False)
+    for key in ("check_val_every_n_epoch", "max_epochs", "enable_checkpointing", "num_sanity_val_steps"):
+        cfg["trainer"].pop(key, None)
+    callbacks = cfg["trainer"].get("callbacks") or []
+    cfg["trainer"]["callbacks"] = [c for c in callbacks if not c.get("class_path", "").endswith("ModelCheckpoint")]
+
+
+@dataclass
+class Prepared:
+    """A row's resolved config, or why it cannot run."""
+
+    config: dict[str, Any]
+    config_file: Path
+    missing: list[str] = field(default_factory=list)
+    weights: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def build_row_config(
+    job: Job,
+    table: dict[str, Any],
+    out: Path,
+    data_root: Path | None = None,
+    weights: Path | None = None,
+    fixtures: Callable[[str], Path] | None = None,
+) -> Prepared:
+    """The config dict a job runs, with data/weights paths set; ``missing`` lists what is absent and where.
+
+    Args:
+        job: the row and backbone.
+        table: the loaded table (backbone definitions).
+        out: the run folder of this kind (``OUT/<kind>``).
+        data_root: the datasets' root (real runs).
+        weights: a folder with the official ``.safetensors`` files, or one file (real / real-data runs).
+        fixtures: dataset name -> generated fixture root (smoke runs).
+    """
+    row = job.row
+    config_path = _resolve_config(row)
+    cfg = copy.deepcopy(yaml.safe_load(config_path.read_text(encoding="utf-8")))
+    prepared = Prepared(cfg, config_path)
+    trainer = cfg.setdefault("trainer", {})
+    run_dir = out / "runs" / job.key
+    trainer["default_root_dir"] = str(run_dir)
+    trainer.pop("strategy", None)
+    trainer.pop("num_nodes", None)
+    if isinstance(trainer.get("logger"), dict):  # keep the config's CSV logger, inside the run folder
+        trainer["logger"].setdefault("init_args", {})["save_dir"] = str(run_dir)
+
+    if job.kind == "smoke":
+        if fixtures is None:
+            raise ValueError("smoke jobs need fixtures")
+        smoke = table["smoke_backbone"]
+        _shrink_for_smoke(cfg, smoke["arch"], int(smoke["depth"]))
+        spec = row["smoke"]
+        root = fixtures(spec["fixture"])
+        for dotted, value in spec.get("overrides", {}).items():
+            set_path(cfg, dotted, value.replace("{root}", str(root)) if isinstance(value, str) else value)
+        return prepared
+
+    if trainer.get("enable_progress_bar", True):  # per-row progress: Lightning's tqdm bar (under the overall one)
+        trainer["callbacks"] = [*(trainer.get("callbacks") or []), {"class_path": _TQDM_BAR}]
+    bb = table["backbones"][job.backbone]
+    ckpt = _find_weights(weights, bb["weights"])
+    if ckpt is None:
+        msg = f"weights {bb['weights']} " + (f"not found in {weights}" if weights else "not given (no --weights)")
+        if job.kind == "real":
+            prepared.missing.append(msg)
+        else:  # real-data rows run anyway, honestly labelled
+            prepared.notes.append(f"{msg}: random-initialised {bb['arch']} (wiring check, features carry no meaning)")
+    prepared.weights = ckpt
+    _set_backbone(cfg, bb["arch"], str(ckpt) if ckpt else None, bb.get("probe_indices"))
+    if job.kind == "real-data":
+        for dotted, value in row.get("overrides", {}).items():
+            set_path(cfg, dotted, value)
+        if row.get("source") == "bigearthnet_examples":
+            _use_bigearthnet_examples(cfg, out / "data")
+        return prepared
+    root = data_root if data_root is not None else Path("data")
+    for dotted, rel in (row.get("data_created") or {}).items():  # files the data module writes (statistics caches)
+        set_path(cfg, dotted, str((root / rel).resolve()))
+    for dotted, rel in (row.get("data") or {}).items():
+        if rel is None:
+            set_path(cfg, dotted, None)
+            continue
+        path = (root / rel).resolve()
+        if not path.exists():
+            prepared.missing.append(f"{dotted.rsplit('.', 1)[-1]}: {path}")
+        set_path(cfg, dotted, str(path))
+    return prepared
+
+
+def _use_bigearthnet_examples(cfg: dict[str, Any], folder: Path) -> None:
+    """Point a BigEarthNet config at the six real patches of ``bigearthnet-common``, all in every split (the
+    leave-one-out kNN evaluates each patch against the other five)."""
+    from .sample_data import bigearthnet_examples
+
+    try:
+        examples = bigearthnet_examples(folder / "bigearthnet-examples")
+    except ImportError as err:
+        raise FileNotFoundError(f"the real BigEarthNet patches: {err}") from err
+    split = folder / "bigearthnet-examples.txt"
+    split.parent.mkdir(parents=True, exist_ok=True)
+    split.write_text("".join(f"{e.s2_dir.name}\n" for e in examples), encoding="utf-8")
+    set_path(cfg, "data.init_args.s2_root", str(examples[0].s2_dir.parent))
+    for key in ("train_split", "val_split", "test_split"):
+        set_path(cfg, f"data.init_args.{key}", str(split))
+
+
+def _find_weights(weights: Path | None, filename: str) -> Path | None:
+    if weights is None:
+        return None
+    if weights.is_file():
+        return weights
+    candidate = weights / filename
+    return candidate if candidate.is_file() else None
+
+
+# ================================================================================================ results
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary file in the same folder and ``os.replace`` (all or nothing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def result_path(out: Path, job: Job) -> Path:
+    return out / job.kind / "results" / f"{job.key}.json"
+
+
+def load_results(out: Path, kind: str) -> list[dict[str, Any]]:
+    """Every finished result file of ``kind`` under ``out`` (temporary files of killed runs are ignored)."""
+    folder = out / kind / "results"
+    results = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            results.append(json.loads(path.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as err:  # not produced by atomic_write_json; say so, do not guess
+            results.append({"row": path.stem, "kind": kind, "status": "failed", "reason": f"unreadable: {err}"})
+    return results
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on."""
+    found = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+_SHA_CACHE: dict[tuple[str, int, float], str] = {}
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file (cached per path, size and mtime: one hash per weights file per run)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime)
+    if key not in _SHA_CACHE:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        _SHA_CACHE[key] = digest.hexdigest()
+    return _SHA_CACHE[key]
+
+
+# ================================================================================================ execution
+def _best_checkpoint(trainer: Any) -> str | None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.best_model_path:
+            return cb.best_model_path
+    return None
+
+
+def execute(job: Job, config_file: Path, verbose: bool = False) -> dict[str, Any]:
+    """Run one job's config in-process; return its metrics, protocol facts and what was evaluated."""
+    from terratorch.cli_tools import build_lightning_cli
+
+    from .lightning.probing import check_protocol
+
+    row = job.row
+    argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI also looks at sys.argv (ours are `bench run ...`)
+    try:
+        cli = build_lightning_cli(["-c", str(config_file)], run=False)
+    finally:
+        sys.argv = argv
+    trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
+    stage = row["evaluate"]["stage"]
+    evaluated = "final weights"
+    if row["subcommand"] == "fit":
+        trainer.fit(model, datamodule=datamodule)
+        protocol = check_protocol(row["protocol"], model, trainer.optimizers)
+        ckpt = _best_checkpoint(trainer) if row["evaluate"].get("checkpoint") == "best" else None
+        evaluated = f"best checkpoint {ckpt}" if ckpt else "final weights"
+    elif row["subcommand"] == "validate":
+        protocol = check_protocol(row["protocol"], model)
+        ckpt = None
+    else:
+        raise ValueError(f"{row['id']}: subcommand must be fit or validate, got {row['subcommand']!r}")
+    run = trainer.validate if stage == "val" else trainer.test
+    metrics = run(model, datamodule=datamodule, ckpt_path=ckpt, verbose=verbose)[0]
+    key = f"{stage}/{row['metric_key']}"
+    if key not in metrics:
+        raise KeyError(f"{row['id']}: metric {key} was not logged (logged: {sorted(metrics)})")
+    return {
+        "raw_value": float(metrics[key]),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "protocol_check": protocol,
+        "evaluated": f"{stage} split, {evaluated}",
+        "seed": cli.config.get("seed_everything"),
+    }
+
+
+def run_job(
+    job: Job,
+    table: dict[str, Any],
+    out: Path,
+    data_root: Path | None,
+    weights: Path | None,
+    fixtures: Callable[[str], Path] | None,
+    executor: Callable[[Job, Path, bool], dict[str, Any]] = execute,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """Prepare, run and record one job; returns the result written to its JSON file."""
+    row = job.row
+    published = row["published"] if job.kind == "real-data" else row["published"].get(job.backbone, {})
+    result: dict[str, Any] = {
+        "row": row["id"],
+        "backbone": job.backbone,
+        "kind": job.kind,
+        "dataset": row["dataset"],
+        "protocol": row["protocol"],
+        "metric": row["metric"],
+        "published": published.get("value"),
+        "provenance": published.get("provenance"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    start = time.perf_counter()
+    try:
+        prepared = build_row_config(job, table, out / job.kind, data_root, weights, fixtures)
+    except FileNotFoundError as err:
+        prepared = None
+        result.update(status="skipped", reason=f"skipped: {err}")
+    if prepared is not None:
+        result["config_file"] = str(prepared.config_file.relative_to(REPO))
+        result["notes"] = prepared.notes
+        if prepared.missing:
+            result.update(status="skipped", reason="skipped: missing " + "; ".join(prepared.missing))
+        else:
+            run_config = out / job.kind / "configs" / f"{job.key}.yaml"
+            run_config.parent.mkdir(parents=True, exist_ok=True)
+            run_config.write_text(yaml.safe_dump(prepared.config, sort_keys=False), encoding="utf-8")
+            result["config"] = prepared.config
+            result["weights"] = (
+                {"path": str(prepared.weights), "sha256": sha256_file(prepared.weights)}
+                if prepared.weights is not None
+                else {"path": None, "sha256": None, "note": "random initialisation"}
+            )
+            result["versions"] = versions()
+            try:
+                measured = executor(job, run_config, verbose)
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - a broken row is recorded; kills propagate
+                result.update(status="failed", reason=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+            else:
+                scale = float(row.get("scale", 1))
+                result.update(measured)
+                result.update(status="ok", value=round(measured["raw_value"] * scale, 4))
+                if result["published"] is not None and job.kind == "real":
+                    result["difference"] = round(result["value"] - result["published"], 4)
+    result["wall_time_s"] = round(time.perf_counter() - start, 2)
+    result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result = json.loads(json.dumps(result, default=str))  # return exactly what the file holds (str keys etc.)
+    atomic_write_json(result_path(out, job), result)
+    return result
+
+
+def run_jobs(
+    jobs: Iterable[Job],
+    table: dict[str, Any],
+    out: Path,
+    data_root: Path | None = None,
+    weights: Path | None = None,
+    force: bool = False,
+    executor: Callable[[Job, Path, bool], dict[str, Any]] = execute,
+    verbose: bool = False,
+) -> list[dict[str, Any]]:
+    """Run ``jobs`` in order, skipping those with a finished (``ok``) result unless ``force``.
+
+    Skipped / failed rows are retried on the next run (their data may have appeared). Each result is written when
+    its row ends, so interrupting the loop loses only the row in progress.
+    """
+    jobs = list(jobs)
+    cache: dict[str, Path] = {}
+
+    def fixtures(name: str) -> Path:
+        if name not in cache:
+            from .testing import make_fixture
+
+            root = out / "smoke" / "data" / name
+            if root.exists():  # a half-written fixture of a killed run: start clean
+                shutil.rmtree(root)
+            make_fixture(name, root)
+            cache[name] = root
+        return cache[name]
+
+    results = []
+    bar = tqdm(jobs, desc="paper table", unit="row", dynamic_ncols=True, position=0)
+    for job in bar:
+        bar.set_postfix_str(f"{job.kind}: {job.key}")
+        path = result_path(out, job)
+        if path.is_file() and not force:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+            if previous.get("status") == "ok":
+                results.append({**previous, "resumed": True})
+                continue
+        result = run_job(job, table, out, data_root, weights, fixtures, executor, verbose)
+        bar.write(_one_line(result))
+        results.append(result)
+    return results
+
+
+def _one_line(result: dict[str, Any]) -> str:
+    head = f"[{result['kind']}] {result['row']} ({result['backbone']})"
+    if result["status"] == "ok":
+        return f"{head}: {result['metric']} = {result['value']:.2f} in {result['wall_time_s']:.1f} s"
+    return f"{head}: {result['status']}: {result.get('reason', '')}"
+
+
+# ================================================================================================ report
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _status(result: dict[str, Any]) -> str:
+    if result["status"] == "ok":
+        return "ok"
+    return result.get("reason") or result["status"]
+
+
+def render_report(out: Path, table: dict[str, Any] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """Markdown report (one section per kind, never mixed) and the flat list of result rows behind it."""
+    sections = []
+    flat: list[dict[str, Any]] = []
+    titles = {
+        "real": "Paper table: measured vs published (real data, official weights)",
+        "real-data": "Real-data rows (registry-shipped real imagery, CPU; wiring checks, not benchmarks)",
+        "smoke": "Smoke run (tiny generated data, 2-block random backbone: proves the wiring, measures nothing)",
+    }
+    table = table if table is not None else load_table()
+    order = {r["id"]: i for i, r in enumerate([*table.get("rows", []), *table.get("real_data_rows", [])])}
+    for kind in KINDS:
+        results = load_results(out, kind)
+        results.sort(key=lambda r: (order.get(r["row"], len(order)), str(r.get("backbone"))))
+        if not results:
+            continue
+        lines = [f"## {titles[kind]}", ""]
+        if kind == "smoke":
+            lines += [
+                "| row | backbone | protocol | metric | smoke value | status | wall s |",
+                "|---|---|---|---|---|---|---|",
+            ]
+        else:
+            lines += [
+                "| row | backbone | protocol | metric | measured | published | difference | status | wall s |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+        for r in results:
+            measured = r.get("value") if r["status"] == "ok" else None
+            diff = r.get("difference") if kind == "real" else None
+            entry = {
+                "kind": kind,
+                "row": r["row"],
+                "backbone": r.get("backbone"),
+                "protocol": r.get("protocol"),
+                "metric": r.get("metric"),
+                "measured": measured,
+                "published": r.get("published"),
+                "difference": diff,
+                "provenance": r.get("provenance"),
+                "status": _status(r),
+                "wall_time_s": r.get("wall_time_s"),
+                "weights_sha256": (r.get("weights") or {}).get("sha256"),
+                "notes": "; ".join(r.get("notes") or []),
+            }
+            flat.append(entry)
+            cells = [r["row"], str(r.get("backbone")), str(r.get("protocol")), str(r.get("metric")), _fmt(measured)]
+            if kind != "smoke":
+                cells += [_fmt(r.get("published")), "n/a" if diff is None else f"{diff:+.2f}"]
+            cells += [entry["status"].replace("|", "/"), f"{r.get('wall_time_s', 0):.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        notes = sorted({n for r in results for n in (r.get("notes") or [])})
+        if notes:
+            lines += ["", "Notes:"] + [f"- {n}" for n in notes]
+        sections.append("\n".join(lines))
+    if not sections:
+        return f"No results under {out} (run `smarties bench run --out {out}` first).\n", flat
+    header = (
+        "# SMARTIES paper table\n\nPublished values: shared/spec/paper-table.md (secondary sources, unverified "
+        "against the PDF; see each row's provenance in the JSON/CSV). Differences are measured - published, only "
+        "for real runs.\n\n"
+    )
+    return header + "\n\n".join(sections) + "\n", flat
+
+
+def write_chart(flat: list[dict[str, Any]], path: Path) -> Path:
+    """Bar chart of measured vs published per (row, backbone): real and real-data results only, never smoke."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [e for e in flat if e["kind"] != "smoke" and (e["measured"] is not None or e["published"] is not None)]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
+    if rows:
+        labels = [f"{e['row']}\n{e['backbone']} ({e['kind']})" for e in rows]
+        x = range(len(rows))
+        measured = [e["measured"] if e["measured"] is not None else 0.0 for e in rows]
+        published = [e["published"] if e["published"] is not None else 0.0 for e in rows]
+        ax.bar([i - 0.2 for i in x], measured, width=0.4, label="measured", color="#1f77b4")
+        ax.bar([i + 0.2 for i in x], published, width=0.4, label="published", color="#aaaaaa")
+        for i, e in enumerate(rows):
+            if e["measured"] is None:
+                ax.text(i - 0.2, 1, "not measured", rotation=90, ha="center", va="bottom", fontsize=7)
+            if e["published"] is None:
+                ax.text(i + 0.2, 1, "n/a", rotation=90, ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(list(x), labels, rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel("metric (%)")
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no real or real-data results yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    ax.set_title("SMARTIES paper table: measured vs published (smoke results excluded)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def report(out: Path, report_dir: Path | None = None) -> str:
+    """Write ``report.md``, ``results.csv``, ``results.json`` and ``paper_table.png``; return the markdown."""
+    markdown, flat = render_report(out)
+    report_dir = report_dir or out / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "report.md").write_text(markdown, encoding="utf-8")
+    atomic_write_json(report_dir / "results.json", flat)
+    fields = ["kind", "row", "backbone", "protocol", "metric", "measured", "published", "difference", "provenance"]
+    fields += ["status", "wall_time_s", "weights_sha256", "notes"]
+    with (report_dir / "results.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(flat)
+    write_chart(flat, report_dir / "paper_table.png")
+    return markdown
+
+
+# ================================================================================================ CLI
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smarties bench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run rows of the paper table")
+    run.add_argument("--rows", nargs="+", metavar="ID", help="row ids (default: all; see --list)")
+    run.add_argument("--backbone", nargs="+", choices=["vitb", "vitl"], help="backbones (default: all the row has)")
+    run.add_argument("--data-root", type=Path, default=Path("data"), help="datasets root (default: ./data)")
+    run.add_argument("--weights", type=Path, help="folder with smarties-v1-vit{b,l}.safetensors, or one file")
+    run.add_argument(
+        "--out", type=Path, default=Path("bench_results"), help="results folder (default: ./bench_results)"
+    )
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="every row on tiny generated data (wiring check)")
+    mode.add_argument("--real-data", action="store_true", help="the CPU rows on registry-shipped real imagery")
+    run.add_argument("--force", action="store_true", help="re-run rows that already have a finished result")
+    run.add_argument("--table", type=Path, help="benchmark table (default: benchmarks/paper_table.yaml)")
+    run.add_argument("--list", action="store_true", help="list the selected jobs and exit")
+    run.add_argument("--verbose", action="store_true", help="Lightning's own progress bars and summaries")
+    rep = sub.add_parser("report", help="markdown / CSV / JSON / PNG report of the results")
+    rep.add_argument("--out", type=Path, default=Path("bench_results"), help="results folder of `bench run`")
+    rep.add_argument("--report-dir", type=Path, help="where to write the files (default: OUT/report)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``smarties bench run|report ...``; returns the exit code (1 if any row failed)."""
+    args = _parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
+    if args.command == "report":
+        print(report(args.out, args.report_dir))
+        print(f"Report files: {(args.report_dir or args.out / 'report').resolve()}")
+        return 0
+    table = load_table(args.table)
+    kind = "smoke" if args.smoke else "real-data" if args.real_data else "real"
+    jobs = select_jobs(table, kind, args.rows, args.backbone)
+    if args.list:
+        for job in jobs:
+            print(f"{job.kind:<9} {job.key:<36} {job.row['config']}")
+        return 0
+    results = run_jobs(jobs, table, args.out, args.data_root, args.weights, args.force, verbose=args.verbose)
+    counts = {s: sum(r["status"] == s for r in results) for s in ("ok", "skipped", "failed")}
+    print(f"{len(results)} {kind} jobs: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed")
+    print(f"Results: {(args.out / kind / 'results').resolve()}  (report: smarties bench report --out {args.out})")
+    return 1 if counts["failed"] else 0

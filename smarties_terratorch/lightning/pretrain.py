@@ -1,0 +1,184 @@
+"""SMARTIES MAE pre-training as a LightningModule and a LightningCLI (``smarties pretrain``).
+
+Usage::
+
+    smarties pretrain fit -c configs/pretrain_demo.yaml                      # tiny model, real demo data, CPU
+    smarties pretrain fit -c configs/pretrain_vitb.yaml --trainer.devices 8  # the paper recipe
+    smarties pretrain fit -c configs/pretrain_demo.yaml --print_config
+    smarties pretrain fit -c configs/pretrain_demo.yaml --ckpt_path last     # resume from <run>/checkpoints/last.ckpt
+
+Recipe (paper-table.md §3): AdamW (0.9, 0.95), weight decay 0.05 except on 1-D parameters (biases, norms),
+``lr = blr * effective_batch / 256`` with ``effective_batch = batch_size * devices * num_nodes *
+accumulate_grad_batches``, linear warmup then cosine decay, stepped per optimiser step. At the end of ``fit`` the
+encoder is written in the official layout to ``<trainer.default_root_dir>/<export_name>`` (safetensors), ready
+for ``smarties_vit_*_patch16(ckpt_path=...)`` or TerraTorch's ``backbone_ckpt_path``.
+
+Reproducibility: masking and mixup positions come from a generator seeded by ``(seed, epoch, batch index,
+rank)``, and :class:`~smarties_terratorch.datamodules.paired.PairedPretrainDataModule` stores its position in
+checkpoints, so a run resumed from a mid-epoch checkpoint computes exactly the steps of an uninterrupted run.
+Lightning writes checkpoints atomically (a temporary file renamed into place), so a write interrupted mid-way
+leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.cli import LightningCLI
+from torch.optim.lr_scheduler import LambdaLR
+
+from ..models.mae import MixupMode, SmartiesMAE
+from ..weights import save_weights
+from .classification import cosine_warmup_factor
+
+__all__ = ["SmartiesPretrainTask", "cli_main", "param_groups_weight_decay"]
+
+log = logging.getLogger(__name__)
+
+
+def param_groups_weight_decay(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW groups as released: decay on parameters with >= 2 dims (incl. CLS / mask token), none on 1-D
+    ones (biases, norms); frozen parameters (the sin-cos position embeddings) are left out."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class SmartiesPretrainTask(pl.LightningModule):
+    """MAE pre-training of a SMARTIES encoder with cross-sensor token mixup.
+
+    Args:
+        variant: encoder architecture (``smarties_vit_{tiny,base,large}_patch16``).
+        img_size: training image side; must equal the data module's ``img_size``.
+        decoder_embed_dim, decoder_depth, decoder_num_heads: decoder (512 / 8 / 16 in the paper).
+        mask_ratio: share of masked tokens (0.75).
+        mixup_ratio: share of view-1 tokens from the first sensor (0.5).
+        mixup: ``"mirrored"`` (paper, default), ``"released"`` (one-sided, the released code) or ``"none"``.
+        norm_pix_loss: per-patch normalised targets.
+        blr: base learning rate per 256 samples (1.5e-4).
+        lr: absolute learning rate; overrides ``blr`` scaling when set.
+        weight_decay: AdamW weight decay on >= 2-D parameters (0.05).
+        betas: AdamW betas ((0.9, 0.95)).
+        warmup_epochs: linear warmup length in epochs (20 of 300 in the paper); may be fractional.
+        seed: seed of masking and mixup positions.
+        export_name: file name of the exported encoder in ``trainer.default_root_dir``.
+        encoder_ckpt_path: start the encoder from these weights (official layout), e.g. continued pre-training.
+    """
+
+    def __init__(
+        self,
+        variant: str = "smarties_vit_base_patch16",
+        img_size: int = 224,
+        decoder_embed_dim: int = 512,
+        decoder_depth: int = 8,
+        decoder_num_heads: int = 16,
+        mask_ratio: float = 0.75,
+        mixup_ratio: float = 0.5,
+        mixup: MixupMode = "mirrored",
+        norm_pix_loss: bool = True,
+        blr: float = 1.5e-4,
+        lr: float | None = None,
+        weight_decay: float = 0.05,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_epochs: float = 20.0,
+        seed: int = 0,
+        export_name: str = "smarties_encoder.safetensors",
+        encoder_ckpt_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = SmartiesMAE(
+            variant,
+            img_size=img_size,
+            decoder_embed_dim=decoder_embed_dim,
+            decoder_depth=decoder_depth,
+            decoder_num_heads=decoder_num_heads,
+            mask_ratio=mask_ratio,
+            mixup_ratio=mixup_ratio,
+            mixup=mixup,
+            norm_pix_loss=norm_pix_loss,
+            encoder_ckpt_path=encoder_ckpt_path,
+        )
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        return self.model.encoder
+
+    def _generator(self, batch_idx: int) -> torch.Generator:
+        # A function of the step's position only, so a resumed run draws the same masks as an uninterrupted one.
+        key = ((self.hparams.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx) * 1024 + self.global_rank
+        return torch.Generator(device=self.device).manual_seed(key % (2**63 - 1))
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self.model(
+            batch["image_a"], batch["bands_a"], batch["image_b"], batch["bands_b"], generator=self._generator(batch_idx)
+        )
+        bs = batch["image_a"].shape[0]
+        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
+        self.log_dict(
+            {"train/loss_view1": out.view_losses[0], "train/loss_view2": out.view_losses[1]},
+            on_step=True,
+            batch_size=bs,
+        )
+        return out.loss
+
+    # ------------------------------------------------------------------ optimisation
+    def effective_batch_size(self) -> int:
+        """Samples per optimiser step over all devices: batch * world size * gradient accumulation."""
+        trainer = self.trainer
+        batch = getattr(trainer.datamodule, "batch_size", None) if trainer.datamodule is not None else None
+        if batch is None:
+            raise ValueError("Cannot scale the learning rate: the data module has no batch_size; set model.lr instead")
+        return int(batch) * trainer.world_size * trainer.accumulate_grad_batches
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        lr = hp.lr if hp.lr is not None else hp.blr * self.effective_batch_size() / 256
+        optimizer = torch.optim.AdamW(param_groups_weight_decay(self.model, hp.weight_decay), lr=lr, betas=hp.betas)
+        total = int(self.trainer.estimated_stepping_batches)
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else None
+        steps_per_epoch = total / epochs if epochs else max(total, 1)
+        warmup = round(hp.warmup_epochs * steps_per_epoch) if epochs else 0
+        log.info("MAE pre-training: lr %.3g, %d optimiser steps, %d warmup steps", lr, total, warmup)
+        scheduler = LambdaLR(optimizer, lambda step: cosine_warmup_factor(step, warmup, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ export
+    def export_path(self) -> Path:
+        return Path(self.trainer.default_root_dir) / self.hparams.export_name
+
+    def on_fit_end(self) -> None:
+        if self.trainer.is_global_zero:
+            path = save_weights(
+                self.encoder,
+                self.export_path(),
+                metadata={"variant": self.hparams.variant, "global_step": str(self.global_step)},
+            )
+            print(f"Exported the pre-trained encoder to {path.resolve()}")
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``smarties pretrain ...``: a LightningCLI over :class:`SmartiesPretrainTask` and any LightningDataModule
+    (``PairedPretrainDataModule`` by default). Returns 0 on success."""
+    from ..datamodules.paired import PairedPretrainDataModule
+
+    with warnings.catch_warnings():
+        # `smarties pretrain` hands its own argv over; LightningCLI would warn that sys.argv differs.
+        warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
+        LightningCLI(
+            SmartiesPretrainTask,
+            PairedPretrainDataModule,
+            subclass_mode_data=True,
+            args=list(argv) if argv is not None else None,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+        )
+    return 0

