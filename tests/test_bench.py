@@ -98,7 +98,6 @@ def test_smoke_run_one_row_per_protocol_then_resume(tmp_path: Path) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "results").iterdir()} == stamps
 
 
-@pytest.mark.slow
 def test_smoke_run_all_rows(tmp_path: Path) -> None:
     assert bench.main(["run", "--smoke", "--out", str(tmp_path)]) == 0
     results = bench.load_results(tmp_path, "smoke")
