@@ -571,7 +571,7 @@ def render_report(out: Path, table: dict[str, Any] | None = None) -> tuple[str, 
             cells = [r["row"], str(r.get("backbone")), str(r.get("protocol")), str(r.get("metric")), _fmt(measured)]
             if kind != "smoke":
                 cells += [_fmt(r.get("published")), "n/a" if diff is None else f"{diff:+.2f}"]
-            cells += [entry["status"].replace("|", "/"), f"{r.get('wall_time_s', 0):.1f}"]
+            cells += [entry["status"].replace("|", "/"), f"{r['wall_time_s']:.1f}" if r.get("status") == "ok" else ""]
             lines.append("| " + " | ".join(cells) + " |")
         notes = sorted({n for r in results for n in (r.get("notes") or [])})
         if notes:
