@@ -23,9 +23,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
+
+from ._io import write_geotiff
 
 S2_RES = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
@@ -37,12 +38,7 @@ EXTENT = 1200  # metres
 
 
 def _write(path: Path, array: np.ndarray, res: int, x0: float, y0: float) -> None:
-    profile = {
-        "driver": "GTiff", "width": array.shape[1], "height": array.shape[0], "count": 1, "dtype": array.dtype.name,
-        "crs": CRS.from_epsg(32633), "transform": from_origin(x0, y0, res, res),
-    }  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(array, 1)
+    write_geotiff(path, array, array.dtype.name, "EPSG:32633", from_origin(x0, y0, res, res))
 
 
 def make(root: str | Path, patches: int = 6, val: int = 2, seed: int = 0) -> Path:

@@ -15,29 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.transform import from_origin
 
+from ._io import write_geotiff
+
 SIZE = 64
+_CRS, _TRANSFORM = "EPSG:32610", from_origin(500000, 4200000, 30, 30)
 SCENES = {
     "training": ["T10SEH.2018190", "T10SFH.2019213", "T11SLT.2020245", "T12SVD.2021170"],
     "validation": ["T10TEK.2018201", "T11SKU.2020250"],
 }
-
-
-def _write(path: Path, data: np.ndarray, dtype: str, nodata: float | None = None) -> None:
-    profile = {
-        "driver": "GTiff",
-        "width": data.shape[-1],
-        "height": data.shape[-2],
-        "count": data.shape[0],
-        "dtype": dtype,
-        "crs": "EPSG:32610",
-        "transform": from_origin(500000, 4200000, 30, 30),
-        "nodata": nodata,
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype(dtype))
 
 
 def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
@@ -54,6 +41,6 @@ def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
                 image[:, :4, :4] = -9999.0  # HLS fill value
                 image[2, 10, 10] = np.nan
                 mask[:, -4:, -4:] = -1  # no-data label
-            _write(root / folder / f"{stem}_merged.tif", image, "float32")
-            _write(root / folder / f"{stem}.mask.tif", mask, "int16")
+            write_geotiff(root / folder / f"{stem}_merged.tif", image, "float32", _CRS, _TRANSFORM)
+            write_geotiff(root / folder / f"{stem}.mask.tif", mask, "int16", _CRS, _TRANSFORM)
     return root

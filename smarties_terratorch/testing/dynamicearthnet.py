@@ -17,10 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.transform import from_origin
 
+from ._io import write_geotiff
+
 SIZE = 64
+_CRS, _TRANSFORM = "EPSG:32610", from_origin(600000, 4400000, 3, 3)
 DATES = ["01", "05", "10", "15", "20", "25"]
 # (zone, lon-lat folder, cube, scene, split, months)
 CUBES = [
@@ -29,21 +31,6 @@ CUBES = [
     ("11N", "7E-98N", "1700_3100_13", "11N-117W-33N-L3H-SR", "val", ["2018-06"]),
     ("13N", "15E-55N", "2235_3403_13", "13N-105W-20N-L3H-SR", "test", ["2019-11"]),
 ]
-
-
-def _write(path: Path, data: np.ndarray, dtype: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {
-        "driver": "GTiff",
-        "width": data.shape[-1],
-        "height": data.shape[-2],
-        "count": data.shape[0],
-        "dtype": dtype,
-        "crs": "EPSG:32610",
-        "transform": from_origin(600000, 4400000, 3, 3),
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype(dtype))
 
 
 def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
@@ -57,14 +44,14 @@ def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
             for d in DATES:
                 image = rng.integers(0, 4000, (4, size, size))
                 image[3] += 1500  # NIR brighter, as vegetation
-                _write(root / "planet" / planet_rel / f"{ym}-{d}.tif", image, "int16")
+                write_geotiff(root / "planet" / planet_rel / f"{ym}-{d}.tif", image, "int16", _CRS, _TRANSFORM)
             classes = rng.integers(0, 7, (size, size))
             onehot = np.zeros((7, size, size), dtype=np.uint8)
             for k in range(7):
                 onehot[k][classes == k] = 255
             onehot[:, :4, :4] = 0  # unlabelled
             label_rel = f"labels/{cube}_{zone}/Labels/Raster/{scene}/{scene}-{ym.replace('-', '_')}_01.tif"
-            _write(root / label_rel, onehot, "uint8")
+            write_geotiff(root / label_rel, onehot, "uint8", _CRS, _TRANSFORM)
             lines[split].append(f"/reprocess-cropped/UTM-24000/{planet_rel} /{label_rel} {ym}")
     (root / "dynnet_training_splits").mkdir(parents=True, exist_ok=True)
     for split, rows in lines.items():

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.crs import CRS
 from rasterio.transform import from_origin
+
+from ._io import write_geotiff, write_splits
 
 CLASSES = (
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
@@ -37,15 +37,9 @@ def make(root: str | Path, per_class: int = 2, seed: int = 0) -> Path:
         for i in range(1, per_class + 1):
             name = f"{cls}_{i}.tif"
             image = rng.integers(0, 5000, size=(BANDS, SIZE, SIZE), dtype=np.uint16)
-            profile = {
-                "driver": "GTiff", "width": SIZE, "height": SIZE, "count": BANDS, "dtype": "uint16",
-                "crs": CRS.from_epsg(32631), "transform": from_origin(500000 + 640 * i, 5000000, 10, 10),
-            }  # fmt: skip
-            with rasterio.open(data / cls / name, "w", **profile) as dst:
-                dst.write(image)
+            write_geotiff(
+                data / cls / name, image, "uint16", "EPSG:32631", from_origin(500000 + 640 * i, 5000000, 10, 10)
+            )
             lines["train" if i < per_class else "val"].append(f"./{cls}/{name}")
-    splits = root / "eval_splits"
-    splits.mkdir(parents=True, exist_ok=True)
-    for split, entries in lines.items():
-        (splits / f"eurosat-{split}.txt").write_text("\n".join(entries) + "\n")
+    write_splits(root, "eurosat", lines)
     return data

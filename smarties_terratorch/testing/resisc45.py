@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from ._io import write_random_jpeg, write_splits
 
 CLASSES = (
     "airplane", "airport", "baseball_diamond", "basketball_court", "beach", "bridge", "chaparral", "church",
@@ -38,11 +39,7 @@ def make(root: str | Path, per_class: int = 2, num_classes: int = len(CLASSES), 
         (data / cls).mkdir(parents=True, exist_ok=True)
         for i in range(1, per_class + 1):
             name = f"{cls}_{i:03d}.jpg"
-            coarse = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
-            Image.fromarray(coarse).resize((SIZE, SIZE), Image.BILINEAR).save(data / cls / name, quality=90)
+            write_random_jpeg(data / cls / name, rng, SIZE)
             lines["train" if i < per_class else "val"].append(f"./{cls}/{name}")
-    splits = root / "eval_splits"
-    splits.mkdir(parents=True, exist_ok=True)
-    for split, entries in lines.items():
-        (splits / f"resisc45-{split}.txt").write_text("\n".join(entries) + "\n")
+    write_splits(root, "resisc45", lines)
     return data

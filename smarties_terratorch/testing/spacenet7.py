@@ -19,27 +19,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.transform import from_origin
 
+from ._io import write_geotiff
+
 SIZE = 64
+_CRS, _TRANSFORM = "EPSG:3857", from_origin(0, 0, 4.77, 4.77)
 AOIS = ["L15-0331E-1257N_1327_3160_13", "L15-0357E-1223N_1429_3296_13", "L15-0387E-1276N_1549_3087_13"]
 MONTHS = [(2018, 1, False, True), (2018, 2, True, True), (2018, 3, False, False)]  # (year, month, mask, label)
-
-
-def _write(path: Path, data: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {
-        "driver": "GTiff",
-        "width": data.shape[-1],
-        "height": data.shape[-2],
-        "count": data.shape[0],
-        "dtype": "uint8",
-        "crs": "EPSG:3857",
-        "transform": from_origin(0, 0, 4.77, 4.77),
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype("uint8"))
 
 
 def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
@@ -56,9 +43,11 @@ def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
             rgba[3] = 255
             if k == 0 and month == 1:
                 rgba[:, :8, :8] = 0  # outside the mosaic: alpha 0
-            _write(root / "train" / aoi / "images_masked" / f"{name}.tif", rgba)
+            write_geotiff(root / "train" / aoi / "images_masked" / f"{name}.tif", rgba, "uint8", _CRS, _TRANSFORM)
             if labelled:
                 label = (rng.random((1, size, size)) < 0.1).astype(np.uint8) * 255
-                _write(root / "train" / aoi / "labels_raster" / f"{name}_Buildings.tif", label)
+                write_geotiff(
+                    root / "train" / aoi / "labels_raster" / f"{name}_Buildings.tif", label, "uint8", _CRS, _TRANSFORM
+                )
     (root / "metadata_train.json").write_text(json.dumps(metadata, indent=1))
     return root

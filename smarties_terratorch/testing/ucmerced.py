@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from rasterio.errors import NotGeoreferencedWarning
 
+from ._io import write_splits
+
 CLASSES = (
     "agricultural", "airplane", "baseballdiamond", "beach", "buildings", "chaparral", "denseresidential", "forest",
     "freeway", "golfcourse", "harbor", "intersection", "mediumresidential", "mobilehomepark", "overpass",
@@ -47,8 +49,5 @@ def make(root: str | Path, per_class: int = 2, size: int = SIZE, seed: int = 0) 
                 with rasterio.open(data / cls / name, "w", **profile) as dst:
                     dst.write(image.round().clamp(0, 255).numpy().astype(np.uint8))
             lines["train" if i < per_class - 1 else "val"].append(f"./{cls}/{name}")
-    splits = root / "eval_splits"
-    splits.mkdir(parents=True, exist_ok=True)
-    for split, entries in lines.items():
-        (splits / f"ucmerced-{split}.txt").write_text("\n".join(entries) + "\n")
+    write_splits(root, "ucmerced", lines)
     return data

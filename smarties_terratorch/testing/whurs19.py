@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from ._io import write_random_jpeg, write_splits
 
 CLASSES = (
     "Airport", "Beach", "Bridge", "Commercial", "Desert", "Farmland", "footballField", "Forest", "Industrial",
@@ -34,11 +35,7 @@ def make(root: str | Path, per_class: int = 2, size: int = SIZE, seed: int = 0) 
         (data / cls).mkdir(parents=True, exist_ok=True)
         for i in range(1, per_class + 1):
             name = f"{cls.lower()}_{i:02d}.jpg"
-            coarse = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
-            Image.fromarray(coarse).resize((size, size), Image.BILINEAR).save(data / cls / name, quality=90)
+            write_random_jpeg(data / cls / name, rng, size)
             lines["train" if i < per_class else "val"].append(f"./{cls}/{name}")
-    splits = root / "eval_splits"
-    splits.mkdir(parents=True, exist_ok=True)
-    for split, entries in lines.items():
-        (splits / f"whurs19-{split}.txt").write_text("\n".join(entries) + "\n")
+    write_splits(root, "whurs19", lines)
     return data
