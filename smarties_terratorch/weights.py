@@ -41,6 +41,7 @@ __all__ = [
     "get_weights",
     "load_pretrained",
     "load_state_dict",
+    "read_checkpoint",
     "save_weights",
 ]
 
@@ -328,6 +329,27 @@ def _head_keys(keys: Any) -> list[str]:
     return [k for k in keys if k.startswith("head.")]
 
 
+def read_checkpoint(
+    source: str | Path | SmartiesWeights,
+    model: nn.Module,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[Path, dict[str, torch.Tensor]]:
+    """Locate ``source``, read it and map it onto ``model``'s key layout (:func:`checkpoint_filter_fn`).
+
+    Returns:
+        ``(path, state_dict)``, not yet loaded into ``model``.
+
+    Raises:
+        WeightsUnavailableError: the file cannot be found or fetched.
+        CheckpointError: unreadable file or another ViT size than ``model``'s.
+    """
+    path = checkpoint_path(source, revision, cache_dir)
+    sd = checkpoint_filter_fn(load_state_dict(path), model)
+    check_architecture(sd, model, path)
+    return path, sd
+
+
 def load_pretrained(
     model: nn.Module,
     source: str | Path | SmartiesWeights,
@@ -352,9 +374,7 @@ def load_pretrained(
         WeightsUnavailableError: the file cannot be found or fetched.
         CheckpointError: unreadable file, other architecture, or (strict) incompatible keys.
     """
-    path = checkpoint_path(source, revision, cache_dir)
-    sd = checkpoint_filter_fn(load_state_dict(path), model)
-    check_architecture(sd, model, path)
+    path, sd = read_checkpoint(source, model, revision, cache_dir)
     weights = WEIGHTS.get(source) if isinstance(source, str) else source if isinstance(source, SmartiesWeights) else None
     encoder_from_base = "cls_token" not in sd and weights is not None and weights.base is not None
     if encoder_from_base:

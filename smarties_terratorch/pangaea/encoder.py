@@ -41,10 +41,7 @@ from ..weights import (
     WEIGHTS,
     CheckpointError,
     WeightsUnavailableError,
-    check_architecture,
-    checkpoint_filter_fn,
-    checkpoint_path,
-    load_state_dict,
+    read_checkpoint,
 )
 
 __all__ = ["PANGAEA_AVAILABLE", "BandPlan", "PangaeaEncoderBase", "SmartiesEncoder", "plan_bands"]
@@ -410,9 +407,7 @@ class SmartiesEncoder(PangaeaEncoderBase):
         if self.encoder_weights is None:
             logger.warning("SMARTIES encoder: encoder_weights is null, the encoder keeps its random initialisation.")
             return
-        path = checkpoint_path(self._weights_file())
-        state = checkpoint_filter_fn(load_state_dict(path), self.vit)
-        check_architecture(state, self.vit, path)
+        path, state = read_checkpoint(self._weights_file(), self.vit)
         own = dict(self.vit.named_parameters())
         missing = {k: p.shape for k, p in own.items() if k not in state}
         incompatible = {k: (own[k].shape, v.shape) for k, v in state.items() if k in own and own[k].shape != v.shape}
