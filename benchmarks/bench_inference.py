@@ -251,7 +251,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     if task == "seg":
         from terratorch.models import EncoderDecoderFactory
 
-        import smarties_terratorch.terratorch  # noqa: F401 - registers the backbones
+        import smarties_terratorch.backbone  # noqa: F401 - registers the backbones
 
         torch.manual_seed(0)
         seg = EncoderDecoderFactory().build_model(

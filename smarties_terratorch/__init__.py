@@ -44,7 +44,7 @@ class _RegisterWithTerraTorch(importlib.abc.MetaPathFinder):
 
     TerraTorch has no plugin entry points, and importing it costs seconds, so we neither import it here nor ask
     users to import things in a particular order: this finder waits for TerraTorch's own import, lets it finish,
-    then imports :mod:`smarties_terratorch.terratorch` (which registers the backbones).
+    then imports :mod:`smarties_terratorch.backbone` (which registers the backbones).
     """
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
@@ -57,13 +57,13 @@ class _RegisterWithTerraTorch(importlib.abc.MetaPathFinder):
 
             def exec_module(module: Any) -> None:
                 run(module)
-                importlib.import_module(f"{__name__}.terratorch")
+                importlib.import_module(f"{__name__}.backbone")
 
             spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
 if "terratorch.registry" in sys.modules:
-    importlib.import_module(f"{__name__}.terratorch")
+    importlib.import_module(f"{__name__}.backbone")
 elif not any(isinstance(f, _RegisterWithTerraTorch) for f in sys.meta_path):
     sys.meta_path.insert(0, _RegisterWithTerraTorch())

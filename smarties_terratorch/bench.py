@@ -361,7 +361,7 @@ def execute(job: Job, config_file: Path, verbose: bool = False) -> dict[str, Any
     """Run one job's config in-process; return its metrics, protocol facts and what was evaluated."""
     from terratorch.cli_tools import build_lightning_cli
 
-    from .lightning.probing import check_protocol
+    from .tasks.probing import check_protocol
 
     row = job.row
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI also looks at sys.argv (ours are `bench run ...`)

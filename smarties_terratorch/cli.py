@@ -25,7 +25,7 @@ __all__ = ["main"]
 
 # subcommand -> (module, function taking the remaining argv and returning an exit code, one-line help)
 _DELEGATED: dict[str, tuple[str, str, str]] = {
-    "pretrain": ("smarties_terratorch.lightning.pretrain", "cli_main", "MAE pretraining (LightningCLI: fit -c CONFIG)"),
+    "pretrain": ("smarties_terratorch.tasks.pretrain", "cli_main", "MAE pretraining (LightningCLI: fit -c CONFIG)"),
     "embed": ("smarties_terratorch.inference", "embed_main", "tiled feature extraction over a GeoTIFF scene"),
     "predict": ("smarties_terratorch.inference", "predict_main", "tiled segmentation of a GeoTIFF scene"),
     "export": ("smarties_terratorch.export", "main", "export the encoder (torch.export or ONNX)"),

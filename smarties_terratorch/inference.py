@@ -494,11 +494,11 @@ def load_segmentation_task(checkpoint: PathType, map_location: str = "cpu") -> A
 
     The checkpoint's ``hyper_parameters`` (saved by the task) name the class (``_class_path``) and hold the
     ``model_args`` given in the config, so the task is re-created exactly as trained and its ``state_dict`` loaded
-    strictly. The SMARTIES backbones are registered first (importing :mod:`smarties_terratorch.terratorch`).
+    strictly. The SMARTIES backbones are registered first (importing :mod:`smarties_terratorch.backbone`).
     """
     import importlib
 
-    from . import terratorch as _register  # noqa: F401 - registers smarties_vit_* in TerraTorch's registry
+    from . import backbone as _register  # noqa: F401 - registers smarties_vit_* in TerraTorch's registry
 
     path = Path(checkpoint)
     if not path.is_file():

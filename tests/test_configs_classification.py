@@ -30,7 +30,7 @@ from smarties_terratorch.datamodules.bigearthnet_datamodule import BigEarthNetDa
 from smarties_terratorch.datamodules.eurosat import EUROSAT_BANDS, EuroSATDataModule  # noqa: E402
 from smarties_terratorch.datamodules.resisc45 import RESISC45DataModule  # noqa: E402
 from smarties_terratorch.datamodules.scene import holdout_indices, random_resized_crop  # noqa: E402
-from smarties_terratorch.lightning.classification import (  # noqa: E402
+from smarties_terratorch.tasks.classification import (  # noqa: E402
     LabelSmoothedMultiLabelLoss,
     SmartiesClassificationTask,
     SmartiesClsToken,
@@ -38,7 +38,7 @@ from smarties_terratorch.lightning.classification import (  # noqa: E402
     cosine_warmup_factor,
     layer_decay_param_groups,
 )
-from smarties_terratorch.terratorch import smarties_vit_tiny_patch16  # noqa: E402
+from smarties_terratorch.backbone import smarties_vit_tiny_patch16  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 S2 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
@@ -176,7 +176,7 @@ def test_every_owned_config_is_shipped_and_commented() -> None:
         cfg = yaml.safe_load(text)
         assert text.startswith("# SMARTIES"), config
         callbacks = [c["class_path"] for c in cfg["trainer"]["callbacks"]]
-        assert "smarties_terratorch.terratorch.SmartiesBackbones" in callbacks
+        assert "smarties_terratorch.backbone.SmartiesBackbones" in callbacks
         args = cfg["model"]["init_args"]["model_args"]
         expected = "smarties_vit_large_patch16" if config.startswith("resisc45") else "smarties_vit_base_patch16"
         assert args["backbone"] == expected

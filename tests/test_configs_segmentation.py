@@ -166,7 +166,7 @@ def test_config_fits(config: str, request: pytest.FixtureRequest, tmp_path: Path
 def test_configs_shared_conventions() -> None:
     for config in SEGMENTATION_CONFIGS:
         cfg = yaml.safe_load((CONFIGS / config).read_text())
-        assert cfg["trainer"]["callbacks"][0]["class_path"] == "smarties_terratorch.terratorch.SmartiesBackbones"
+        assert cfg["trainer"]["callbacks"][0]["class_path"] == "smarties_terratorch.backbone.SmartiesBackbones"
         args = cfg["model"]["init_args"]["model_args"]
         assert args["backbone"] == "smarties_vit_base_patch16" and "backbone_ckpt_path" in args
         necks = [n["name"] for n in args["necks"]]

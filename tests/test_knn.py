@@ -15,9 +15,9 @@ from cli_utils import CONFIGS, run_config, tiny_model_args
 
 from smarties_terratorch.datamodules.ucmerced import UCMercedDataModule
 from smarties_terratorch.datamodules.whurs19 import WHURS19DataModule
-from smarties_terratorch.lightning.classification import SmartiesClassificationTask
-from smarties_terratorch.lightning.knn import SmartiesKNNTask, knn_scores
-from smarties_terratorch.lightning.probing import ProtocolError, check_protocol
+from smarties_terratorch.tasks.classification import SmartiesClassificationTask
+from smarties_terratorch.tasks.knn import SmartiesKNNTask, knn_scores
+from smarties_terratorch.tasks.probing import ProtocolError, check_protocol
 from smarties_terratorch.testing import make_fixture
 
 

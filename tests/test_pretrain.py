@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from smarties_terratorch.datamodules.paired import PairedPretrainDataModule
-from smarties_terratorch.lightning.pretrain import SmartiesPretrainTask, cli_main, param_groups_weight_decay
+from smarties_terratorch.tasks.pretrain import SmartiesPretrainTask, cli_main, param_groups_weight_decay
 from smarties_terratorch.models.mae import SmartiesMAE
 from smarties_terratorch.spectrum import resolve_bands
 

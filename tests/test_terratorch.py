@@ -21,7 +21,7 @@ from terratorch.models import EncoderDecoderFactory
 from terratorch.registry import BACKBONE_REGISTRY, TERRATORCH_BACKBONE_REGISTRY
 
 import smarties_terratorch
-from smarties_terratorch.terratorch import SmartiesBackbone
+from smarties_terratorch.backbone import SmartiesBackbone
 from smarties_terratorch.weights import save_weights
 
 TINY = "smarties_vit_tiny_patch16"
@@ -69,7 +69,7 @@ def test_registered_in_terratorch(name: str) -> None:
     assert name in BACKBONE_REGISTRY
     assert BACKBONE_REGISTRY.find_registry(name) is TERRATORCH_BACKBONE_REGISTRY
     fn = TERRATORCH_BACKBONE_REGISTRY[name]
-    assert fn.__name__ == name and fn.__module__ == "smarties_terratorch.terratorch"
+    assert fn.__name__ == name and fn.__module__ == "smarties_terratorch.backbone"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -500,7 +500,7 @@ def _write_fixture(root: Path) -> None:
                 f.write(mask)
 
 
-CALLBACK_LINE = "    - class_path: smarties_terratorch.terratorch.SmartiesBackbones\n"
+CALLBACK_LINE = "    - class_path: smarties_terratorch.backbone.SmartiesBackbones\n"
 FIT_YAML = f"""\
 seed_everything: 0
 trainer:

@@ -1,8 +1,8 @@
 """The five evaluation protocols of the SMARTIES paper table and a check that a built task really follows one.
 
 The protocols themselves live with their task classes: fine-tuning and linear probing in
-:class:`~smarties_terratorch.lightning.classification.SmartiesClassificationTask`, kNN in
-:class:`~smarties_terratorch.lightning.knn.SmartiesKNNTask`, UPerNet and non-linear probing in TerraTorch's
+:class:`~smarties_terratorch.tasks.classification.SmartiesClassificationTask`, kNN in
+:class:`~smarties_terratorch.tasks.knn.SmartiesKNNTask`, UPerNet and non-linear probing in TerraTorch's
 ``SemanticSegmentationTask`` with ``freeze_backbone: true`` (the configs under ``configs/``). A config can say
 ``freeze_backbone: false`` by mistake and still run; :func:`check_protocol` inspects the *built* model (and, after
 ``fit``, the optimiser) so that a benchmark row records the protocol it actually ran, and fails loudly otherwise:

@@ -94,7 +94,7 @@ class SmartiesClsToken(Neck):
         if norm is None:
             raise RuntimeError(
                 "SmartiesClsToken has no final norm bound: use "
-                "smarties_terratorch.lightning.classification.SmartiesClassificationTask (which binds the backbone's "
+                "smarties_terratorch.tasks.classification.SmartiesClassificationTask (which binds the backbone's "
                 "norm), call neck.bind(model.encoder), or set final_norm: false."
             )
         width = norm.normalized_shape[0]

@@ -5,7 +5,7 @@ segmentation config::
 
     trainer:
       callbacks:
-        - class_path: smarties_terratorch.lightning.callbacks.SegmentationReport
+        - class_path: smarties_terratorch.tasks.callbacks.SegmentationReport
           init_args: {ignore_index: -1}
 """
 

@@ -2,7 +2,7 @@
 
 Frozen encoder, no head. The feature of an image is the CLS token after the backbone's final LayerNorm (the
 release's ``forward_head(pre_logits)``; shared with the classification protocols through
-:class:`~smarties_terratorch.lightning.classification.SmartiesClsToken`). Every training image is encoded once
+:class:`~smarties_terratorch.tasks.classification.SmartiesClsToken`). Every training image is encoded once
 into a memory bank; each evaluation image votes among its ``k = 20`` most cosine-similar bank features, each
 vote weighted by ``exp(similarity / 0.07)``; the prediction is the argmax of the summed one-hot labels. Top-1
 accuracy comes from torchmetrics (``val/Accuracy_Micro``, the same key as TerraTorch's classification task).

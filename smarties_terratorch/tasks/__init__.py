@@ -1,0 +1,1 @@
+"""Lightning tasks implementing the SMARTIES evaluation protocols on top of TerraTorch."""
