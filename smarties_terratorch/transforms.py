@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Union
 
@@ -36,6 +38,7 @@ from torch import nn
 from .spectrum import _norm_code
 
 __all__ = [
+    "NormalizationSpec",
     "SmartiesNormalize",
     "Stats",
     "compute_statistics",
@@ -233,6 +236,31 @@ def normalization_stats(name: str, all_bands: bool = False) -> Stats:
     )
 
 
+def _looks_like_file(spec: str | os.PathLike) -> bool:
+    return isinstance(spec, os.PathLike) or Path(str(spec)).suffix.lower() in (".json", ".yaml", ".yml")
+
+
+def _stats_from_mapping(spec: Mapping[str, Any], source: str) -> Stats:
+    missing = [k for k in ("mean", "std", "p1", "p99") if k not in spec]
+    if missing:
+        raise ValueError(f"{source} lacks {', '.join(missing)}: give per-band lists mean, std, p1, p99 (raw units)")
+    n = len(np.atleast_1d(np.asarray(spec["mean"], dtype=object)))
+    bands = spec.get("bands")
+    try:
+        return Stats(
+            name=str(spec.get("name", "custom")) if bands is not None else f"<{source}>",
+            bands=tuple(str(b) for b in bands) if bands is not None else tuple(f"channel {i}" for i in range(n)),
+            mean=spec["mean"], std=spec["std"], p1=spec["p1"], p99=spec["p99"],
+            positions=tuple(range(n)),
+            file_bands=tuple(str(b) for b in bands) if bands is not None else tuple(f"channel {i}" for i in range(n)),
+        )  # fmt: skip
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{source}: {err}") from None
+
+
+NormalizationSpec = Union[str, os.PathLike, Mapping[str, Any], Stats]
+
+
 def _check_channels(shape: Sequence[int], n: int) -> None:
     if len(shape) < 3 or shape[-3] != n:
         raise ValueError(
@@ -299,6 +327,70 @@ class SmartiesNormalize(nn.Module):
         if bands is not None:
             stats = stats.select(bands)
         return cls(stats.mean, stats.std, stats.p1, stats.p99, nan_to=nan_to, bands=stats.bands)
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: NormalizationSpec,
+        bands: Sequence[str] | None = None,
+        *,
+        channels: int | None = None,
+        nan_to: float | None = None,
+        all_bands: bool = False,
+    ) -> SmartiesNormalize:
+        """The one way to build a normaliser from what a user or a config gives.
+
+        Args:
+            spec: a statistics table name (``"S2-L2A"``, ``"EuroSAT"``, ...: :func:`normalization_stats`), a
+                :class:`Stats`, a mapping with ``mean``/``std``/``p1``/``p99`` lists (and optionally ``bands``), or
+                the path of a JSON/YAML file holding such a mapping (what ``smarties stats`` writes).
+            bands: the band names of the channels, in order. A table (or a mapping/file that names its bands) is
+                restricted to them by name (``"S2:B04"`` counts as ``"B04"``); for unnamed values they only set
+                the expected channel count.
+            channels: the expected channel count when ``bands`` is not given.
+            nan_to: see :class:`SmartiesNormalize`.
+            all_bands: for a table, include the file channels SMARTIES does not use (e.g. DFC2020's VV/VH).
+
+        Raises:
+            FileNotFoundError: a statistics file that does not exist.
+            ValueError: an unknown table, a malformed mapping/file, or a channel count other than expected; the
+                message names the table or file.
+        """
+        names = [str(b).split(":")[-1] for b in bands] if bands is not None else None
+        source: str
+        if isinstance(spec, Stats):
+            stats, source = spec, f"statistics {spec.name!r}"
+        elif isinstance(spec, Mapping):
+            stats, source = _stats_from_mapping(spec, "explicit statistics"), "the explicit statistics"
+        elif isinstance(spec, (str, os.PathLike)) and _looks_like_file(spec):
+            path = Path(spec)
+            source = f"statistics file {path}"
+            if not path.is_file():
+                raise FileNotFoundError(f"Statistics file {path} not found")
+            try:
+                loaded = yaml.safe_load(path.read_text())  # JSON is YAML
+            except (yaml.YAMLError, UnicodeDecodeError) as err:
+                raise ValueError(f"{source} is not valid JSON/YAML: {err}") from None
+            if not isinstance(loaded, Mapping):
+                raise ValueError(f"{source} must hold a mapping with mean, std, p1 and p99 lists")
+            stats = _stats_from_mapping(loaded, source)
+        elif isinstance(spec, str):
+            stats, source = normalization_stats(spec, all_bands=all_bands), f"statistics table {spec!r}"
+        else:
+            raise TypeError(
+                f"Normalisation statistics must be a table name, a mapping or a file path, got {type(spec).__name__}"
+            )
+        named = not stats.name.startswith("<")
+        if names is not None and named:
+            stats = stats.select(names)
+        expected = len(names) if names is not None else channels
+        if expected is not None and len(stats) != expected:
+            what = f"bands {', '.join(names)}" if names is not None else "channels"
+            raise ValueError(
+                f"{source} has {len(stats)} values per statistic but the data has {expected} {what}: give one "
+                f"mean/std/p1/p99 value per band, in band order."
+            )
+        return cls(stats.mean, stats.std, stats.p1, stats.p99, nan_to=nan_to, bands=stats.bands if named else names)
 
     @property
     def num_channels(self) -> int:

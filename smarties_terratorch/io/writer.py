@@ -1,0 +1,173 @@
+"""Atomic writes: every file the package produces appears complete under its final name, or not at all.
+
+A file is written under a hidden temporary name in the target folder (``.<name>.<random>.partial<suffix>``) and
+renamed over the final name only once it is complete, so a failed, interrupted or killed run never leaves a
+half-written file, and never replaces an earlier output with one. :func:`check_output` refuses an output that is
+one of the inputs, or that exists already unless the caller allows overwriting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import rasterio
+import rasterio.errors
+from affine import Affine
+from rasterio.crs import CRS
+
+__all__ = [
+    "OutputError",
+    "atomic_path",
+    "check_output",
+    "grid_of",
+    "open_geotiff",
+    "write_bytes",
+    "write_text",
+]
+
+PathType = str | os.PathLike
+
+
+class OutputError(OSError):
+    """An output that cannot be written as asked; the message names the path and the fix."""
+
+
+def _describe_os_error(path: Path, err: OSError) -> str:
+    if err.errno == errno.ENOSPC:
+        return f"Writing {path} failed: no space left on the device; free space or write elsewhere. Nothing was written."
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"Writing {path} failed: no permission to write in {path.parent}. Nothing was written."
+    return f"Writing {path} failed ({err.strerror or err}). Nothing was written."
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathType) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on any failure removed.
+
+    The temporary file keeps ``path``'s suffix (drivers that go by the suffix still pick the right format).
+    Interrupts (``KeyboardInterrupt``, ``SystemExit``) count as failures. A process killed outright leaves at most
+    the hidden temporary file, never a partial file under the final name.
+
+    Raises:
+        OutputError: the folder cannot be created or written, or the device is full (the path is named).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".partial{path.suffix}")
+        os.close(fd)
+    except OSError as err:
+        raise OutputError(_describe_os_error(path, err)) from err
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if tmp.exists():
+            # Flush to disk before the rename, so a crash cannot leave a renamed but empty file.
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    except OSError as err:
+        if isinstance(err, OutputError):
+            raise
+        raise OutputError(_describe_os_error(path, err)) from err
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_bytes(path: PathType, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: PathType, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return write_bytes(path, text.encode(encoding))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links and other aliases of one inode
+    except OSError:
+        return False
+
+
+def check_output(out: PathType, inputs: Iterable[PathType] = (), *, overwrite: bool = False, flag: str = "--overwrite") -> Path:
+    """Refuse an output path that is one of the inputs (same path or same file) or exists without ``overwrite``.
+
+    Args:
+        out: the output path.
+        inputs: every file the run reads (scenes, checkpoints, statistics...).
+        overwrite: allow replacing an existing ``out`` (it is still replaced only once the new file is complete).
+        flag: the option that sets ``overwrite``, named in the error.
+
+    Raises:
+        ValueError: ``out`` is one of the inputs.
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
+    """
+    out = Path(out)
+    for src in inputs:
+        if _same_file(out, Path(src)):
+            raise ValueError(f"The output {out} is an input of this run ({src}); write the output elsewhere.")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass {flag} to replace it (it is replaced only once the new file is complete).")
+    if out.exists() and out.is_dir():
+        raise FileExistsError(f"{out} is a folder; give a file name for the output.")
+    return out
+
+
+@contextlib.contextmanager
+def open_geotiff(
+    path: PathType,
+    *,
+    height: int,
+    width: int,
+    count: int,
+    dtype: str,
+    crs: CRS | None,
+    transform: Affine,
+    nodata: float | None = None,
+    **options: Any,
+) -> Iterator[rasterio.io.DatasetWriter]:
+    """Open a GeoTIFF for writing under a temporary name; it takes ``path``'s name only once closed without error.
+
+    Deflate-compressed, tiled 256 x 256 when large enough, BigTIFF when needed; ``options`` override the profile.
+    """
+    profile: dict[str, Any] = {
+        "driver": "GTiff", "height": height, "width": width, "count": count, "dtype": dtype, "crs": crs,
+        "transform": transform, "nodata": nodata, "compress": "deflate", "BIGTIFF": "IF_SAFER",
+    }  # fmt: skip
+    if height >= 256 and width >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if count > 1:
+        profile["interleave"] = "pixel" if count <= 4 else "band"
+    profile.update(options)
+    with atomic_path(path) as tmp:
+        try:
+            with rasterio.open(tmp, "w", **profile) as dst:
+                yield dst
+        except rasterio.errors.RasterioIOError as err:
+            # GDAL reports a full disk as an I/O error; say what happened to which file.
+            raise OutputError(f"Writing {path} failed: {err}. Nothing was written.") from err
+
+
+def grid_of(reader: Any, scale: int = 1) -> dict[str, Any]:
+    """``height``/``width``/``crs``/``transform`` of ``reader``'s grid coarsened ``scale`` times (same origin)."""
+    return {
+        "height": math.ceil(reader.height / scale),
+        "width": math.ceil(reader.width / scale),
+        "crs": reader.crs,
+        "transform": reader.transform * Affine.scale(scale),
+    }
+
