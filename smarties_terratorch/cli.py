@@ -5,8 +5,8 @@ Subcommands:
     bands     show how a band list resolves to SMARTIES projections
     weights   list the declared released weights
     pretrain  MAE pretraining (a LightningCLI: ``smarties pretrain fit -c configs/pretrain_demo.yaml``)
-    embed     tiled feature extraction over a GeoTIFF scene
-    predict   tiled segmentation of a GeoTIFF scene with a fine-tuned TerraTorch checkpoint
+    embed     tiled feature extraction over GeoTIFF scenes (one scene or a catalogue)
+    predict   tiled segmentation of GeoTIFF scenes with a fine-tuned TerraTorch checkpoint
     export    export the encoder with torch.export or ONNX
     bench     run / report the SMARTIES paper table
 
@@ -26,8 +26,8 @@ __all__ = ["main"]
 # subcommand -> (module, function taking the remaining argv and returning an exit code, one-line help)
 _DELEGATED: dict[str, tuple[str, str, str]] = {
     "pretrain": ("smarties_terratorch.tasks.pretrain", "cli_main", "MAE pretraining (LightningCLI: fit -c CONFIG)"),
-    "embed": ("smarties_terratorch.inference", "embed_main", "tiled feature extraction over a GeoTIFF scene"),
-    "predict": ("smarties_terratorch.inference", "predict_main", "tiled segmentation of a GeoTIFF scene"),
+    "embed": ("smarties_terratorch.scene.cli", "embed_main", "tiled features of GeoTIFF scenes or catalogues"),
+    "predict": ("smarties_terratorch.scene.cli", "predict_main", "tiled segmentation of GeoTIFF scenes or catalogues"),
     "export": ("smarties_terratorch.export", "main", "export the encoder (torch.export or ONNX)"),
     "bench": ("smarties_terratorch.bench", "main", "run and report the SMARTIES paper table"),
 }

@@ -1,4 +1,5 @@
-"""Tiled scene inference: reassembly, georeferencing, nodata, per-band files, predict checkpoints, bf16."""
+"""Scene tools: tiling and reassembly, georeferencing, nodata, per-band files, predict checkpoints, precision,
+catalogues and every CLI option."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from affine import Affine
 from rasterio.transform import from_origin
 
 from smarties_terratorch import cli
-from smarties_terratorch.inference import (
-    SceneReader,
+from smarties_terratorch.io import RasterReader
+from smarties_terratorch.scene import (
     blend_ramp,
     embed_scene,
     load_segmentation_task,
@@ -66,7 +67,7 @@ def test_identity_model_reassembles_scene_exactly(tmp_path: Path, tile: int, ove
     rng = np.random.default_rng(0)
     data = rng.normal(size=(3, 150, 203)).astype(np.float32)  # not a multiple of the tile or stride
     path = write_tif(tmp_path / "scene.tif", data)
-    with SceneReader(path) as reader:
+    with RasterReader(path) as reader:
         strips = tiled_inference(reader, lambda x: x * 1.0, out_channels=3, tile_size=tile, overlap=overlap,
                                  batch_size=batch, progress=False)  # fmt: skip
         out, valid = collect(strips, 3, 150, 203)
@@ -86,7 +87,7 @@ def test_blending_averages_overlapping_predictions(tmp_path: Path) -> None:
     def fn(x: torch.Tensor) -> torch.Tensor:
         return torch.stack([torch.full_like(x[0], float(next(calls))) for _ in range(x.shape[0])])
 
-    with SceneReader(path) as reader:  # two tiles side by side: columns 0..63 and 48..111
+    with RasterReader(path) as reader:  # two tiles side by side: columns 0..63 and 48..111
         out, _ = collect(tiled_inference(reader, fn, out_channels=1, tile_size=64, overlap=16, batch_size=1,
                                          progress=False), 1, 64, 112)  # fmt: skip
     assert (out[0, :, :48] == 0).all() and (out[0, :, 64:] == 1).all()
@@ -97,7 +98,7 @@ def test_blending_averages_overlapping_predictions(tmp_path: Path) -> None:
 def test_output_is_streamed_not_accumulated(tmp_path: Path) -> None:
     # The first finished rows are written long before the bottom of a tall scene is read.
     path = write_tif(tmp_path / "tall.tif", np.ones((1, 640, 64), dtype=np.float32))
-    with SceneReader(path) as reader:
+    with RasterReader(path) as reader:
         max_row_read = []
         original = reader.read
 
@@ -121,7 +122,7 @@ def test_nodata_and_nan_excluded_and_marked(tmp_path: Path) -> None:
     data[:, :32, :32] = -9999.0  # a nodata block of 2x2 patches
     data[2, 50, 60] = np.nan  # one NaN pixel in one band
     path = write_tif(tmp_path / "scene.tif", data, nodata=-9999.0)
-    with SceneReader(path) as reader:
+    with RasterReader(path) as reader:
         out, valid = collect(tiled_inference(reader, lambda x: x, out_channels=4, tile_size=64, overlap=16,
                                              progress=False), 4, 96, 80)  # fmt: skip
     assert (valid[:32, :32] == 0).all() and valid[50, 60] == 0
@@ -137,7 +138,7 @@ def test_nodata_and_nan_excluded_and_marked(tmp_path: Path) -> None:
     path2 = write_tif(tmp_path / "scene2.tif", other, nodata=-9999.0)
     feats = []
     for p in (path, path2):
-        with SceneReader(p) as reader:
+        with RasterReader(p) as reader:
             embed_scene(reader, model, tmp_path / f"{p.stem}_emb.tif", tile_size=64, overlap=16, progress=False)
         with rasterio.open(tmp_path / f"{p.stem}_emb.tif") as src:
             assert np.isnan(src.nodata)
@@ -151,7 +152,7 @@ def test_embed_georeferencing_and_values(tmp_path: Path) -> None:
     data = rng.normal(size=(4, 64, 64)).astype(np.float32)
     path = write_tif(tmp_path / "scene.tif", data)
     model = smarties_vit_tiny_patch16(bands=BANDS, sensor="S2-L2A").eval()
-    with SceneReader(path) as reader:
+    with RasterReader(path) as reader:
         summary = embed_scene(reader, model, tmp_path / "emb.tif", tile_size=64, overlap=0, progress=False)
     assert summary["shape"] == (64, 4, 4) and summary["valid_tokens"] == 16
     with rasterio.open(tmp_path / "emb.tif") as src, rasterio.open(path) as ref:
@@ -166,7 +167,7 @@ def test_embed_georeferencing_and_values(tmp_path: Path) -> None:
 
 def test_scene_not_multiple_of_patch_keeps_bounds(tmp_path: Path) -> None:
     path = write_tif(tmp_path / "scene.tif", np.ones((4, 70, 45), dtype=np.float32))
-    with SceneReader(path) as reader:
+    with RasterReader(path) as reader:
         summary = embed_scene(reader, smarties_vit_tiny_patch16(bands=BANDS, sensor="S2-L2A"), tmp_path / "e.tif",
                               tile_size=32, overlap=16, progress=False)  # fmt: skip
     assert summary["shape"][1:] == (math.ceil(70 / 16), math.ceil(45 / 16))
@@ -182,13 +183,14 @@ def test_per_band_files_of_different_resolutions(tmp_path: Path) -> None:
     coarse = rng.uniform(0, 1000, size=(1, 32, 24)).astype(np.uint16)
     f = write_tif(tmp_path / "b10m.tif", fine)
     c = write_tif(tmp_path / "b20m.tif", coarse, transform=from_origin(435730.0, 4179460.0, 20.0, 20.0))
-    with SceneReader([c, f], resampling="nearest") as reader:
+    with RasterReader([c, f], resampling="nearest") as reader:
         assert (reader.height, reader.width, reader.count) == (64, 48, 2) and reader.transform == TRANSFORM
-        data, valid = reader.read(0, 0, 64, 48)
-        assert valid.all()
+        data = reader.read(0, 0, 64, 48)
+        assert not np.isnan(data).any()
         np.testing.assert_array_equal(data[1], fine[0])
         np.testing.assert_array_equal(data[0], coarse[0].repeat(2, 0).repeat(2, 1))
-        data, valid = reader.read(-8, 40, 16, 16)  # window reaching outside the scene
+        data = reader.read(-8, 40, 16, 16)  # window reaching outside the scene
+        valid = ~np.isnan(data).any(0)
         assert not valid[:8].any() and not valid[:, 8:].any() and valid[8:, :8].all()
 
 
@@ -197,8 +199,8 @@ def test_band_file_footprint_smaller_than_reference_is_nodata(tmp_path: Path) ->
     small = np.ones((1, 16, 8), dtype=np.uint16)  # 20 m: covers 32 x 16 fine pixels (left half)
     f = write_tif(tmp_path / "fine.tif", fine)
     c = write_tif(tmp_path / "small.tif", small, transform=from_origin(435730.0, 4179460.0, 20.0, 20.0))
-    with SceneReader([f, c]) as reader:
-        _, valid = reader.read(0, 0, 32, 32)
+    with RasterReader([f, c]) as reader:
+        valid = ~np.isnan(reader.read(0, 0, 32, 32)).any(0)
     assert valid[:, :15].all() and not valid[:, 17:].any()
 
 
@@ -287,7 +289,7 @@ def test_bf16_close_to_fp32(tmp_path: Path) -> None:
     model = smarties_vit_tiny_patch16(bands=BANDS, sensor="S2-L2A")
     feats = {}
     for precision in ("fp32", "bf16"):
-        with SceneReader(path) as reader:
+        with RasterReader(path) as reader:
             embed_scene(reader, model, tmp_path / f"{precision}.tif", tile_size=64, overlap=32, progress=False,
                         precision=precision)  # fmt: skip
         with rasterio.open(tmp_path / f"{precision}.tif") as src:
@@ -303,7 +305,7 @@ def test_predict_scene_bf16_agrees(tmp_path: Path) -> None:
     path = write_tif(tmp_path / "scene.tif", np.random.default_rng(8).normal(size=(4, 64, 64)).astype(np.float32))
     masks = {}
     for precision in ("fp32", "bf16"):
-        with SceneReader(path) as reader:
+        with RasterReader(path) as reader:
             predict_scene(reader, task, tmp_path / f"{precision}.tif", tile_size=64, overlap=0, precision=precision,
                           progress=False)  # fmt: skip
         with rasterio.open(tmp_path / f"{precision}.tif") as src:
