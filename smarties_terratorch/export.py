@@ -8,6 +8,9 @@ Example::
 
     smarties export --arch smarties_vit_base_patch16 --bands B02,B03,B04,B08 --sensor S2-L2A \
         --weights smarties-v1-vitb.safetensors --format onnx --out smarties_b_rgbn.onnx
+
+The file appears under its name only once complete (an existing one needs ``--overwrite``); ``--device`` traces
+on that device (the program then expects inputs there).
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .device import resolve_device
+from .io import atomic_path, check_output
 from .models import vit
 from .spectrum import ResolvedBands
 
-__all__ = ["FixedBandEncoder", "export_encoder", "main"]
+__all__ = ["FixedBandEncoder", "check_sizes", "export_encoder", "main"]
 
 Output = Literal["tokens", "features", "dense"]
 
@@ -84,6 +89,21 @@ def _dynamic_shapes(max_size: int, patch: int) -> dict[str, dict[int, Any]]:
     return {"x": {0: Dim("batch", min=1, max=4096), 2: patch * h, 3: patch * w}}
 
 
+def check_sizes(example_size: int, max_size: int, patch: int = 16) -> None:
+    """Refuse export sizes the dynamic shapes cannot hold: sides are multiples of ``patch`` of at least 2 patches.
+
+    Raises:
+        ValueError: naming the size and the fix.
+    """
+    low = 2 * patch  # torch.export specialises sizes 0 and 1, so a grid side needs at least 2 patches
+    if max_size < low or max_size % patch:
+        raise ValueError(f"--max-size {max_size}: must be a multiple of {patch} and at least {low}")
+    if example_size < low or example_size % patch:
+        raise ValueError(f"--img-size {example_size}: must be a multiple of {patch} and at least {low} (two patches)")
+    if example_size > max_size:
+        raise ValueError(f"--img-size {example_size} is larger than --max-size {max_size}; raise --max-size")
+
+
 def export_encoder(
     model: vit.SmartiesViT,
     path: str | Path,
@@ -94,37 +114,46 @@ def export_encoder(
     example_size: int = 224,
     max_size: int = 2048,
     dynamic: bool = True,
+    device: torch.device | str = "cpu",
+    overwrite: bool = False,
 ) -> Path:
     """Export ``model`` bound to ``bands`` to ``path``; returns the path.
 
     ``torch.export`` writes an ``ExportedProgram`` (``torch.export.load(path).module()(x)``); ``onnx`` uses the
     dynamo-based ``torch.onnx.export`` (opset 18+) with input ``x`` and output ``y``. Both keep batch, H and W
-    dynamic when ``dynamic`` (H, W: multiples of 16 from 32 up to ``max_size``). Run in fp32; for bf16 inference cast the
-    inputs/weights in the runtime.
+    dynamic when ``dynamic`` (H, W: multiples of 16 from 32 up to ``max_size``). Run in fp32; for bf16 inference
+    cast the inputs/weights in the runtime. The file is written under a temporary name and renamed when complete.
+
+    Raises:
+        ValueError: an unknown format or output, or export sizes the dynamic shapes cannot hold.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
     """
-    wrapper = FixedBandEncoder(model, bands, output).eval()
-    x = torch.randn(2, len(wrapper.bands), example_size, example_size)
+    if fmt not in ("onnx", "torch.export"):
+        raise ValueError(f"format must be 'onnx' or 'torch.export', got {fmt!r}")
+    check_sizes(example_size, max_size, model.patch_size)
+    check_output(path, overwrite=overwrite)
+    device = torch.device(device)
+    wrapper = FixedBandEncoder(model, bands, output).eval().to(device)
+    x = torch.randn(2, len(wrapper.bands), example_size, example_size, device=device)
     dyn = _dynamic_shapes(max_size, model.patch_size) if dynamic else None
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "torch.export":
-        program = torch.export.export(wrapper, (x,), dynamic_shapes=dyn)
-        torch.export.save(program, path)
-    elif fmt == "onnx":
-        onnx_program = torch.onnx.export(
-            wrapper, (x,), dynamo=True, dynamic_shapes=dyn, input_names=["x"], output_names=["y"], verbose=False
-        )
-        onnx_program.save(str(path))
-    else:
-        raise ValueError(f"format must be 'onnx' or 'torch.export', got {fmt!r}")
+    with atomic_path(path) as tmp:
+        if fmt == "torch.export":
+            program = torch.export.export(wrapper, (x,), dynamic_shapes=dyn)
+            torch.export.save(program, tmp)
+        else:
+            onnx_program = torch.onnx.export(
+                wrapper, (x,), dynamo=True, dynamic_shapes=dyn, input_names=["x"], output_names=["y"], verbose=False
+            )
+            onnx_program.save(str(tmp))
     return path
 
 
-def main(argv: list[str]) -> int:
-    """``smarties export``: write the encoder for a fixed band list as ONNX or a torch.export program."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smarties export", description=main.__doc__)
     p.add_argument("--format", choices=["onnx", "torch.export"], default="torch.export", dest="fmt")
     p.add_argument("--out", required=True, help="output file (.onnx or .pt2)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (once the new file is complete)")
     p.add_argument("--bands", required=True, help="comma-separated band names, one per input channel")
     p.add_argument("--sensor", help="sensor preset for bare band names (e.g. S2-L2A)")
     p.add_argument("--arch", default="smarties_vit_base_patch16", choices=list(vit.VARIANTS))
@@ -133,9 +162,19 @@ def main(argv: list[str]) -> int:
     p.add_argument("--img-size", type=int, default=224, help="example input side used for tracing (default 224)")
     p.add_argument("--max-size", type=int, default=2048, help="largest dynamic H/W (default 2048)")
     p.add_argument("--static", action="store_true", help="fix batch 2 and --img-size instead of dynamic shapes")
-    args = p.parse_args(argv)
+    p.add_argument("--device", default="cpu", help="device to trace on: cpu (default), auto, cuda, cuda:<i> or mps")
+    return p
+
+
+def _export(args: argparse.Namespace) -> int:
     bands = [b.strip() for b in args.bands.split(",") if b.strip()]
-    local = args.weights is not None and Path(args.weights).exists()
+    if not bands:
+        raise ValueError("--bands names no band")
+    check_sizes(args.img_size, args.max_size)
+    device = resolve_device(args.device)
+    local = args.weights is not None and Path(args.weights).is_file()
+    # Cheap checks first: nothing is loaded or traced for an output that would be refused.
+    check_output(args.out, [args.weights] if local else [], overwrite=args.overwrite)
     model = getattr(vit, args.arch)(
         bands=bands, sensor=args.sensor, ckpt_path=args.weights if local else None, pretrained=args.weights or False
     )
@@ -143,7 +182,24 @@ def main(argv: list[str]) -> int:
         print("smarties export: WARNING: no --weights given, exporting a randomly initialised model", file=sys.stderr)
     path = export_encoder(
         model, args.out, fmt=args.fmt, output=args.output, example_size=args.img_size, max_size=args.max_size,
-        dynamic=not args.static,
+        dynamic=not args.static, device=device, overwrite=args.overwrite,
     )  # fmt: skip
-    print(json.dumps({"out": str(path), "format": args.fmt, "bands": list(model.resolve(None).names)}))
+    print(json.dumps({"out": str(path), "format": args.fmt, "bands": list(model.resolve(None).names),
+                      "device": str(device)}))  # fmt: skip
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """``smarties export``: write the encoder for a fixed band list as ONNX or a torch.export program."""
+    from .scene.cli import handle_termination
+
+    with handle_termination("smarties export"):
+        args = _parser().parse_args(argv)
+        try:
+            return _export(args)
+        except KeyboardInterrupt:
+            print("smarties export: interrupted; nothing was written", file=sys.stderr)
+            return 130
+        except (ValueError, OSError, ImportError) as err:
+            print(f"smarties export: error: {err}", file=sys.stderr)
+            return 2
