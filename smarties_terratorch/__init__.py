@@ -6,10 +6,9 @@ factories ``smarties_vit_{tiny,base,large}_patch16``, :func:`load_pretrained` / 
 :class:`SmartiesNormalize`.
 """
 
-import importlib
-import importlib.abc
 import importlib.util
 import sys
+from pathlib import Path
 from typing import Any
 
 from .models import (
@@ -39,31 +38,21 @@ __all__ = [
 ]
 
 
-class _RegisterWithTerraTorch(importlib.abc.MetaPathFinder):
-    """Registers the SMARTIES backbones as soon as ``terratorch.registry`` has been imported.
-
-    TerraTorch has no plugin entry points, and importing it costs seconds, so we neither import it here nor ask
-    users to import things in a particular order: this finder waits for TerraTorch's own import, lets it finish,
-    then imports :mod:`smarties_terratorch.backbone` (which registers the backbones).
-    """
-
-    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-        if name != "terratorch.registry":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            run = spec.loader.exec_module
-
-            def exec_module(module: Any) -> None:
-                run(module)
-                importlib.import_module(f"{__name__}.backbone")
-
-            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
+def _startup_hook() -> Any:
+    """The tiny top-level module the startup ``.pth`` imports (it holds the lazy TerraTorch finder)."""
+    try:
+        import _smarties_terratorch_autoload as hook
+    except ModuleNotFoundError:  # an editable install made before the hook existed: load it from the checkout
+        path = Path(__file__).resolve().parent.parent / "_smarties_terratorch_autoload.py"
+        spec = importlib.util.spec_from_file_location("_smarties_terratorch_autoload", path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise
+        hook = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = hook
+        spec.loader.exec_module(hook)
+    return hook
 
 
-if "terratorch.registry" in sys.modules:
-    importlib.import_module(f"{__name__}.backbone")
-elif not any(isinstance(f, _RegisterWithTerraTorch) for f in sys.meta_path):
-    sys.meta_path.insert(0, _RegisterWithTerraTorch())
+# Importing the package registers the backbones with TerraTorch in either import order, whatever
+# SMARTIES_TERRATORCH_AUTOLOAD says (that variable only switches off the registration at interpreter start).
+_startup_hook().install()

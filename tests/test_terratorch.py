@@ -577,7 +577,7 @@ def subprocess_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
         for order, code in IMPORT_ORDER.items()
     }
     commands["callback"] = ([TERRATORCH_CLI, "fit", "-c", "with_callback.yaml"], _clean_env())
-    commands["none"] = ([TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"], _clean_env())
+    commands["none"] = ([TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"], _clean_env(SMARTIES_TERRATORCH_AUTOLOAD="0"))
     return _run_all(commands, cwd=cwd)
 
 
@@ -611,9 +611,9 @@ def test_cli_fit_from_another_cwd_with_the_callback_line(subprocess_runs: dict[s
     assert "Non-trainable params" in out  # freeze_backbone: the encoder's weights are frozen
 
 
-def test_cli_fit_without_the_callback_line_fails_in_terratorch(subprocess_runs: dict[str, tuple[int, str]]) -> None:
-    """Documents the one-line requirement: TerraTorch has no plugin entry points, so without a class_path into our
-    package (or a custom-modules fallback) it never imports us and cannot find the backbone."""
+def test_cli_fit_without_the_callback_line_and_autoload_off_fails(subprocess_runs: dict[str, tuple[int, str]]) -> None:
+    """With the startup hook switched off (SMARTIES_TERRATORCH_AUTOLOAD=0) TerraTorch never imports us: it has no
+    plugin entry points. The zero-line case (hook on) runs in a fresh venv in test_registration.py."""
     rc, out = subprocess_runs["none"]
     assert rc != 0
     assert "The model smarties_vit_tiny_patch16 could not be instantiated from any source" in out, out[-4000:]

@@ -1,0 +1,64 @@
+"""Startup hook of smarties-terratorch: registers the SMARTIES backbones with TerraTorch, lazily.
+
+``smarties_terratorch_autoload.pth`` (installed next to this module) imports it at interpreter start. It only puts
+a finder on ``sys.meta_path`` that waits for ``terratorch.registry`` to be imported and then imports
+``smarties_terratorch.backbone``, so ``backbone: smarties_vit_base_patch16`` works in any TerraTorch YAML with no
+callback, ``custom_modules_path`` or import. It imports nothing else at startup (torch and TerraTorch take seconds).
+Set ``SMARTIES_TERRATORCH_AUTOLOAD=0`` to switch it off.
+"""
+
+import os
+import sys
+
+_TARGET = "terratorch.registry"
+ENV_VAR = "SMARTIES_TERRATORCH_AUTOLOAD"
+
+
+class RegisterWithTerraTorch:
+    """A ``sys.meta_path`` finder: lets ``terratorch.registry`` import as usual, then registers the backbones.
+
+    TerraTorch has no plugin entry points, so its registry never imports us by itself. The finder is not an
+    ``importlib.abc.MetaPathFinder`` subclass on purpose: importing ``importlib.abc`` costs startup time.
+    """
+
+    def find_spec(self, name, path=None, target=None):  # noqa: ANN001, ANN201 (hot path, keep it bare)
+        if name != _TARGET:
+            return None
+        import importlib
+        import importlib.util
+
+        sys.meta_path.remove(self)  # one shot; also keeps the find_spec below from finding us again
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+
+            def exec_module(module):  # noqa: ANN001, ANN202
+                run(module)
+                importlib.import_module("smarties_terratorch.backbone")
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+def install() -> None:
+    """Arm the finder once (idempotent); if the registry is already imported, register right away."""
+    if _TARGET in sys.modules:
+        import importlib
+
+        importlib.import_module("smarties_terratorch.backbone")
+    elif not any(type(f).__name__ == RegisterWithTerraTorch.__name__ for f in sys.meta_path):
+        sys.meta_path.insert(0, RegisterWithTerraTorch())
+
+
+def enabled() -> bool:
+    """``False`` when ``SMARTIES_TERRATORCH_AUTOLOAD`` is ``0``/``false``/``no``/``off``."""
+    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _startup() -> None:
+    """What the ``.pth`` line runs: arm the finder unless switched off. Never breaks interpreter start."""
+    if enabled():
+        try:
+            install()
+        except Exception as err:  # a startup hook must not stop Python from starting
+            sys.stderr.write(f"smarties-terratorch: autoload disabled ({type(err).__name__}: {err})\n")
