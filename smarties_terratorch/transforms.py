@@ -347,7 +347,7 @@ class SmartiesNormalize(nn.Module):
             bands: the band names of the channels, in order. A table (or a mapping/file that names its bands) is
                 restricted to them by name (``"S2:B04"`` counts as ``"B04"``); for unnamed values they only set
                 the expected channel count.
-            channels: the expected channel count when ``bands`` is not given.
+            channels: the expected channel count (checked as well when ``bands`` is given).
             nan_to: see :class:`SmartiesNormalize`.
             all_bands: for a table, include the file channels SMARTIES does not use (e.g. DFC2020's VV/VH).
 
@@ -383,13 +383,14 @@ class SmartiesNormalize(nn.Module):
         named = not stats.name.startswith("<")
         if names is not None and named:
             stats = stats.select(names)
-        expected = len(names) if names is not None else channels
-        if expected is not None and len(stats) != expected:
-            what = f"bands {', '.join(names)}" if names is not None else "channels"
-            raise ValueError(
-                f"{source} has {len(stats)} values per statistic but the data has {expected} {what}: give one "
-                f"mean/std/p1/p99 value per band, in band order."
-            )
+        # Both counts are checked: band names that match the statistics still must match the data's channels.
+        for expected, what in ((len(names) if names is not None else None, "bands"), (channels, "channels")):
+            if expected is not None and len(stats) != expected:
+                listed = f" ({', '.join(names)})" if what == "bands" and names else ""
+                raise ValueError(
+                    f"{source} has {len(stats)} values per statistic but the data has {expected} {what}{listed}: "
+                    f"give one mean/std/p1/p99 value per band, in band order."
+                )
         return cls(stats.mean, stats.std, stats.p1, stats.p99, nan_to=nan_to, bands=stats.bands if named else names)
 
     @property

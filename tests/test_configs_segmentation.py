@@ -27,9 +27,10 @@ from lightning.pytorch.callbacks import Callback
 from smarties_terratorch.datamodules.burnscars import HLSBurnScarsDataModule, pangaea_train_val_split
 from smarties_terratorch.datamodules.dfc2020 import DFC2020DataModule
 from smarties_terratorch.datamodules.dynamicearthnet import DynamicEarthNetDataModule
-from smarties_terratorch.datamodules.segmentation import build_normalize, compute_statistics
+from smarties_terratorch.datamodules.segmentation import compute_statistics
 from smarties_terratorch.datamodules.sickle import SICKLEDataModule, acquisition_date
 from smarties_terratorch.datamodules.spacenet7 import SpaceNet7DataModule
+from smarties_terratorch.transforms import SmartiesNormalize
 
 DATA = Path(__file__).parent / "data"
 IGNORE = -1
@@ -213,7 +214,7 @@ def test_burnscars_samples(burnscars_root: Path) -> None:
 def test_burnscars_normalisation_uses_s2_stats_after_scaling(burnscars_root: Path) -> None:
     dm = HLSBurnScarsDataModule(str(burnscars_root), crop_size=None)
     norm = dm.normalizer()
-    expected = build_normalize("S2-L2A", ["B02", "B03", "B04", "B8A", "B11", "B12"], 6, "test")
+    expected = SmartiesNormalize.from_spec("S2-L2A", ["B02", "B03", "B04", "B8A", "B11", "B12"])
     assert torch.equal(norm.p99, expected.p99) and dm.scale == 10000.0
     raw, _ = dm.load(dm.items("train")[0])
     x = torch.from_numpy(np.nan_to_num(raw[:, 20:30, 20:30] * 10000.0))
@@ -298,7 +299,7 @@ def test_burnscars_bad_mask_values(burnscars_root: Path, tmp_path: Path) -> None
 
 def test_statistics_length_mismatch(burnscars_root: Path) -> None:
     stats = {"mean": [0.5] * 5, "std": [0.2] * 5, "p1": [0.0] * 5, "p99": [1.0] * 5}
-    with pytest.raises(ValueError, match="5 values per statistic but the data module delivers 6 channels"):
+    with pytest.raises(ValueError, match=r"HLSBurnScarsDataModule: .*5 values per statistic but the data has 6 channels"):
         HLSBurnScarsDataModule(str(burnscars_root), statistics=stats, scale=1.0).setup("fit")
 
 

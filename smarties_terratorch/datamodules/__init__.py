@@ -1,4 +1,5 @@
-"""Dataset readers and Lightning data modules for SMARTIES (rasterio reading, SMARTIES normalisation per sample)."""
+"""Dataset readers and Lightning data modules for SMARTIES (pixels read through :mod:`smarties_terratorch.io`,
+SMARTIES normalisation per sample)."""
 
 from ..transforms import compute_statistics
 from .bigearthnet import (

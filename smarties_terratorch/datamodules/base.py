@@ -9,66 +9,44 @@ normalise per sample, on read, and hand TerraTorch batches that are ready for th
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
-import rasterio
 import torch
-from rasterio.enums import Resampling
 from torch.utils.data import DataLoader, Dataset
 
-from ..transforms import SmartiesNormalize
+from ..io import RasterReader, read_raster
 
-__all__ = ["SmartiesDataModule", "make_normalize", "prepare_image", "read_raster"]
+__all__ = ["SmartiesDataModule", "prepare_image", "read_band_files", "read_raster"]
+
+PathType = str | os.PathLike
 
 
-def read_raster(
-    path: str | Path,
-    indexes: Sequence[int] | None = None,
+def read_band_files(
+    paths: Sequence[PathType],
     out_shape: tuple[int, int] | None = None,
-    resampling: Resampling = Resampling.bilinear,
+    resampling: str = "bilinear",
 ) -> np.ndarray:
-    """Read bands of a raster as float32 ``[C, H, W]``; nodata pixels become NaN.
+    """One single-band file per band as float32 ``[C, H, W]`` (nodata as NaN), each resampled on read.
+
+    Meant for co-registered patches whose bands differ only in pixel size (BigEarthNet's 10/20/60 m files):
+    each file is resampled to ``out_shape`` by GDAL while reading, as the SMARTIES authors prepare such patches;
+    warping them onto one grid (:class:`~smarties_terratorch.io.RasterReader` with several paths) is for files
+    of different extents or CRS.
 
     Args:
-        path: GeoTIFF (or anything GDAL reads).
-        indexes: 1-based band indexes (rasterio convention); ``None`` = all.
-        out_shape: ``(H, W)`` to resample to on read (mixed-resolution bands).
-        resampling: resampling kernel for ``out_shape``.
+        paths: the band files, in channel order.
+        out_shape: ``(H, W)`` of the output (default: the largest band's shape).
+        resampling: kernel of the resampling on read.
     """
-    with rasterio.open(path) as src:
-        indexes = list(indexes) if indexes is not None else list(src.indexes)
-        shape = (len(indexes), *out_shape) if out_shape is not None else None
-        data = src.read(indexes, out_shape=shape, resampling=resampling, masked=True)
-    return np.ma.filled(data.astype(np.float32), np.nan)
-
-
-def make_normalize(
-    statistics: str | None = None,
-    bands: Sequence[str] | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    p1: Sequence[float] | None = None,
-    p99: Sequence[float] | None = None,
-) -> SmartiesNormalize:
-    """A :class:`SmartiesNormalize` from a statistics table name (optionally a band subset) or explicit values.
-
-    Raises:
-        ValueError: neither or both of a table name and explicit values are given.
-    """
-    explicit = [v is not None for v in (mean, std, p1, p99)]
-    if statistics is not None and any(explicit):
-        raise ValueError("Give either statistics=<table name> or explicit mean/std/p1/p99, not both.")
-    if statistics is not None:
-        return SmartiesNormalize.from_stats(statistics, bands=bands)
-    if not all(explicit):
-        raise ValueError(
-            "Normalization needs statistics=<table name> (e.g. 'S2-L2A') or all four of mean, std, p1, p99 "
-            "(SMARTIES' percentile clip then standardise; compute them on the training split)."
-        )
-    return SmartiesNormalize(mean, std, p1, p99, bands=bands)
+    with contextlib.ExitStack() as stack:
+        readers = [stack.enter_context(RasterReader(p, [1], resampling=resampling, gdal_cache_mb=16)) for p in paths]
+        shape = out_shape if out_shape is not None else max((r.shape for r in readers), key=lambda s: s[0] * s[1])
+        shape = (int(shape[0]), int(shape[1]))
+        return np.concatenate([r.read(out_shape=shape) for r in readers])
 
 
 class SmartiesDataModule(pl.LightningDataModule):

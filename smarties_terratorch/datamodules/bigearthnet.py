@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-import rasterio
-from rasterio import Affine
-from rasterio.enums import Resampling
+from affine import Affine
+
+from ..io import RasterReader
+from .base import read_band_files
 
 __all__ = [
     "BIGEARTHNET19_LABELS",
@@ -148,19 +149,16 @@ def _read_stack(
     for file in files:
         if not file.is_file():
             raise FileNotFoundError(f"Missing band file {file} ({_LAYOUT_HINT})")
-    out = np.empty((len(bands), size, size), dtype=np.float32)
-    profile: dict[str, Any] = {}
-    for i, (band, file) in enumerate(zip(bands, files)):
-        with rasterio.open(file) as src:
-            # out_shape + bilinear makes GDAL interpolate the 20 m / 60 m bands onto the 10 m grid while reading,
-            # as the authors do; 10 m bands are read as they are.
-            out[i] = src.read(1, out_shape=(size, size), resampling=Resampling.bilinear, out_dtype=np.float32)
-            if band == ref_band:
-                profile = dict(src.profile)
-                # The stack lives on the reference band's grid, rescaled if size differs from its native size.
-                scale_x, scale_y = src.width / size, src.height / size
-                profile["transform"] = src.transform @ Affine.scale(scale_x, scale_y)
-    profile.update(count=len(bands), dtype="float32", width=size, height=size, driver="GTiff")
+    # GDAL interpolates the 20 m / 60 m bands bilinearly onto the 10 m grid while reading, as the authors do;
+    # 10 m bands are read as they are. Nodata pixels come back as NaN.
+    out = read_band_files(files, out_shape=(size, size), resampling="bilinear")
+    with RasterReader(files[list(bands).index(ref_band)], [1]) as ref:
+        # The stack lives on the reference band's grid, rescaled if size differs from its native size.
+        transform = ref.transform @ Affine.scale(ref.width / size, ref.height / size)
+        profile = {
+            "driver": "GTiff", "dtype": "float32", "count": len(bands), "width": size, "height": size,
+            "crs": ref.crs, "transform": transform, "nodata": float("nan"),
+        }  # fmt: skip
     return out, profile
 
 
@@ -173,20 +171,22 @@ def read_bigearthnet_s2(patch_dir: PathType, size: int = PATCH_SIZE) -> tuple[np
 
     Returns:
         ``(image, profile)``: float32 ``[12, size, size]`` in :data:`S2_L2A_BANDS` order holding the raw
-        uint16 values (surface reflectance x 10000), and a rasterio profile of the stack (copied from B04,
-        as the authors do).
+        uint16 values (surface reflectance x 10000), NaN where a band file marks nodata, and a rasterio profile
+        of the stack (the georeference of B04, as the authors do; nodata NaN).
 
     Raises:
         FileNotFoundError: the folder or a band file is missing; the message names the file and the layout.
+        RasterError: a band file is not a readable raster (the message names it).
     """
     return _read_stack(patch_dir, S2_L2A_BANDS, size, ref_band="B04")
 
 
 def read_bigearthnet_s1(patch_dir: PathType, size: int = PATCH_SIZE) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read a BigEarthNet-S1 patch: float32 ``[2, size, size]`` backscatter in dB (VV, VH) and its profile.
+    """Read a BigEarthNet-S1 patch: float32 ``[2, size, size]`` backscatter in dB (VV, VH; nodata NaN) and profile.
 
     Raises:
         FileNotFoundError: the folder or a polarisation file is missing.
+        RasterError: a polarisation file is not a readable raster (the message names it).
     """
     return _read_stack(patch_dir, S1_BANDS, size, ref_band="VV")
 

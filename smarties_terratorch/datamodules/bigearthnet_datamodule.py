@@ -34,8 +34,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..transforms import normalization_stats, resize_to
-from .base import SmartiesDataModule, make_normalize, prepare_image
+from ..transforms import SmartiesNormalize, normalization_stats, resize_to
+from .base import SmartiesDataModule, prepare_image
 from .bigearthnet import (
     BIGEARTHNET19_LABELS,
     S1_BANDS,
@@ -79,7 +79,7 @@ class BigEarthNetDataset(Dataset):
             table, _ = _MODALITIES[m]
             stats = normalization_stats(table).select(bands[m])
             self.positions[m] = list(stats.positions)
-            self.normalize[m] = make_normalize(table, bands=list(stats.bands))
+            self.normalize[m] = SmartiesNormalize.from_spec(table, bands=list(stats.bands))
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import rasterio
 
-from .base import read_raster
+from ..io import RasterReader, read_raster
 from .segmentation import SmartiesSegmentationDataModule, no_files_error, select_channels
 
 __all__ = ["HLS_BANDS", "HLSBurnScarsDataModule", "HLS_TO_S2", "pangaea_train_val_split"]
@@ -179,14 +178,13 @@ class HLSBurnScarsDataModule(SmartiesSegmentationDataModule):
 
     def load(self, item: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
         image_path, mask_path = item
-        with rasterio.open(image_path) as src:
-            count = src.count
-        if count != len(self.bands):
-            raise ValueError(
-                f"{image_path}: {count} bands in the file but {len(self.bands)} band names configured "
-                f"({self.bands}); the band list must name every channel of the file, in file order."
-            )
-        image = read_raster(image_path, indexes=[i + 1 for i in self.channels])
+        with RasterReader(image_path, gdal_cache_mb=16) as reader:
+            if reader.count != len(self.bands):
+                raise ValueError(
+                    f"{image_path}: {reader.count} bands in the file but {len(self.bands)} band names configured "
+                    f"({self.bands}); the band list must name every channel of the file, in file order."
+                )
+            image = reader.read()[self.channels]
         for value in self.nodata_values:
             image[image == value] = np.nan
         mask = read_raster(mask_path, indexes=[1])[0]

@@ -42,9 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 
-from .base import read_raster
+from ..io import RasterReader, read_raster
 from .segmentation import SmartiesSegmentationDataModule, select_channels
 
 __all__ = ["DYNAMICEARTHNET_BANDS", "DYNAMICEARTHNET_CLASSES", "DynamicEarthNetDataModule"]
@@ -157,20 +156,18 @@ class DynamicEarthNetDataModule(SmartiesSegmentationDataModule):
         images, label_path = item
         frames = []
         for path in images:
-            with rasterio.open(path) as src:
-                count = src.count
-            if count != len(self.bands):
-                raise ValueError(
-                    f"{path}: {count} bands in the file but {len(self.bands)} band names configured ({self.bands}); "
-                    f"PF-SR files hold Blue, Green, Red, NIR."
-                )
-            frames.append(read_raster(path, indexes=[i + 1 for i in self.channels]))
+            with RasterReader(path, gdal_cache_mb=16) as reader:
+                if reader.count != len(self.bands):
+                    raise ValueError(
+                        f"{path}: {reader.count} bands in the file but {len(self.bands)} band names configured "
+                        f"({self.bands}); PF-SR files hold Blue, Green, Red, NIR."
+                    )
+                frames.append(reader.read()[self.channels])
         shapes = {f.shape for f in frames}
         if len(shapes) > 1:
             raise ValueError(f"DynamicEarthNet: dates of {images[0].parent} differ in shape: {sorted(shapes)}")
         image = np.stack(frames, axis=1) if self.temporal else frames[0]
-        with rasterio.open(label_path) as src:
-            onehot = src.read()
+        onehot = read_raster(label_path)  # NaN (a declared nodata) is no class: the pixel keeps the fill
         if onehot.shape[0] != 7:
             raise ValueError(
                 f"{label_path}: {onehot.shape[0]} bands; DynamicEarthNet labels have 7 one-hot bands "

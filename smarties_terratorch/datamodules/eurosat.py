@@ -5,8 +5,8 @@ On-disk layout (Zenodo record 7711810, ``EuroSAT_MS.zip``; datasets.md §1)::
     <root>/<Class>/<Class>_<i>.tif      13-band GeoTIFF, 64 x 64, uint16 DN (L1C)
                                         band order B01 ... B08, B09, B10, B11, B12, B8A  (B8A LAST)
 
-Per sample: rasterio read -> keep the 12 used bands (B10, position 9, dropped; or any subset by name) ->
-SMARTIES normalisation with the EuroSAT statistics (percentile clip + standardise, normalization.md §4) ->
+Per sample: rasterio read (nodata as NaN) -> keep the 12 used bands (B10, position 9, dropped; or any subset by
+name) -> SMARTIES normalisation with the EuroSAT statistics (percentile clip + standardise, normalization.md §4) ->
 bicubic (anti-aliased) resize to 224 -> for fine-tuning, random flips + rot90. The model's ``backbone_bands``
 must list the same bands in the same order: ``EUROSAT_BANDS`` by default.
 
@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
-from ..transforms import normalization_stats, resize_to
-from .base import make_normalize, prepare_image, read_raster
+from ..io import read_raster
+from ..transforms import SmartiesNormalize, normalization_stats, resize_to
+from .base import prepare_image
 from .scene import ClassFolderDataModule, check_channels, random_flip_rot90
 
 __all__ = ["EUROSAT_BANDS", "EUROSAT_CLASSES", "EUROSAT_FILE_BANDS", "EuroSATDataModule"]
@@ -74,7 +75,7 @@ class EuroSATDataModule(ClassFolderDataModule):
         self.stats = stats.select(bands) if bands is not None else stats
         self.bands = list(self.stats.bands)
         self.size = size
-        self.normalize = make_normalize("EuroSAT", bands=self.bands)
+        self.normalize = SmartiesNormalize.from_spec("EuroSAT", bands=self.bands)
 
     def load(self, path: Path, train: bool) -> torch.Tensor:
         raw = read_raster(path)

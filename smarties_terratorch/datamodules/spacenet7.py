@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import rasterio
-from rasterio.enums import Resampling
 
+from ..io import RasterReader, read_raster
 from .segmentation import SmartiesSegmentationDataModule, no_files_error
 
 __all__ = ["SN7_SPLITS", "SpaceNet7DataModule"]
@@ -246,17 +245,16 @@ class SpaceNet7DataModule(SmartiesSegmentationDataModule):
             return self._cache[1]
         shape = (self.scene_size, self.scene_size)
         path = self.image_path(aoi, year, month)
-        with rasterio.open(path) as src:
-            if src.count not in (3, 4):
+        with RasterReader(path, resampling="nearest", gdal_cache_mb=16) as reader:
+            if reader.count not in (3, 4):
                 raise ValueError(
-                    f"{path}: {src.count} bands; SpaceNet7 mosaics have R, G, B (+ alpha as band 4)."
+                    f"{path}: {reader.count} bands; SpaceNet7 mosaics have R, G, B (+ alpha as band 4)."
                 )
-            data = src.read(out_shape=(src.count, *shape), resampling=Resampling.nearest)
-        image = data[:3].astype(np.float32)
+            data = reader.read(out_shape=shape)
+        image = data[:3]
         if data.shape[0] == 4:
-            image[:, data[3] == 0] = np.nan  # outside the mosaic / masked
-        with rasterio.open(self.label_path(aoi, year, month)) as src:
-            label = src.read(1, out_shape=shape, resampling=Resampling.nearest)
+            image[:, (data[3] == 0) | np.isnan(data[3])] = np.nan  # outside the mosaic / masked
+        label = read_raster(self.label_path(aoi, year, month), indexes=[1], out_shape=shape, resampling="nearest")[0]
         mask = (label > 0).astype(np.int64)
         self._cache = (key, (image, mask))
         return image, mask

@@ -4,7 +4,7 @@ On-disk layout (``UCMerced_LandUse.zip``, datasets.md §1)::
 
     <root>/<class>/<class><NN>.tif     RGB TIFF, 256 x 256 (a few are slightly smaller), 100 per class
 
-Per sample: rasterio read -> SMARTIES normalisation with the UC-Merced statistics (the pretraining RGB mean/std
+Per sample: read (:func:`~smarties_terratorch.io.read_raster`) -> SMARTIES normalisation with the UC-Merced statistics (the pretraining RGB mean/std
 with UC-Merced's own p1/p99; normalization.md §4) -> rescale so the short side is ``resize_size`` (256),
 centre-crop 224. No augmentation (the paper evaluates it with kNN only). Bands: ``backbone_bands: [R, G, B]``
 with ``backbone_sensor: RGB``.
@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from rasterio.errors import NotGeoreferencedWarning
 
-from ..transforms import normalization_stats
-from .base import make_normalize, prepare_image, read_raster
+from ..io import read_raster
+from ..transforms import SmartiesNormalize, normalization_stats
+from .base import prepare_image
 from .scene import ClassFolderDataModule, center_crop, check_channels, resize_short_side
 
 __all__ = ["UCMERCED_BANDS", "UCMercedDataModule"]
@@ -54,7 +55,7 @@ class UCMercedDataModule(ClassFolderDataModule):
         self.size = size
         self.resize_size = resize_size
         self.bands = list(UCMERCED_BANDS)
-        self.normalize = make_normalize("UC-Merced")
+        self.normalize = SmartiesNormalize.from_spec("UC-Merced")
 
     def load(self, path: Path, train: bool) -> torch.Tensor:
         with warnings.catch_warnings():

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from rasterio.errors import NotGeoreferencedWarning
 
-from ..transforms import normalization_stats, resize_to
-from .base import make_normalize, prepare_image, read_raster
+from ..io import read_raster
+from ..transforms import SmartiesNormalize, normalization_stats, resize_to
+from .base import prepare_image
 from .scene import ClassFolderDataModule, check_channels
 
 __all__ = ["WHURS19_BANDS", "WHURS19DataModule"]
@@ -51,7 +52,7 @@ class WHURS19DataModule(ClassFolderDataModule):
         super().__init__(root, **kwargs)
         self.size = size
         self.bands = list(WHURS19_BANDS)
-        self.normalize = make_normalize("WHU-RS19")
+        self.normalize = SmartiesNormalize.from_spec("WHU-RS19")
 
     def load(self, path: Path, train: bool) -> torch.Tensor:
         with warnings.catch_warnings():
