@@ -8,18 +8,24 @@ The official files hold the encoder state dict unprefixed (``cls_token``, ``pos_
 
 from __future__ import annotations
 
+import _compat_pickle
+import argparse
 import hashlib
+import io
 import logging
-import os
+import pathlib
 import pickle
+import pickletools
 import re
-import tempfile
+import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
@@ -27,6 +33,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from timm.layers import resample_abs_pos_embed
 from torch import nn
+
+from .io import atomic_path
 
 __all__ = [
     "WEIGHTS",
@@ -42,6 +50,7 @@ __all__ = [
     "load_pretrained",
     "load_state_dict",
     "read_checkpoint",
+    "read_task_checkpoint",
     "save_weights",
 ]
 
@@ -242,33 +251,244 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
+# Harmless plain types that Lightning/TerraTorch hyperparameters may hold besides builtins and tensors: creating
+# them runs no code beyond storing their arguments.
+_SAFE_GLOBALS: list[Any] = [argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath]
+
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+
+
+def _py3_name(module: str, name: str) -> str:
+    # Protocol 0-2 pickles (torch.save's default) may store Python 2 names; pickle maps them the same way.
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
+
+
+def _globals_in_pickle(data: bytes) -> tuple[dict[str, str], bool]:
+    """Every global a pickle stream imports, found by reading its opcodes (nothing is executed).
+
+    Returns:
+        ``{name as stored: Python 3 name}`` (both ``module.name``), and whether the bytes start with a whole pickle.
+    """
+    found: dict[str, str] = {}
+    whole = False
+    pushed: list[Any] = []  # recent string arguments, for STACK_GLOBAL (protocol 4+)
+    memo: dict[int, Any] = {}
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("GLOBAL", "INST", "STACK_GLOBAL"):
+                    module, name = str(arg).split(" ", 1) if op.name != "STACK_GLOBAL" else (
+                        str(pushed[-2]) if len(pushed) > 1 else "?", str(pushed[-1]) if pushed else "?")
+                    found[f"{module}.{name}"] = _py3_name(module, name)
+                elif op.name in _STRING_OPS:
+                    pushed.append(arg)
+                elif op.name == "MEMOIZE":
+                    memo[len(memo)] = pushed[-1] if pushed else None
+                elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[int(arg)] = pushed[-1] if pushed else None
+                elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                    pushed.append(memo.get(int(arg)))
+            whole = True
+        except (ValueError, EOFError):  # not (or no more) pickle opcodes: truncated or not a pickle
+            break
+    return found, whole
+
+
+def _scan(path: Path) -> tuple[dict[str, str], bool]:
+    """The globals of a ``torch.save`` file (zip or legacy) that the safe reader does not create by default.
+
+    Returns:
+        ``{name as stored: Python 3 name}``, and whether the file holds whole pickles at all.
+    """
+    found: dict[str, str] = {}
+    whole = False
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                for member in (n for n in zf.namelist() if n.endswith("data.pkl")):
+                    names, whole = _globals_in_pickle(zf.read(member))
+                    found.update(names)
+        else:
+            found, whole = _globals_in_pickle(path.read_bytes())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return {}, False
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in _SAFE_GLOBALS}
+    try:  # torch's own default allow-list (tensor rebuilders, OrderedDict, ...); private, so guarded
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed |= set(_get_allowed_globals())
+    except (ImportError, AttributeError):
+        allowed |= {g for g in found.values() if g.startswith("torch.") or g == "collections.OrderedDict"}
+    return {raw: py3 for raw, py3 in found.items() if raw not in allowed and py3 not in allowed}, whole
+
+
+def _unsafe_globals(path: Path) -> dict[str, str]:
+    return _scan(path)[0]
+
+
+def _torch_reason(err: BaseException) -> str:
+    """torch's explanation of a failed load, without its advice on how to disable the safety check."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    text = re.split(r"Please use `torch\.serialization|Check the documentation of torch\.load", text)[0]
+    # Never pass on advice to switch the check off, whatever torch version phrased it.
+    sentences = [t for t in re.split(r"(?<=\.)\s+", " ".join(text.split())) if "weights_only" not in t]
+    return " ".join(sentences).strip(" .") or type(err).__name__
+
+
+def _refusal(path: Path, unsafe: Mapping[str, str], trust_hint: bool) -> str:
+    hint = (
+        " If you made this file yourself, pass --trust-checkpoint (Python: trust=True) to load it."
+        if trust_hint
+        else " Re-save its state dict as safetensors (safetensors.torch.save_file) where you trust the file."
+    )
+    return (
+        f"{path} contains pickled code/objects ({', '.join(list(dict.fromkeys(unsafe.values()))[:6])}) that are not loaded by default: "
+        f"loading it could run code hidden in the file.{hint}"
+    )
+
+
+class _Inert:
+    """Stands in for an object of a refused class: takes any arguments and state, runs nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+def _torch_load(path: Path, *, trust: bool = False, trust_hint: bool = False, inert: Mapping[str, str] | None = None) -> Any:
+    """``torch.load`` that never unpickles arbitrary objects unless ``trust``; errors become :class:`CheckpointError`.
+
+    ``inert`` names refused globals to read as :class:`_Inert` placeholders instead (their code never runs).
+    """
+    try:
+        if trust:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals([*_SAFE_GLOBALS, *((_Inert, name) for pair in (inert or {}).items() for name in pair)]):
+            with warnings.catch_warnings():  # torch warns about protocol 4+ pickles; the error below says more
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsafe, whole = _scan(path)
+        if unsafe:
+            raise CheckpointError(_refusal(path, unsafe, trust_hint)) from None
+        if not whole:
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt).") from None
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint that can be read safely ({_torch_reason(err)}): re-save it with "
+            f"torch.save's default pickle protocol, or as safetensors."
+        ) from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, AttributeError, TypeError) as err:
+        # Not a torch.save file at all, or a truncated one: torch raises many types for bad bytes.
+        reason = _torch_reason(err).split(". ")[0] if isinstance(err, (RuntimeError, OSError)) else "no torch.save data"
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt): {reason}.") from None
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or, safely, from ``.pt``/``.pth``/``.bin``/``.ckpt``.
 
+    Pickled files are read with ``torch.load(weights_only=True)``: tensors and plain containers only.
+
     Raises:
-        CheckpointError: corrupt/truncated files, or pickles that need arbitrary code (``weights_only`` refuses).
+        CheckpointError: corrupt/truncated files, pickles that contain code/objects (named in the message), or an
+            unsupported file type.
     """
     path = Path(path)
     if path.suffix == ".safetensors":
         try:
             return load_file(path)
         except (SafetensorError, OSError, ValueError) as err:
-            raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from err
+            raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt): {err}") from err
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            if "Unsupported global" not in str(err):  # not a refused object: the bytes are no valid checkpoint
-                raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {err}") from err
-            raise CheckpointError(
-                f"{path} contains pickled objects that torch.load(weights_only=True) refuses to run: we never unpickle "
-                f"arbitrary code. Re-save its state dict as safetensors (safetensors.torch.save_file) in a trusted "
-                f"environment. ({err})"
-            ) from err
-        except (RuntimeError, EOFError, OSError) as err:
-            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {err}") from err
-        return _unwrap(obj, path)
-    raise CheckpointError(f"{path}: unsupported checkpoint type {path.suffix!r}; use .safetensors (or .pt/.pth).")
+        return _unwrap(_torch_load(path), path)
+    raise CheckpointError(f"{path}: unsupported checkpoint type {path.suffix!r}; use .safetensors (or .pt/.pth/.ckpt).")
+
+
+def _contains(obj: Any, cls: type) -> bool:
+    if isinstance(obj, cls):
+        return True
+    if isinstance(obj, Mapping):
+        return any(_contains(v, cls) for v in obj.values())
+    if isinstance(obj, (list, tuple, set)):
+        return any(_contains(v, cls) for v in obj)
+    return False
+
+
+def _hparams_yaml(path: Path) -> Path | None:
+    # Lightning writes <version>/hparams.yaml and the checkpoints into <version>/checkpoints/.
+    for candidate in (path.parent / "hparams.yaml", path.parent.parent / "hparams.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_task_checkpoint(path: str | Path, *, trust: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The state dict and hyperparameters of a Lightning/TerraTorch task checkpoint (``terratorch fit``'s ``.ckpt``).
+
+    Read with ``torch.load(weights_only=True)`` plus a few harmless plain types (``argparse.Namespace``, paths):
+    no code from the file runs. When only the hyperparameters hold other objects, the state dict is still read
+    (those objects become inert placeholders) and the hyperparameters come from the ``hparams.yaml`` Lightning
+    writes beside the checkpoints (``<version>/hparams.yaml``).
+
+    Args:
+        path: the checkpoint file.
+        trust: unpickle everything (``torch.load(weights_only=False)``): only for files you made yourself, since
+            a pickle can run any code.
+
+    Returns:
+        ``(state_dict, hyper_parameters)``.
+
+    Raises:
+        WeightsUnavailableError: no such file.
+        CheckpointError: an unreadable file, one that holds code/objects beyond plain types (unless ``trust``), or
+            one without hyperparameters (a bare state dict).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailableError(f"Checkpoint {path} not found" + (" (it is a folder)." if path.is_dir() else "."))
+    hparams_file = None
+    try:
+        ckpt = _torch_load(path, trust=trust, trust_hint=True)
+    except CheckpointError:
+        unsafe = _unsafe_globals(path)
+        hparams_file = _hparams_yaml(path)
+        if not unsafe or hparams_file is None:
+            raise
+        # Read the state dict with the refused objects replaced by inert placeholders; keep it only if the
+        # placeholders are confined to what we do not use (hyperparameters, optimiser and callback states).
+        ckpt = _torch_load(path, trust_hint=True, inert=unsafe)
+        if not isinstance(ckpt, Mapping) or _contains(ckpt.get("state_dict"), _Inert):
+            raise CheckpointError(_refusal(path, unsafe, trust_hint=True)) from None
+        log.warning("%s holds objects that are not loaded (%s); hyperparameters read from %s", path, ", ".join(unsafe.values()), hparams_file)
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, Mapping) else None
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping) or not isinstance(hparams, Mapping):
+        raise CheckpointError(
+            f"{path} is not a Lightning task checkpoint with state_dict and hyper_parameters: use the '<epoch>.ckpt' "
+            f"file terratorch fit writes into <run>/checkpoints/."
+        )
+    if hparams_file is not None:
+        hparams = _read_hparams_yaml(hparams_file, path)
+    return _unwrap(ckpt, path), dict(hparams)
+
+
+def _read_hparams_yaml(hparams_file: Path, ckpt: Path) -> dict[str, Any]:
+    try:
+        hparams = yaml.safe_load(hparams_file.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise CheckpointError(
+            f"{ckpt}'s hyperparameters hold objects that are not loaded by default, and {hparams_file} cannot be "
+            f"read as plain YAML ({' '.join(str(err).split())[:200]}). If you made the checkpoint yourself, pass "
+            f"--trust-checkpoint (Python: trust=True)."
+        ) from None
+    if not isinstance(hparams, dict):
+        raise CheckpointError(f"{hparams_file} does not hold a mapping of hyperparameters (found {type(hparams).__name__}).")
+    return hparams
 
 
 _PREFIXES = ("module.", "model.", "encoder.", "backbone.", "net.")
@@ -416,19 +636,12 @@ def save_weights(
     Written to a temporary file and renamed, so an interrupted save never leaves a half-written checkpoint.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sd = {
         k: v.detach().to("cpu").contiguous()
         for k, v in model.state_dict().items()
         if include_head or not k.startswith("head.")
     }
     meta = {"format": "pt", "producer": "smarties_terratorch", **(metadata or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(sd, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

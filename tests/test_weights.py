@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fractions
 import hashlib
+import shutil
+import subprocess
 from pathlib import Path
 
 import huggingface_hub.constants as hf_constants
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
 import smarties_terratorch.weights as weights
@@ -19,6 +23,7 @@ from smarties_terratorch.weights import (
     get_weights,
     load_pretrained,
     load_state_dict,
+    read_task_checkpoint,
     save_weights,
 )
 
@@ -143,8 +148,9 @@ class Payload:  # an arbitrary object: unpickling it would run our code, weights
 def test_arbitrary_pickles_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "evil.pth"
     torch.save({"cls_token": torch.zeros(1, 1, 64), "payload": Payload()}, path)
-    with pytest.raises(CheckpointError, match="never unpickle"):
+    with pytest.raises(CheckpointError, match=r"evil.pth contains pickled code/objects \(builtins.print\)") as err:
         load_state_dict(path)
+    assert "weights_only" not in str(err.value)
     assert "unpickled!" not in capsys.readouterr().out
 
 
@@ -207,3 +213,101 @@ def test_offline_with_populated_hub_cache(tiny_file: tuple[torch.nn.Module, Path
     report = load_pretrained(loaded, spec, cache_dir=tmp_path / "hub")
     assert report.path.parent == snapshot
     assert _same_outputs(model, loaded)
+
+
+# ------------------------------------------------------------------------------------------------ task checkpoints
+class Touch:  # unpickling it would create a file: proof that code from the checkpoint ran
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (subprocess.call, (["touch", str(self.marker)],))
+
+
+@pytest.fixture(scope="module")
+def task_ckpt(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The layout ``terratorch fit`` writes: ``<version>/checkpoints/epoch=0.ckpt`` beside ``<version>/hparams.yaml``."""
+    from terratorch.tasks import SemanticSegmentationTask
+
+    import smarties_terratorch.backbone  # noqa: F401 - registers the backbones
+
+    model_args = {"backbone": "smarties_vit_tiny_patch16", "backbone_bands": ["S2:B2", "S2:B3", "S2:B4"],
+                  "necks": [{"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}],
+                  "decoder": "FCNDecoder", "num_classes": 3}  # fmt: skip
+    task = SemanticSegmentationTask(model_args=model_args, model_factory="EncoderDecoderFactory", loss="ce")
+    hparams = {"_class_path": "terratorch.tasks.SemanticSegmentationTask", **task.hparams}
+    ckpt = {"epoch": 0, "global_step": 1, "pytorch-lightning_version": "2.6.0", "state_dict": task.state_dict(),
+            "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-3, "params": [0, 1]}]}],
+            "loops": {}, "callbacks": {}, "hparams_name": "kwargs", "hyper_parameters": hparams}  # fmt: skip
+    root = tmp_path_factory.mktemp("task")
+    return {"ckpt": ckpt, "hparams": dict(hparams), "root": root}
+
+
+def _write_run(root: Path, ckpt: dict, yaml_hparams: dict | None) -> Path:
+    (root / "checkpoints").mkdir(parents=True)
+    if yaml_hparams is not None:
+        (root / "hparams.yaml").write_text(yaml.safe_dump(yaml_hparams))
+    torch.save(ckpt, root / "checkpoints" / "epoch=0.ckpt")
+    return root / "checkpoints" / "epoch=0.ckpt"
+
+
+def test_task_checkpoint_round_trip(task_ckpt: dict, tmp_path: Path) -> None:
+    path = _write_run(tmp_path / "v0", task_ckpt["ckpt"], None)
+    sd, hparams = read_task_checkpoint(path)
+    assert hparams == task_ckpt["hparams"]
+    assert sd.keys() == task_ckpt["ckpt"]["state_dict"].keys()
+    assert all(torch.equal(sd[k], v) for k, v in task_ckpt["ckpt"]["state_dict"].items())
+
+
+def test_task_checkpoint_objects_in_hparams_read_from_yaml(task_ckpt: dict, tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    ckpt = {**task_ckpt["ckpt"], "hyper_parameters": {**task_ckpt["hparams"], "extra": Touch(marker)}}
+    path = _write_run(tmp_path / "v0", ckpt, {**task_ckpt["hparams"], "lr": 0.5})
+    sd, hparams = read_task_checkpoint(path)
+    assert not marker.exists()
+    assert hparams["lr"] == 0.5 and hparams["model_args"] == task_ckpt["hparams"]["model_args"]  # from the YAML
+    assert torch.equal(sd["model.head.head.2.weight"], task_ckpt["ckpt"]["state_dict"]["model.head.head.2.weight"])
+    # without the YAML beside it: refused, naming the file and the object; nothing ran
+    (tmp_path / "v0" / "hparams.yaml").unlink()
+    with pytest.raises(CheckpointError, match=r"epoch=0.ckpt contains pickled code/objects \(subprocess.call\)") as err:
+        read_task_checkpoint(path)
+    assert "--trust-checkpoint" in str(err.value) and "weights_only" not in str(err.value)
+    assert not marker.exists()
+
+
+def test_task_checkpoint_objects_in_state_dict_refused_even_with_yaml(task_ckpt: dict, tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    ckpt = {**task_ckpt["ckpt"], "state_dict": {**task_ckpt["ckpt"]["state_dict"], "x": Touch(marker)}}
+    path = _write_run(tmp_path / "v0", ckpt, task_ckpt["hparams"])
+    with pytest.raises(CheckpointError, match="contains pickled code/objects"):
+        read_task_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_task_checkpoint_trust(task_ckpt: dict, tmp_path: Path) -> None:
+    ckpt = {**task_ckpt["ckpt"], "hyper_parameters": {**task_ckpt["hparams"], "ratio": fractions.Fraction(1, 3)}}
+    path = _write_run(tmp_path / "v0", ckpt, None)
+    with pytest.raises(CheckpointError, match=r"fractions.Fraction"):
+        read_task_checkpoint(path)
+    _, hparams = read_task_checkpoint(path, trust=True)
+    assert hparams["ratio"] == fractions.Fraction(1, 3)
+
+
+def test_task_checkpoint_plain_types_allowed(task_ckpt: dict, tmp_path: Path) -> None:
+    import argparse
+
+    extra = {"root": Path("/data/x"), "ns": argparse.Namespace(a=1)}
+    ckpt = {**task_ckpt["ckpt"], "hyper_parameters": {**task_ckpt["hparams"], **extra}}
+    _, hparams = read_task_checkpoint(_write_run(tmp_path / "v0", ckpt, None))
+    assert hparams["root"] == Path("/data/x") and hparams["ns"].a == 1
+
+
+def test_task_checkpoint_state_dict_only(tmp_path: Path, tiny_file: tuple[torch.nn.Module, Path]) -> None:
+    torch.save({"epoch": 0, "state_dict": {"w": torch.zeros(2)}}, tmp_path / "x.ckpt")
+    with pytest.raises(CheckpointError, match=r"x.ckpt is not a Lightning task checkpoint.*'<epoch>.ckpt'"):
+        read_task_checkpoint(tmp_path / "x.ckpt")
+    shutil.copy(tiny_file[1], tmp_path / "y.ckpt")  # safetensors bytes under a .ckpt name
+    with pytest.raises(CheckpointError, match="y.ckpt is not a readable PyTorch checkpoint"):
+        read_task_checkpoint(tmp_path / "y.ckpt")
+    with pytest.raises(WeightsUnavailableError, match="nope.ckpt not found"):
+        read_task_checkpoint(tmp_path / "nope.ckpt")
