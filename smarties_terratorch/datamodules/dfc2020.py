@@ -25,6 +25,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 from typing import Any
+
 import numpy as np
 import torch
 
@@ -112,11 +113,15 @@ class DFC2020DataModule(SmartiesSegmentationDataModule):
                 )
             try:
                 data = torch.load(self.path, map_location="cpu", weights_only=not self.trust_pickle)
-            except pickle.UnpicklingError as err:
+            except pickle.UnpicklingError:
+                # torch's message suggests loading without the check; say what the file holds instead.
                 raise ValueError(
-                    f"DFC2020: {self.path} holds more than tensors ({err}). If the file comes from a source you trust "
-                    f"(e.g. the CROMA_benchmarks release), set trust_pickle: true."
-                ) from err
+                    f"DFC2020: {self.path} holds pickled Python objects, not only tensors, and loading them could run "
+                    f"code from the file. If you made the file or trust its source (e.g. the CROMA_benchmarks "
+                    f"release), set trust_pickle: true."
+                ) from None
+            except (RuntimeError, EOFError, OSError) as err:
+                raise ValueError(f"DFC2020: {self.path} is not a readable PyTorch file (truncated?): {err}") from None
             data = {k: torch.as_tensor(v) for k, v in data.items()} if isinstance(data, dict) else data
             if not isinstance(data, dict):
                 raise ValueError(f"DFC2020: {self.path} holds a {type(data).__name__}, expected a dict of tensors.")

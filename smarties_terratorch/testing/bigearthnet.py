@@ -26,7 +26,7 @@ import numpy as np
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from ._io import write_geotiff
+from ._io import write_geotiff, write_text
 
 S2_RES = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
@@ -68,7 +68,7 @@ def make(root: str | Path, patches: int = 6, val: int = 2, seed: int = 0) -> Pat
             "tile_source": "S2A_MSIL1C_20170613T101031_N0205_R022_T33UUP_20170613T101608.SAFE",
             "acquisition_date": "2017-06-13 10:10:31",
         }  # fmt: skip
-        (s2_root / s2 / f"{s2}_labels_metadata.json").write_text(json.dumps(meta))
+        write_text(s2_root / s2 / f"{s2}_labels_metadata.json", json.dumps(meta))
         (s1_root / s1).mkdir(exist_ok=True)
         for pol, mean in (("VV", -12.0), ("VH", -19.0)):
             db = (mean + 4 * rng.standard_normal((120, 120))).astype(np.float32)
@@ -78,10 +78,10 @@ def make(root: str | Path, patches: int = 6, val: int = 2, seed: int = 0) -> Pat
             "scene_source": "S1A_IW_GRDH_1SDV_20170613T165043_20170613T165108_017004_01C52B_5A21",
             "acquisition_time": "2017-06-13T16:50:43", "corresponding_s2_patch": s2,
         }  # fmt: skip
-        (s1_root / s1 / f"{s1}_labels_metadata.json").write_text(json.dumps(meta1))
+        write_text(s1_root / s1 / f"{s1}_labels_metadata.json", json.dumps(meta1))
     parts = {"train": names[: patches - val], "val": names[patches - val :]}
     for split, pairs in parts.items():
-        (splits / f"BigEarthNet-S2-{split}.txt").write_text("".join(f"{a}\n" for a, _ in pairs))
-        (splits / f"BigEarthNet-S1-{split}.txt").write_text("".join(f"{b}\n" for _, b in pairs))
-        (splits / f"BigEarthNet-MM-{split}.txt").write_text("".join(f"{a} {b}\n" for a, b in pairs))
+        write_text(splits / f"BigEarthNet-S2-{split}.txt", "".join(f"{a}\n" for a, _ in pairs))
+        write_text(splits / f"BigEarthNet-S1-{split}.txt", "".join(f"{b}\n" for _, b in pairs))
+        write_text(splits / f"BigEarthNet-MM-{split}.txt", "".join(f"{a} {b}\n" for a, b in pairs))
     return root

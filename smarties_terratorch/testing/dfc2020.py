@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from ..io import atomic_path
+
 SIZE = 32
 COUNTS = {"train": 4, "validation": 2}
 
@@ -27,5 +29,6 @@ def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     path = root / "DFC_preprocessed.pt"
-    torch.save(data, path)
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
     return path

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.transform import from_origin
 
-from ._io import write_geotiff
+from ._io import write_geotiff, write_text
 
 SIZE = 64
 _CRS, _TRANSFORM = "EPSG:32610", from_origin(600000, 4400000, 3, 3)
@@ -55,5 +55,5 @@ def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
             lines[split].append(f"/reprocess-cropped/UTM-24000/{planet_rel} /{label_rel} {ym}")
     (root / "dynnet_training_splits").mkdir(parents=True, exist_ok=True)
     for split, rows in lines.items():
-        (root / "dynnet_training_splits" / f"{split}.txt").write_text("\n".join(rows) + "\n")
+        write_text(root / "dynnet_training_splits" / f"{split}.txt", "\n".join(rows) + "\n")
     return root

@@ -18,8 +18,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.transform import from_origin
+
+from ..io import atomic_path
+from ._io import write_geotiff
 
 BANDS = ["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7", "ST_B10"]
 # uid, plot, season, year, split
@@ -43,7 +45,8 @@ def _npz(path: Path, rng: np.random.Generator, bands: list[str] = BANDS, fill: f
         if fill:
             a[: int(IMAGE * fill)] = 0
         arrays[b] = a
-    np.savez(path, **arrays)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def make(root: Path, seed: int = 0) -> Path:
@@ -80,19 +83,9 @@ def make(root: Path, seed: int = 0) -> Path:
             mask[0, 20:28, 20:28] = 201  # a plot of the val split
         mask[2:5, 4:28, 4:28] = 30
         mask[5, 4:28, 4:28] = 2000
-        with rasterio.open(
-            root / "masks" / "10m" / f"{uid}.tif",
-            "w",
-            driver="GTiff",
-            width=MASK,
-            height=MASK,
-            count=6,
-            dtype="int16",
-            crs="EPSG:32644",
-            transform=from_origin(380000, 1220000, 10, 10),
-        ) as dst:
-            dst.write(mask)
-    with (root / "sickle_dataset_tabular.csv").open("w", newline="") as f:
+        transform = from_origin(380000, 1220000, 10, 10)
+        write_geotiff(root / "masks" / "10m" / f"{uid}.tif", mask, "int16", "EPSG:32644", transform)
+    with atomic_path(root / "sickle_dataset_tabular.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.transform import from_origin
 
-from ._io import write_geotiff
+from ._io import write_geotiff, write_text
 
 SIZE = 64
 _CRS, _TRANSFORM = "EPSG:3857", from_origin(0, 0, 4.77, 4.77)
@@ -49,5 +49,5 @@ def make(root: Path, size: int = SIZE, seed: int = 0) -> Path:
                 write_geotiff(
                     root / "train" / aoi / "labels_raster" / f"{name}_Buildings.tif", label, "uint8", _CRS, _TRANSFORM
                 )
-    (root / "metadata_train.json").write_text(json.dumps(metadata, indent=1))
+    write_text(root / "metadata_train.json", json.dumps(metadata, indent=1))
     return root

@@ -16,12 +16,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
 import torch.nn.functional as F
+from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 
-from ._io import write_splits
+from ._io import write_geotiff, write_splits
 
 CLASSES = (
     "agricultural", "airplane", "baseballdiamond", "beach", "buildings", "chaparral", "denseresidential", "forest",
@@ -43,11 +43,10 @@ def make(root: str | Path, per_class: int = 2, size: int = SIZE, seed: int = 0) 
             name = f"{cls}{i:02d}.tif"
             coarse = torch.from_numpy(rng.uniform(0, 255, (1, 3, 8, 8)).astype(np.float32))
             image = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)[0]
-            profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8"}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)  # the release's TIFFs have no georeference
-                with rasterio.open(data / cls / name, "w", **profile) as dst:
-                    dst.write(image.round().clamp(0, 255).numpy().astype(np.uint8))
+                pixels = image.round().clamp(0, 255).numpy().astype(np.uint8)
+                write_geotiff(data / cls / name, pixels, "uint8", None, Affine.identity())
             lines["train" if i < per_class - 1 else "val"].append(f"./{cls}/{name}")
     write_splits(root, "ucmerced", lines)
     return data

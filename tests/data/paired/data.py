@@ -14,8 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.transform import from_origin
+
+from smarties_terratorch.testing._io import write_geotiff, write_text
 
 CRS = "EPSG:32632"
 ORIGIN = (500_000.0, 5_000_000.0)
@@ -23,13 +24,7 @@ NUM_PAIRS = 4
 
 
 def _write(path: Path, data: np.ndarray, res: float, origin: tuple[float, float] = ORIGIN) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {
-        "driver": "GTiff", "height": data.shape[1], "width": data.shape[2], "count": data.shape[0], "dtype": "float32",
-        "crs": CRS, "transform": from_origin(origin[0], origin[1], res, res),
-    }  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype(np.float32))
+    write_geotiff(path, data, "float32", CRS, from_origin(origin[0], origin[1], res, res))
 
 
 def make(root: str | Path, seed: int = 0) -> Path:
@@ -41,7 +36,7 @@ def make(root: str | Path, seed: int = 0) -> Path:
         _write(root / "s2" / f"pair_{i}.tif", rng.uniform(100, 4000, (4, 32, 32)), 10.0)
         _write(root / "s1" / f"pair_{i}.tif", rng.uniform(-25, -5, (2, 32, 32)), 10.0)
         lines.append(f"s2/pair_{i}.tif s1/pair_{i}.tif")
-    (root / "pairs.txt").write_text("# S2 S1 pairs\n" + "\n".join(lines) + "\n")
+    write_text(root / "pairs.txt", "# S2 S1 pairs\n" + "\n".join(lines) + "\n")
     _write(root / "folder" / "p0" / "p0_B02.tif", rng.uniform(100, 4000, (1, 32, 32)), 10.0)
     _write(root / "folder" / "p0" / "p0_B05.tif", rng.uniform(100, 4000, (1, 16, 16)), 20.0)
     _write(root / "far" / "far.tif", rng.uniform(-25, -5, (2, 32, 32)), 10.0, (600_000.0, 5_000_000.0))
