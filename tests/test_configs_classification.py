@@ -10,6 +10,7 @@ multi-label metric/loss, S1+S2 fusion shapes and bad input.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -25,8 +26,13 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_utils import CONFIGS, run_config, tiny_model_args  # noqa: E402
 
-from smarties_terratorch.datamodules.bigearthnet import read_labels, to_bigearthnet19  # noqa: E402
-from smarties_terratorch.datamodules.bigearthnet_datamodule import BigEarthNetDataModule  # noqa: E402
+from smarties_terratorch.datamodules.bigearthnet import (  # noqa: E402
+    S2_L2A_BANDS,
+    read_bigearthnet_s2,
+    read_labels,
+    to_bigearthnet19,
+)
+from smarties_terratorch.datamodules.bigearthnet_datamodule import BigEarthNetDataModule, BigEarthNetDataset  # noqa: E402
 from smarties_terratorch.datamodules.eurosat import EUROSAT_BANDS, EuroSATDataModule  # noqa: E402
 from smarties_terratorch.datamodules.resisc45 import RESISC45DataModule  # noqa: E402
 from smarties_terratorch.datamodules.scene import holdout_indices, random_resized_crop  # noqa: E402
@@ -374,6 +380,26 @@ def test_bigearthnet_datamodule_layouts(fixtures: dict[str, Path]) -> None:
     assert sample["image"].shape == (3, 120, 120) and sample["label"].shape == (19,)
     assert torch.isfinite(sample["image"]).all()
     assert sample["image"][0].std() > 0  # B01: interpolated, not padded
+
+
+def test_bigearthnet_nodata_becomes_nan_then_band_mean(fixtures: dict[str, Path], tmp_path: Path) -> None:
+    # Like every other reader, the BigEarthNet one turns a pixel the file marks as nodata into NaN; the data set
+    # then fills it with 0 (the band mean after normalisation), so it never reaches the model as a raw 0.
+    src = next(p for p in sorted((fixtures["bigearthnet"] / "BigEarthNet-v1.0").iterdir()) if p.is_dir())
+    patch = tmp_path / src.name
+    shutil.copytree(src, patch)
+    with rasterio.open(patch / f"{patch.name}_B04.tif", "r+") as dst:
+        data = dst.read()
+        data[0, 5, 7] = 0
+        dst.nodata = 0
+        dst.write(data)
+    raw, profile = read_bigearthnet_s2(patch)
+    b04 = S2_L2A_BANDS.index("B04")
+    assert np.isnan(raw[b04, 5, 7]) and np.isnan(raw).sum() == 1  # that pixel of that band only
+    dataset = BigEarthNetDataset([{"S2": patch}], ["S2"], {"S2": list(S2_L2A_BANDS)}, size=120)
+    image = dataset[0]["image"]
+    assert torch.isfinite(image).all() and image[b04, 5, 7] == 0
+    assert image[b04, 5, 8] != 0 and profile["nodata"] != profile["nodata"]  # NaN: the stack's nodata
 
 
 def test_eurosat_and_resisc45_datamodules(fixtures: dict[str, Path]) -> None:
