@@ -26,12 +26,11 @@ import copy
 import csv
 import hashlib
 import importlib.metadata
+import io
 import json
-import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -43,7 +42,9 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
+from .io import atomic_path, write_text
 from .testing import set_path, tiny_model_args
+from .weights import CheckpointError, check_checkpoint
 
 __all__ = [
     "KINDS",
@@ -56,6 +57,7 @@ __all__ = [
     "render_report",
     "run_jobs",
     "select_jobs",
+    "weights_problem",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,9 +273,7 @@ def _use_bigearthnet_examples(cfg: dict[str, Any], folder: Path) -> None:
         examples = bigearthnet_examples(folder / "bigearthnet-examples")
     except ImportError as err:
         raise FileNotFoundError(f"the real BigEarthNet patches: {err}") from err
-    split = folder / "bigearthnet-examples.txt"
-    split.parent.mkdir(parents=True, exist_ok=True)
-    split.write_text("".join(f"{e.s2_dir.name}\n" for e in examples), encoding="utf-8")
+    split = write_text(folder / "bigearthnet-examples.txt", "".join(f"{e.s2_dir.name}\n" for e in examples))
     set_path(cfg, "data.init_args.s2_root", str(examples[0].s2_dir.parent))
     for key in ("train_split", "val_split", "test_split"):
         set_path(cfg, f"data.init_args.{key}", str(split))
@@ -290,18 +290,8 @@ def _find_weights(weights: Path | None, filename: str) -> Path | None:
 
 # ================================================================================================ results
 def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file in the same folder and ``os.replace`` (all or nothing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to ``path`` atomically (all or nothing, see :func:`smarties_terratorch.io.write_text`)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
 def result_path(out: Path, job: Job) -> Path:
@@ -332,6 +322,23 @@ def versions() -> dict[str, str]:
 
 
 _SHA_CACHE: dict[tuple[str, int, float], str] = {}
+_CHECKED: dict[tuple[str, int, float], str | None] = {}
+
+
+def weights_problem(path: Path) -> str | None:
+    """Why the weights file ``path`` cannot be used (unreadable, or pickled code/objects), or ``None`` if it can.
+
+    The check reads the file safely (never unpickling objects) and is cached per path, size and mtime.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime)
+    if key not in _CHECKED:
+        try:
+            check_checkpoint(path)
+            _CHECKED[key] = None
+        except (CheckpointError, OSError) as err:
+            _CHECKED[key] = str(err)
+    return _CHECKED[key]
 
 
 def sha256_file(path: Path) -> str:
@@ -429,12 +436,14 @@ def run_job(
     if prepared is not None:
         result["config_file"] = str(prepared.config_file.relative_to(REPO))
         result["notes"] = prepared.notes
-        if prepared.missing:
+        problem = weights_problem(prepared.weights) if prepared.weights is not None else None
+        if problem is not None:  # checked before the row starts: a bad file fails the row, it never loads
+            result.update(status="failed", reason=f"weights: {problem}")
+        elif prepared.missing:
             result.update(status="skipped", reason="skipped: missing " + "; ".join(prepared.missing))
         else:
             run_config = out / job.kind / "configs" / f"{job.key}.yaml"
-            run_config.parent.mkdir(parents=True, exist_ok=True)
-            run_config.write_text(yaml.safe_dump(prepared.config, sort_keys=False), encoding="utf-8")
+            write_text(run_config, yaml.safe_dump(prepared.config, sort_keys=False))
             result["config"] = prepared.config
             result["weights"] = (
                 {"path": str(prepared.weights), "sha256": sha256_file(prepared.weights)}
@@ -616,9 +625,11 @@ def write_chart(flat: list[dict[str, Any]], path: Path) -> Path:
         ax.set_axis_off()
     ax.set_title("SMARTIES paper table: measured vs published (smoke results excluded)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # the temporary name keeps the suffix: savefig infers the format
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -626,15 +637,15 @@ def report(out: Path, report_dir: Path | None = None) -> str:
     """Write ``report.md``, ``results.csv``, ``results.json`` and ``paper_table.png``; return the markdown."""
     markdown, flat = render_report(out)
     report_dir = report_dir or out / "report"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "report.md").write_text(markdown, encoding="utf-8")
+    write_text(report_dir / "report.md", markdown)
     atomic_write_json(report_dir / "results.json", flat)
     fields = ["kind", "row", "backbone", "protocol", "metric", "measured", "published", "difference", "provenance"]
     fields += ["status", "wall_time_s", "weights_sha256", "notes"]
-    with (report_dir / "results.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(flat)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(flat)
+    write_text(report_dir / "results.csv", table.getvalue())
     write_chart(flat, report_dir / "paper_table.png")
     return markdown
 

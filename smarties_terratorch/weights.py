@@ -29,7 +29,7 @@ import yaml
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from timm.layers import resample_abs_pos_embed
 from torch import nn
@@ -43,6 +43,7 @@ __all__ = [
     "SmartiesWeights",
     "WeightsUnavailableError",
     "check_architecture",
+    "check_checkpoint",
     "checkpoint_filter_fn",
     "checkpoint_path",
     "default_weights_for",
@@ -362,7 +363,14 @@ class _Inert:
         pass
 
 
-def _torch_load(path: Path, *, trust: bool = False, trust_hint: bool = False, inert: Mapping[str, str] | None = None) -> Any:
+def _torch_load(
+    path: Path,
+    *,
+    trust: bool = False,
+    trust_hint: bool = False,
+    inert: Mapping[str, str] | None = None,
+    mmap: bool = False,
+) -> Any:
     """``torch.load`` that never unpickles arbitrary objects unless ``trust``; errors become :class:`CheckpointError`.
 
     ``inert`` names refused globals to read as :class:`_Inert` placeholders instead (their code never runs).
@@ -373,7 +381,7 @@ def _torch_load(path: Path, *, trust: bool = False, trust_hint: bool = False, in
         with torch.serialization.safe_globals([*_SAFE_GLOBALS, *((_Inert, name) for pair in (inert or {}).items() for name in pair)]):
             with warnings.catch_warnings():  # torch warns about protocol 4+ pickles; the error below says more
                 warnings.filterwarnings("ignore", message="Detected pickle protocol")
-                return torch.load(path, map_location="cpu", weights_only=True)
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap or None)
     except pickle.UnpicklingError as err:
         unsafe, whole = _scan(path)
         if unsafe:
@@ -405,9 +413,45 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(path)
         except (SafetensorError, OSError, ValueError) as err:
             raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt): {err}") from err
-    if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
+    if path.suffix in _PICKLE_SUFFIXES:
         return _unwrap(_torch_load(path), path)
-    raise CheckpointError(f"{path}: unsupported checkpoint type {path.suffix!r}; use .safetensors (or .pt/.pth/.ckpt).")
+    raise CheckpointError(_unsupported(path))
+
+
+_PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
+def _unsupported(path: Path) -> str:
+    return f"{path}: unsupported checkpoint type {path.suffix!r}; use .safetensors (or .pt/.pth/.bin/.ckpt)."
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """Check that a weights file can be read safely, without keeping its tensors in memory.
+
+    Safetensors files get their header checked against the file size; pickled files are opened with
+    ``torch.load(weights_only=True)`` memory-mapped (tensor data is not read).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        WeightsUnavailableError: no such file.
+        CheckpointError: as :func:`load_state_dict` would raise.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"Checkpoint {path} not found" + (" (it is a folder)." if path.is_dir() else "."))
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(path, "pt") as f:
+                f.keys()
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt): {err}") from err
+    elif path.suffix in _PICKLE_SUFFIXES:
+        _unwrap(_torch_load(path, mmap=zipfile.is_zipfile(path)), path)  # mmap needs torch's zip format
+    else:
+        raise CheckpointError(_unsupported(path))
+    return path
 
 
 def _contains(obj: Any, cls: type) -> bool:

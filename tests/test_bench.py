@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from smarties_terratorch import bench
 from smarties_terratorch.bench import Job, RowKilled
@@ -127,7 +129,7 @@ def _real_setup(tmp_path: Path) -> tuple[Path, Path]:
         (data / "eval_splits" / name).write_text("./Forest/Forest_1.tif\n")
     weights = tmp_path / "weights"
     weights.mkdir()
-    (weights / "smarties-v1-vitb.safetensors").write_bytes(b"not really weights")
+    save_file({"cls_token": torch.zeros(1, 1, 8)}, weights / "smarties-v1-vitb.safetensors")  # readable, not ViT-B
     return data, weights
 
 
@@ -142,7 +144,8 @@ def test_killed_run_loses_only_the_row_in_progress(tmp_path: Path) -> None:
     assert sorted(p.name for p in results.iterdir()) == ["eurosat_finetune__vitb.json"]  # no partial/tmp files
     first = json.loads((results / "eurosat_finetune__vitb.json").read_text())
     assert first["value"] == pytest.approx(99.0) and first["difference"] == pytest.approx(99.0 - 99.4)
-    assert first["weights"]["sha256"] == hashlib.sha256(b"not really weights").hexdigest()
+    vitb = weights / "smarties-v1-vitb.safetensors"
+    assert first["weights"]["sha256"] == hashlib.sha256(vitb.read_bytes()).hexdigest()
     assert first["config"]["model"]["init_args"]["model_args"]["backbone_ckpt_path"] == str(
         weights / "smarties-v1-vitb.safetensors"
     )
@@ -160,11 +163,13 @@ def test_result_files_are_written_atomically(tmp_path: Path, monkeypatch: pytest
     path = tmp_path / "results" / "row.json"
     bench.atomic_write_json(path, {"value": 1})
 
-    def broken_dump(obj: Any, f: Any, **kwargs: Any) -> None:
-        f.write('{"value": 2, "trunc')  # the process dies half-way through writing
+    real_write = Path.write_bytes
+
+    def broken_write(self: Path, data: bytes) -> int:
+        real_write(self, data[:5])  # the process dies half-way through writing
         raise RowKilled("killed while writing")
 
-    monkeypatch.setattr(bench.json, "dump", broken_dump)
+    monkeypatch.setattr(Path, "write_bytes", broken_write)
     with pytest.raises(RowKilled):
         bench.atomic_write_json(path, {"value": 2})
     monkeypatch.undo()
@@ -250,3 +255,17 @@ def test_cli_lists_jobs_and_reports_nothing_yet(tmp_path: Path, capsys: pytest.C
     with pytest.raises(ValueError, match="Unknown row"):
         bench.main(["run", "--rows", "nope", "--out", str(tmp_path)])
     assert not any(name.endswith(".tmp") for _, _, files in os.walk(tmp_path) for name in files)
+
+
+def test_bad_weights_fail_the_row_before_it_starts(tmp_path: Path) -> None:
+    data, weights = _real_setup(tmp_path)
+    vitb = weights / "smarties-v1-vitb.safetensors"
+    vitb.write_bytes(vitb.read_bytes()[:40])  # truncated
+    calls: list[str] = []
+    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn", "bigearthnet_s2_finetune"], ["vitb"])
+    results = bench.run_jobs(jobs, TABLE, tmp_path / "o", data, weights, executor=_fake({}, calls=calls))
+    assert calls == []  # no row started
+    for r in results:  # reported even when the row's data is missing too: the file has to be fixed
+        assert r["status"] == "failed" and "value" not in r
+        assert r["reason"].startswith(f"weights: {vitb} is not a readable safetensors file (truncated or corrupt)")
+    assert not (tmp_path / "o" / "real" / "configs").exists()
