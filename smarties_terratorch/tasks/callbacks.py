@@ -23,6 +23,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
+from ..io import atomic_path, write_text
+
 __all__ = ["SegmentationReport", "format_iou_table", "run_dir"]
 
 # Fixed colours for up to 10 classes (tab10), ignore pixels in black.
@@ -197,7 +199,6 @@ class SegmentationReport(Callback):
         }
         self.metrics = metrics
         out_dir = run_dir(trainer).resolve()
-        out_dir.mkdir(parents=True, exist_ok=True)
         if trainer.is_global_zero:
             print(format_iou_table(names, iou, support.tolist(), title="Validation IoU (final model)"), flush=True)
             print(
@@ -205,7 +206,7 @@ class SegmentationReport(Callback):
                 f"{metrics['majority_baseline_miou']:.4f} ({names[majority]} everywhere)",
                 flush=True,
             )
-            (out_dir / "val_metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=True))
+            write_text(out_dir / "val_metrics.json", json.dumps(metrics, indent=2, allow_nan=True))
             if best is not None:
                 colors = self.class_colors or getattr(trainer.datamodule, "class_colors", None)
                 self.figure_path = self._figure(out_dir / self.filename, best[1:], names, ignore, rgb, colors)
@@ -254,5 +255,6 @@ class SegmentationReport(Callback):
             handles.append(Patch(color=_IGNORE_COLOUR, label="ignored / nodata"))
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False)
         fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.1, wspace=0.04)
-        fig.savefig(path, dpi=100)
+        with atomic_path(path) as tmp:  # the temporary name keeps the suffix: savefig infers the format
+            fig.savefig(tmp, dpi=100)
         return path
