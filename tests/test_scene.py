@@ -333,3 +333,322 @@ def test_predict_checkpoint_written_by_terratorch_fit(tmp_path: Path) -> None:
         mask = src.read(1)
         assert src.shape == ref.shape and src.transform == ref.transform
     assert set(np.unique(mask)) <= set(range(7)) | {255} and (mask == 255).any() and (mask < 7).any()
+
+
+# ---------------------------------------------------------------------------------------------------- device
+from smarties_terratorch import device as dev  # noqa: E402
+
+
+def _no_accelerators(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dev, "_mps_available", lambda: False)
+
+
+def _cpu_probes(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+
+def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_accelerators(monkeypatch)
+    assert dev.resolve_device("auto") == torch.device("cpu") and dev.resolve_device("CPU") == torch.device("cpu")
+    with pytest.raises(ValueError, match="'cuda'.*CUDA is not available.*--device cpu"):
+        dev.resolve_device("cuda")
+    with pytest.raises(ValueError, match="'mps'.*not available"):
+        dev.resolve_device("mps")
+    with pytest.raises(ValueError, match="Unknown device 'gpu0'"):
+        dev.resolve_device("gpu0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert dev.resolve_device("auto") == torch.device("cuda", 0)
+    assert dev.resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="'cuda:2'.*2 CUDA device"):
+        dev.resolve_device("cuda:2")
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"), [(False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")]
+)
+def test_auto_precision_on_cpu_is_bf16_only_where_native(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, expected: str
+) -> None:
+    _cpu_probes(monkeypatch, avx512_bf16, amx)
+    assert dev.cpu_has_native_bf16() is (avx512_bf16 or amx)
+    assert dev.resolve_precision("auto", "cpu") == expected
+    assert dev.resolve_precision("fp32", "cpu") == "fp32"
+
+
+def test_auto_precision_on_cuda_and_mps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert dev.resolve_precision("auto", "cuda:0") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert dev.resolve_precision("auto", "cuda:0") == "fp16"
+    assert dev.resolve_precision("auto", "mps") == "fp32"
+    with pytest.raises(ValueError, match="Unknown precision 'fp8'"):
+        dev.resolve_precision("fp8", "cpu")
+
+
+def test_explicit_bf16_on_cpu_without_native_bf16_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    _cpu_probes(monkeypatch, False, False)
+    with pytest.warns(RuntimeWarning, match="slower than fp32"):
+        assert dev.resolve_precision("bf16", "cpu") == "bf16"
+    _cpu_probes(monkeypatch, True, False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert dev.resolve_precision("bf16", "cpu") == "bf16"
+
+
+def test_autocast_context() -> None:
+    with dev.autocast_context("bf16", "cpu"):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with dev.autocast_context("fp32", "cpu"):
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="auto"):
+        dev.autocast_context("auto", "cpu")
+    info = dev.cpu_info()
+    assert set(info) >= {"model", "native_bf16"} and info["native_bf16"] == dev.cpu_has_native_bf16()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_embed_on_cuda_matches_cpu(tmp_path: Path) -> None:
+    path = write_tif(tmp_path / "scene.tif", np.random.default_rng(9).normal(size=(4, 64, 96)).astype(np.float32))
+    model = smarties_vit_tiny_patch16(bands=BANDS, sensor="S2-L2A")
+    feats = []
+    for device in ("cpu", "cuda"):
+        with RasterReader(path) as reader:
+            embed_scene(reader, model, tmp_path / f"{device}.tif", tile_size=64, overlap=32, device=device,
+                        progress=False)  # fmt: skip
+        with rasterio.open(tmp_path / f"{device}.tif") as src:
+            feats.append(src.read())
+    np.testing.assert_allclose(feats[0], feats[1], atol=1e-4)
+
+
+def test_tiles_are_blended_on_the_device(tmp_path: Path) -> None:
+    # The model sees tensors on the requested device, and the strips come back to the CPU as numpy.
+    path = write_tif(tmp_path / "scene.tif", np.ones((2, 40, 40), dtype=np.float32))
+    seen = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.device)
+        return x
+
+    with RasterReader(path) as reader:
+        strips = list(tiled_inference(reader, fn, out_channels=2, tile_size=32, overlap=16, device="cpu",
+                                      progress=False))  # fmt: skip
+    assert seen and all(d == torch.device("cpu") for d in seen)
+    assert all(isinstance(s.values, np.ndarray) for s in strips)
+
+
+# ---------------------------------------------------------------------------------------------------- catalogues
+from smarties_terratorch.scene import expand_scenes, parse_shard, take_shard  # noqa: E402
+
+
+def test_catalogue_paths_globs_and_lists(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        write_tif(tmp_path / f"{name}.tif", np.ones((1, 8, 8), dtype=np.uint16))
+    band_dir = tmp_path / "T32_2024"
+    band_dir.mkdir()
+    for b in ("B02", "B03"):
+        write_tif(band_dir / f"{b}.tif", np.ones((1, 8, 8), dtype=np.uint16))
+    (tmp_path / "list.txt").write_text("# my scenes\na.tif\n\nT32_2024/B02.tif, T32_2024/B03.tif\n")
+    scenes = expand_scenes([str(tmp_path / "[bc].tif"), f"@{tmp_path / 'list.txt'}"])
+    assert [s.name for s in scenes] == ["b", "c", "a", "T32_2024"]
+    assert scenes[-1].paths == (band_dir / "B02.tif", band_dir / "B03.tif")
+    with pytest.raises(ValueError, match=r"'.*\*\.jp2' matches no file"):
+        expand_scenes([str(tmp_path / "*.jp2")])
+    with pytest.raises(ValueError, match="share the name"):
+        expand_scenes([str(tmp_path / "a.tif"), str(tmp_path / "*.tif")])
+
+
+def test_shards_cover_the_catalogue_once() -> None:
+    items = list(range(11))
+    shards = [take_shard(items, parse_shard(f"{i}/4")) for i in range(4)]
+    assert sorted(x for s in shards for x in s) == items and shards[1] == [1, 5, 9]
+    assert parse_shard(None) == (0, 1)
+    for bad in ("4/4", "1", "-1/3", "a/b"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI options
+import json  # noqa: E402
+
+TINY = "smarties_vit_tiny_patch16"
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Path:
+    data = np.random.default_rng(10).uniform(0, 3000, size=(4, 48, 64)).astype(np.float32)
+    return write_tif(tmp_path / "scene.tif", data)
+
+
+def embed(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, list[dict], str]:
+    torch.manual_seed(0)  # the same random model in every run (no --weights)
+    code = cli.main(["embed", "--bands", ",".join(BANDS), "--arch", TINY, *args])
+    out, err = capsys.readouterr()
+    return code, [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")], err
+
+
+def read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read()
+
+
+def test_cli_tiling_options_change_the_run(tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture) -> None:
+    runs = {}
+    for name, extra in {"base": [], "tile": ["--tile-size", "48"], "overlap": ["--overlap", "0"],
+                        "batch": ["--batch-size", "1"]}.items():  # fmt: skip
+        code, (summary,), _ = embed(capsys, str(scene), "--out", str(tmp_path / f"{name}.tif"), "--quiet",
+                                    "--tile-size", "32", "--overlap", "16", *extra)  # fmt: skip
+        assert code == 0
+        runs[name] = (summary, read(tmp_path / f"{name}.tif"))
+    assert runs["base"][0]["tiles"] == 2 * 3 and runs["tile"][0]["tiles"] == 1 * 2 and runs["overlap"][0]["tiles"] == 2 * 2
+    assert runs["base"][0]["batches"] == 1 and runs["batch"][0]["batches"] == 6
+    assert not np.allclose(runs["base"][1], runs["tile"][1]) and not np.allclose(runs["base"][1], runs["overlap"][1])
+    np.testing.assert_allclose(runs["base"][1], runs["batch"][1], atol=1e-5)  # batching never changes values
+
+
+def test_cli_model_options_change_the_features(tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture) -> None:
+    from smarties_terratorch.weights import save_weights
+
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        save_weights(smarties_vit_tiny_patch16(), tmp_path / f"w{seed}.safetensors")
+    feats = {}
+    for name, extra in {
+        "s2": ["--sensor", "S2-L2A"], "l8": ["--sensor", "L8", "--bands", "B02,B03,B04,B05"], "stats": ["--sensor", "S2-L2A", "--stats", "S2-L2A"],
+        "w1": ["--sensor", "S2-L2A", "--weights", str(tmp_path / "w1.safetensors")],
+        "w1b": ["--sensor", "S2-L2A", "--weights", str(tmp_path / "w1.safetensors")],
+        "w2": ["--sensor", "S2-L2A", "--weights", str(tmp_path / "w2.safetensors")],
+    }.items():  # fmt: skip
+        code, _, _ = embed(capsys, str(scene), "--out", str(tmp_path / f"{name}.tif"), "--quiet", "--tile-size", "32", "--overlap", "16",
+                           *extra)  # fmt: skip
+        assert code == 0, name
+        feats[name] = read(tmp_path / f"{name}.tif")
+    assert not np.allclose(feats["s2"], feats["l8"]) and not np.allclose(feats["s2"], feats["stats"])
+    np.testing.assert_array_equal(feats["w1"], feats["w1b"])
+    assert not np.allclose(feats["w1"], feats["w2"])
+    torch.manual_seed(0)
+    code = cli.main(["embed", str(scene), "--bands", "B08,B04,B03,B02", "--sensor", "S2-L2A", "--arch", TINY,
+                     "--quiet", "--tile-size", "32", "--overlap", "16", "--out", str(tmp_path / "order.tif")])  # fmt: skip
+    assert code == 0 and not np.allclose(read(tmp_path / "order.tif"), feats["s2"])
+    capsys.readouterr()
+    code, (summary,), _ = embed(capsys, str(scene), "--out", str(tmp_path / "base.tif"), "--quiet", "--tile-size",
+                                "32", "--overlap", "16", "--arch", "smarties_vit_base_patch16")  # fmt: skip
+    assert code == 0 and summary["shape"][0] == 768 and feats["s2"].shape[0] == 64
+
+
+def test_cli_precision_device_threads_compile(
+    tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = [str(scene), "--quiet", "--tile-size", "32", "--overlap", "16", "--sensor", "S2-L2A", "--stats", "S2-L2A"]
+    threads_before = torch.get_num_threads()
+    results = {}
+    for name, extra in {"fp32": ["--precision", "fp32"], "bf16": ["--precision", "bf16"], "auto": [],
+                        "cpu": ["--device", "cpu", "--precision", "fp32"],
+                        "threads": ["--threads", "1", "--precision", "fp32"]}.items():  # fmt: skip
+        code, (summary,), _ = embed(capsys, *common, "--out", str(tmp_path / f"{name}.tif"), *extra)
+        assert code == 0
+        results[name] = (summary, read(tmp_path / f"{name}.tif"))
+    native = dev.cpu_has_native_bf16()
+    assert results["auto"][0]["precision"] == ("bf16" if native else "fp32")
+    assert results["bf16"][0]["precision"] == "bf16" and not np.array_equal(results["fp32"][1], results["bf16"][1])
+    if not native:
+        np.testing.assert_array_equal(results["auto"][1], results["fp32"][1])
+    np.testing.assert_array_equal(results["cpu"][1], results["fp32"][1])
+    assert results["threads"][0]["threads"] == 1 and torch.get_num_threads() == threads_before  # restored after
+    np.testing.assert_allclose(results["threads"][1], results["fp32"][1], atol=1e-5)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(fn) or fn)
+    code, _, _ = embed(capsys, *common, "--out", str(tmp_path / "compiled.tif"), "--precision", "fp32", "--compile")
+    assert code == 0 and len(compiled) == 1
+    np.testing.assert_array_equal(read(tmp_path / "compiled.tif"), results["fp32"][1])
+    code, _, err = embed(capsys, *common, "--out", str(tmp_path / "cuda.tif"), "--device", "cuda")
+    assert (code, torch.cuda.is_available()) != (2, True)
+    if not torch.cuda.is_available():
+        assert code == 2 and "CUDA is not available" in err and not (tmp_path / "cuda.tif").exists()
+
+
+def test_cli_quiet_resampling_min_valid(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(11)
+    fine = [write_tif(tmp_path / f"{b}.tif", rng.uniform(0, 3000, (1, 64, 64)).astype(np.float32)) for b in BANDS[:3]]
+    coarse = write_tif(tmp_path / "B08.tif", rng.uniform(0, 3000, (1, 32, 32)).astype(np.float32),
+                       transform=from_origin(435730.0, 4179460.0, 20.0, 20.0))  # fmt: skip
+    files = [*map(str, fine), str(coarse)]
+    feats = {}
+    for kernel in ("nearest", "bilinear"):
+        code, _, err = embed(capsys, *files, "--out", str(tmp_path / f"{kernel}.tif"), "--tile-size", "32", "--overlap", "16",
+                             "--resampling", kernel, *(["--quiet"] if kernel == "nearest" else []))  # fmt: skip
+        assert code == 0
+        assert ("tiles" in err) is (kernel == "bilinear")  # the progress bar, unless --quiet
+        feats[kernel] = read(tmp_path / f"{kernel}.tif")
+    assert not np.allclose(feats["nearest"], feats["bilinear"])
+    code, _, err = embed(capsys, *files, "--out", str(tmp_path / "x.tif"), "--resampling", "sinc-ish", "--quiet")
+    assert code == 2 and "sinc-ish" in err and not (tmp_path / "x.tif").exists()
+
+    data = rng.uniform(0, 3000, (4, 64, 64)).astype(np.float32)
+    data[:, :, ::8] = np.nan  # every token misses 2 of its 16 columns: 87.5 % valid
+    partial = write_tif(tmp_path / "partial.tif", data)
+    code, (summary,), _ = embed(capsys, str(partial), "--out", str(tmp_path / "p1.tif"), "--quiet", "--tile-size", "32", "--overlap", "16")
+    assert code == 0 and summary["valid_tokens"] == 16
+    code, _, err = embed(capsys, str(partial), "--out", str(tmp_path / "p2.tif"), "--quiet", "--min-valid", "0.9")
+    assert code == 2 and "no token has 0.9" in err and "--min-valid" in err and not (tmp_path / "p2.tif").exists()
+    code, (summary,), _ = embed(capsys, str(partial), "--out", str(tmp_path / "p3.tif"), "--quiet",
+                                "--min-valid", "0.9", "--allow-empty")  # fmt: skip
+    assert code == 0 and summary["valid_tokens"] == 0 and np.isnan(read(tmp_path / "p3.tif")).all()
+
+
+def test_cli_outputs_overwrite_skip_and_preview(tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "emb.tif"
+    args = [str(scene), "--out", str(out), "--quiet", "--tile-size", "32", "--overlap", "16", "--preview", "png,tif"]
+    assert embed(capsys, *args)[0] == 0
+    assert (tmp_path / "emb_preview.png").is_file() and (tmp_path / "emb_preview.tif").is_file()
+    before = out.read_bytes()
+    code, _, err = embed(capsys, *args, "--stats", "S2-L2A")
+    assert code == 2 and str(out) in err and "--overwrite" in err and out.read_bytes() == before
+    code, (summary,), err = embed(capsys, *args, "--stats", "S2-L2A", "--skip-existing")
+    assert code == 0 and summary["status"] == "skipped, exists" and "skipped, exists" in err
+    assert out.read_bytes() == before
+    code, _, _ = embed(capsys, *args, "--stats", "S2-L2A", "--overwrite")
+    assert code == 0 and out.read_bytes() != before
+    assert not list(tmp_path.glob(".*partial*"))  # no temporary file left behind
+
+
+def test_cli_catalogue_shards_skips_and_failures(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(12)
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("s0", "s1", "s2", "s3"):
+        write_tif(src / f"{name}.tif", rng.uniform(0, 3000, (4, 32, 32)).astype(np.float32))
+    out = tmp_path / "out"
+    common = ["--scenes", str(src / "*.tif"), "--out-dir", str(out), "--quiet", "--tile-size", "32", "--overlap", "16"]
+    code, lines, _ = embed(capsys, *common, "--shard", "1/2")
+    assert code == 0 and [ln["scene"] for ln in lines] == ["s1", "s3"]
+    assert sorted(p.name for p in out.iterdir()) == ["s1_embed.tif", "s3_embed.tif"]
+    (src / "s2.tif").write_bytes(b"not a raster")  # one broken scene does not stop the others
+    code, lines, err = embed(capsys, *common)
+    assert code == 1
+    assert {ln["scene"]: ln["status"] for ln in lines} == {"s0": "done", "s1": "skipped, exists",
+                                                           "s3": "skipped, exists"}  # fmt: skip
+    assert "s2: failed" in err and "s2.tif" in err and "1 done, 2 skipped (exist), 1 failed: s2" in err
+    assert sorted(p.name for p in out.iterdir()) == ["s0_embed.tif", "s1_embed.tif", "s3_embed.tif"]
+    code, _, err = embed(capsys, *common[:2], "--out", str(tmp_path / "x.tif"))
+    assert code == 2 and "--out-dir" in err
+
+
+def test_predict_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ckpt = _segmentation_checkpoint(tmp_path / "seg.ckpt", BANDS)
+    rng = np.random.default_rng(13)
+    scene_path = write_tif(tmp_path / "scene.tif", rng.normal(size=(4, 48, 48)).astype(np.float32))
+    args = ["predict", str(scene_path), "--checkpoint", str(ckpt), "--tile-size", "48", "--overlap", "0", "--quiet"]
+    assert cli.main([*args, "--out", str(tmp_path / "a.tif"), "--probabilities"]) == 0
+    assert (tmp_path / "a_probabilities.tif").is_file()
+    assert cli.main([*args, "--out", str(tmp_path / "b.tif"), "--bands", "B08,B04,B03,B02", "--probabilities"]) == 0
+    assert not np.allclose(read(tmp_path / "a_probabilities.tif"), read(tmp_path / "b_probabilities.tif"))
+    capsys.readouterr()
+    assert cli.main([*args, "--out", str(tmp_path / "c.tif"), "--bands", "B02,B03"]) == 2
+    assert "4 band(s) but --bands names 2" in capsys.readouterr().err
+    assert not (tmp_path / "c.tif").exists()

@@ -34,22 +34,7 @@ _TASK_MODULES = ("terratorch.tasks", "smarties_terratorch.")
 def _read(path: Path, trust: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from .. import weights
 
-    read = getattr(weights, "read_task_checkpoint", None)
-    if read is not None:
-        return read(path, trust=trust)
-    # Until weights.read_task_checkpoint exists: tensors and plain values only, never arbitrary objects.
-    if trust:
-        raise weights.CheckpointError(f"{path}: trusted loading needs smarties_terratorch.weights.read_task_checkpoint")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any refusal: the file needs more than tensors and plain values
-        raise weights.CheckpointError(
-            f"{path} contains code/objects that cannot be read safely (only tensors and plain values are); "
-            f"pass --trust-checkpoint (trust=True) only if you made this file."
-        ) from err
-    if not isinstance(obj, dict):
-        raise weights.CheckpointError(f"{path} does not hold a Lightning checkpoint (found {type(obj).__name__})")
-    return dict(obj.get("state_dict") or {}), dict(obj.get("hyper_parameters") or {})
+    return weights.read_task_checkpoint(path, trust=trust)
 
 
 def _task_class(class_path: str, path: Path, trust: bool) -> type:
