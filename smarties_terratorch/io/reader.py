@@ -121,6 +121,7 @@ class RasterReader:
         kernel: Resampling,
     ) -> list[tuple[rasterio.io.DatasetReaderBase, list[int], Path]]:
         paths = self.paths
+        self._alpha: dict[int, int] = {}  # plan entry -> its warped VRT's alpha band (0 = outside the file)
         if len(sources) > 1:
             multi = [str(p) for p, s in zip(paths, sources) if s.count != 1]
             if multi:
@@ -153,6 +154,9 @@ class RasterReader:
                 src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height, resampling=kernel,
                 src_nodata=src.nodata, nodata=src.nodata, add_alpha=src.nodata is None,
             )  # fmt: skip
+            if src.nodata is None:
+                # rasterio does not use the added alpha band as the mask of band 1: read() checks it itself.
+                self._alpha[len(plan)] = vrt.count
             plan.append((self._stack.enter_context(vrt), [1], path))
         self.count = len(plan)
         return plan
@@ -208,10 +212,13 @@ class RasterReader:
         rows = slice(r0 - row, r1 - row) if out_shape is None else slice(None)
         cols = slice(c0 - col, c1 - col) if out_shape is None else slice(None)
         c = 0
-        for src, idx, _ in self._bands:
+        for k, (src, idx, _) in enumerate(self._bands):
             kwargs = {} if out_shape is None else {"out_shape": (len(idx), out_h, out_w), "resampling": self.resampling}
-            block = src.read(idx, window=window, masked=True, **kwargs)
-            data[c : c + len(idx), rows, cols] = np.ma.filled(block.astype(np.float32), np.nan)
+            block = np.ma.filled(src.read(idx, window=window, masked=True, **kwargs).astype(np.float32), np.nan)
+            if k in self._alpha:
+                alpha = src.read([self._alpha[k]], window=window, **{**kwargs, "out_shape": (1, *block.shape[1:])})
+                block[:, alpha[0] == 0] = np.nan
+            data[c : c + len(idx), rows, cols] = block
             c += len(idx)
         return data
 
