@@ -644,8 +644,10 @@ def test_predict_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     rng = np.random.default_rng(13)
     scene_path = write_tif(tmp_path / "scene.tif", rng.normal(size=(4, 48, 48)).astype(np.float32))
     args = ["predict", str(scene_path), "--checkpoint", str(ckpt), "--tile-size", "48", "--overlap", "0", "--quiet"]
+    args = [*args, "--stats", "S2-L2A"]
     assert cli.main([*args, "--out", str(tmp_path / "a.tif"), "--probabilities"]) == 0
     assert (tmp_path / "a_probabilities.tif").is_file()
+    # --bands names the scene's channels (here: another order), which picks the statistics per channel
     assert cli.main([*args, "--out", str(tmp_path / "b.tif"), "--bands", "B08,B04,B03,B02", "--probabilities"]) == 0
     assert not np.allclose(read(tmp_path / "a_probabilities.tif"), read(tmp_path / "b_probabilities.tif"))
     capsys.readouterr()

@@ -111,7 +111,8 @@ def _predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="Lightning checkpoint written by terratorch fit")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow a checkpoint that needs arbitrary "
                    "unpickling (runs code from the file: only for files you made)")  # fmt: skip
-    p.add_argument("--bands", help="override the band names stored in the checkpoint (model_args.backbone_bands)")
+    p.add_argument("--bands", help="names of the scene's channels, in order, for --stats and the band-count check "
+                   "(default: the checkpoint's model_args.backbone_bands)")  # fmt: skip
     p.add_argument("--probabilities", nargs="?", const="", metavar="PATH", help="also write blended class "
                    "probabilities: to PATH, or without a value next to each output (<name>_probabilities.tif)")  # fmt: skip
     return p
