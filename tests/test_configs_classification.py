@@ -32,7 +32,10 @@ from smarties_terratorch.datamodules.bigearthnet import (  # noqa: E402
     read_labels,
     to_bigearthnet19,
 )
-from smarties_terratorch.datamodules.bigearthnet_datamodule import BigEarthNetDataModule, BigEarthNetDataset  # noqa: E402
+from smarties_terratorch.datamodules.bigearthnet_datamodule import (  # noqa: E402
+    BigEarthNetDataModule,
+    BigEarthNetDataset,
+)
 from smarties_terratorch.datamodules.eurosat import EUROSAT_BANDS, EuroSATDataModule  # noqa: E402
 from smarties_terratorch.datamodules.resisc45 import RESISC45DataModule  # noqa: E402
 from smarties_terratorch.datamodules.scene import holdout_indices, random_resized_crop  # noqa: E402

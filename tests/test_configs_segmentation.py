@@ -299,7 +299,8 @@ def test_burnscars_bad_mask_values(burnscars_root: Path, tmp_path: Path) -> None
 
 def test_statistics_length_mismatch(burnscars_root: Path) -> None:
     stats = {"mean": [0.5] * 5, "std": [0.2] * 5, "p1": [0.0] * 5, "p99": [1.0] * 5}
-    with pytest.raises(ValueError, match=r"HLSBurnScarsDataModule: .*5 values per statistic but the data has 6 channels"):
+    match = r"HLSBurnScarsDataModule: .*5 values per statistic but the data has 6 channels"
+    with pytest.raises(ValueError, match=match):
         HLSBurnScarsDataModule(str(burnscars_root), statistics=stats, scale=1.0).setup("fit")
 
 

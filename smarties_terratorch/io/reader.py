@@ -212,12 +212,17 @@ class RasterReader:
         rows = slice(r0 - row, r1 - row) if out_shape is None else slice(None)
         cols = slice(c0 - col, c1 - col) if out_shape is None else slice(None)
         c = 0
-        for k, (src, idx, _) in enumerate(self._bands):
+        for k, (src, idx, path) in enumerate(self._bands):
             kwargs = {} if out_shape is None else {"out_shape": (len(idx), out_h, out_w), "resampling": self.resampling}
-            block = np.ma.filled(src.read(idx, window=window, masked=True, **kwargs).astype(np.float32), np.nan)
-            if k in self._alpha:
-                alpha = src.read([self._alpha[k]], window=window, **{**kwargs, "out_shape": (1, *block.shape[1:])})
-                block[:, alpha[0] == 0] = np.nan
+            try:
+                block = np.ma.filled(src.read(idx, window=window, masked=True, **kwargs).astype(np.float32), np.nan)
+                if k in self._alpha:
+                    alpha = src.read([self._alpha[k]], window=window, **{**kwargs, "out_shape": (1, *block.shape[1:])})
+                    block[:, alpha[0] == 0] = np.nan
+            except rasterio.errors.RasterioError as err:
+                # GDAL's own message ("Read failed. See previous exception") names neither the file nor the cause.
+                detail = err.__cause__ or err
+                raise RasterError(f"{path} could not be read (truncated or corrupt file?): {detail}") from None
             data[c : c + len(idx), rows, cols] = block
             c += len(idx)
         return data
