@@ -12,11 +12,12 @@ Each entry is either a multi-band raster (GeoTIFF; the view's ``channels`` pick 
 all) or a folder with one file per band, ``<folder>/*_<BAND>.tif`` (the BigEarthNet layout); bands of a folder
 come at different resolutions (S2 10/20/60 m) and are resampled bilinearly on read to the finest band's grid.
 
-Per sample: read both views -> SMARTIES two-step normalisation per sensor (``statistics`` names a table of
-``data/normalization.yaml``, restricted to the view's bands, or explicit ``mean/std/p1/p99``) -> joint random
-vertical/horizontal flips and rot90 -> paired random-resized crop (area scale 0.25-1, aspect 1, the same
-*relative* window on both images, so views of different pixel sizes stay aligned) -> resize to ``img_size``
-(bicubic, anti-aliased) -> ``{"image_a", "image_b"}``.
+Per sample: read both views (:mod:`smarties_terratorch.io`, nodata as NaN) -> SMARTIES two-step normalisation per
+sensor (:meth:`~smarties_terratorch.transforms.SmartiesNormalize.from_spec`: ``statistics`` names a table of
+``data/normalization.yaml`` or a JSON/YAML statistics file, restricted to the view's bands, or explicit
+``mean/std/p1/p99``) -> joint random vertical/horizontal flips and rot90 -> paired random-resized crop (area scale
+0.25-1, aspect 1, the same *relative* window on both images, so views of different pixel sizes stay aligned) ->
+resize to ``img_size`` (bicubic, anti-aliased) -> ``{"image_a", "image_b"}``.
 
 Bad input:
 
@@ -24,6 +25,8 @@ Bad input:
 * a view whose band names do not resolve raises ``ValueError`` (from :func:`~smarties_terratorch.spectrum.resolve_bands`);
 * a pair whose georeferenced footprints do not intersect raises ``ValueError`` (pairs are checked when the
   source is opened if both rasters have a CRS; ungeoreferenced files are trusted to be co-registered);
+* an unreadable or truncated raster raises :class:`~smarties_terratorch.io.RasterError` naming the file;
+* statistics that do not fit the view's bands raise ``ValueError`` naming the view and the table or file;
 * NaN and nodata pixels: a pixel that is NaN/nodata in a band becomes 0 after normalisation (the band mean,
   a neutral value), the way every SMARTIES data module here fills them; samples are still used. Build lists
   without mostly-empty tiles (the demo builder drops tiles with more than 5 % nodata).
