@@ -3,7 +3,9 @@ revision) and saving in the official layout.
 
 The official files hold the encoder state dict unprefixed (``cls_token``, ``pos_embed``, ``blocks.*``,
 ``norm.*``, ``spectrum_projection.spectrum_embeds.{0..16}.proj.*``) and, for fine-tuned files, a head
-(``head.*``). Only safetensors and ``torch.load(weights_only=True)`` are used: no arbitrary unpickling.
+(``head.*``). Files are read with safetensors or ``torch.load(weights_only=True)`` (tensors and plain types
+only): a pickle that holds other objects is refused with a message naming them, never run. The one exception is
+:func:`read_task_checkpoint` with ``trust=True`` (``smarties predict --trust-checkpoint``), for files you made.
 """
 
 from __future__ import annotations
@@ -348,7 +350,8 @@ def _refusal(path: Path, unsafe: Mapping[str, str], trust_hint: bool) -> str:
         else " Re-save its state dict as safetensors (safetensors.torch.save_file) where you trust the file."
     )
     return (
-        f"{path} contains pickled code/objects ({', '.join(list(dict.fromkeys(unsafe.values()))[:6])}) that are not loaded by default: "
+        f"{path} contains pickled code/objects ({', '.join(list(dict.fromkeys(unsafe.values()))[:6])}) that are not "
+        f"loaded by default: "
         f"loading it could run code hidden in the file.{hint}"
     )
 
@@ -375,10 +378,16 @@ def _torch_load(
 
     ``inert`` names refused globals to read as :class:`_Inert` placeholders instead (their code never runs).
     """
-    try:
-        if trust:
+    if trust:
+        try:
             return torch.load(path, map_location="cpu", weights_only=False)
-        with torch.serialization.safe_globals([*_SAFE_GLOBALS, *((_Inert, name) for pair in (inert or {}).items() for name in pair)]):
+        except Exception as err:  # noqa: BLE001 - unpickling runs arbitrary code, which may raise anything
+            raise CheckpointError(
+                f"{path} could not be loaded (trusted, full unpickling): {type(err).__name__}: {_torch_reason(err)}"
+            ) from err
+    placeholders = [(_Inert, name) for pair in (inert or {}).items() for name in pair]
+    try:
+        with torch.serialization.safe_globals([*_SAFE_GLOBALS, *placeholders]):
             with warnings.catch_warnings():  # torch warns about protocol 4+ pickles; the error below says more
                 warnings.filterwarnings("ignore", message="Detected pickle protocol")
                 return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap or None)
@@ -395,7 +404,7 @@ def _torch_load(
     except (RuntimeError, EOFError, OSError, KeyError, ValueError, AttributeError, TypeError) as err:
         # Not a torch.save file at all, or a truncated one: torch raises many types for bad bytes.
         reason = _torch_reason(err).split(". ")[0] if isinstance(err, (RuntimeError, OSError)) else "no torch.save data"
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt): {reason}.") from None
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt): {reason}.") from err
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -509,15 +518,20 @@ def read_task_checkpoint(path: str | Path, *, trust: bool = False) -> tuple[dict
         ckpt = _torch_load(path, trust_hint=True, inert=unsafe)
         if not isinstance(ckpt, Mapping) or _contains(ckpt.get("state_dict"), _Inert):
             raise CheckpointError(_refusal(path, unsafe, trust_hint=True)) from None
-        log.warning("%s holds objects that are not loaded (%s); hyperparameters read from %s", path, ", ".join(unsafe.values()), hparams_file)
+        skipped = ", ".join(unsafe.values())
+        log.warning("%s holds objects that are not loaded (%s); hyperparameters read from %s", path, skipped, hparams_file)
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, Mapping) else None
-    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping) or not isinstance(hparams, Mapping):
+    state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
+    if not (isinstance(state, Mapping) and isinstance(hparams, Mapping)):
         raise CheckpointError(
             f"{path} is not a Lightning task checkpoint with state_dict and hyper_parameters: use the '<epoch>.ckpt' "
             f"file terratorch fit writes into <run>/checkpoints/."
         )
     if hparams_file is not None:
-        hparams = _read_hparams_yaml(hparams_file, path)
+        # The YAML holds every hyperparameter Lightning could write; plain checkpoint-only entries (e.g. the
+        # ``_class_path`` LightningCLI adds) are kept.
+        plain = {k: v for k, v in hparams.items() if not _contains(v, _Inert)}
+        hparams = {**plain, **_read_hparams_yaml(hparams_file, path)}
     return _unwrap(ckpt, path), dict(hparams)
 
 
@@ -531,7 +545,8 @@ def _read_hparams_yaml(hparams_file: Path, ckpt: Path) -> dict[str, Any]:
             f"--trust-checkpoint (Python: trust=True)."
         ) from None
     if not isinstance(hparams, dict):
-        raise CheckpointError(f"{hparams_file} does not hold a mapping of hyperparameters (found {type(hparams).__name__}).")
+        found = type(hparams).__name__
+        raise CheckpointError(f"{hparams_file} does not hold a mapping of hyperparameters (found {found}).")
     return hparams
 
 

@@ -311,3 +311,17 @@ def test_task_checkpoint_state_dict_only(tmp_path: Path, tiny_file: tuple[torch.
         read_task_checkpoint(tmp_path / "y.ckpt")
     with pytest.raises(WeightsUnavailableError, match="nope.ckpt not found"):
         read_task_checkpoint(tmp_path / "nope.ckpt")
+
+
+class Gone:  # removed before loading: even a trusted load cannot rebuild it
+    pass
+
+
+def test_task_checkpoint_trusted_but_unloadable(task_ckpt: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    ckpt = {**task_ckpt["ckpt"], "hyper_parameters": {**task_ckpt["hparams"], "x": Gone()}}
+    path = _write_run(tmp_path / "v0", ckpt, None)
+    monkeypatch.delattr(sys.modules[__name__], "Gone")
+    with pytest.raises(CheckpointError, match=r"epoch=0.ckpt could not be loaded \(trusted, full unpickling\): Attr"):
+        read_task_checkpoint(path, trust=True)
