@@ -226,7 +226,7 @@ class Touch:  # unpickling it would create a file: proof that code from the chec
 
 @pytest.fixture(scope="module")
 def task_ckpt(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The layout ``terratorch fit`` writes: ``<version>/checkpoints/epoch=0.ckpt`` beside ``<version>/hparams.yaml``."""
+    """What ``terratorch fit`` writes: ``<version>/checkpoints/epoch=0.ckpt`` beside ``<version>/hparams.yaml``."""
     from terratorch.tasks import SemanticSegmentationTask
 
     import smarties_terratorch.backbone  # noqa: F401 - registers the backbones
@@ -317,7 +317,9 @@ class Gone:  # removed before loading: even a trusted load cannot rebuild it
     pass
 
 
-def test_task_checkpoint_trusted_but_unloadable(task_ckpt: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_task_checkpoint_trusted_but_unloadable(
+    task_ckpt: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
     ckpt = {**task_ckpt["ckpt"], "hyper_parameters": {**task_ckpt["hparams"], "x": Gone()}}
