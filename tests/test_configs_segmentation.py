@@ -336,6 +336,10 @@ def test_statistics_file_cache(burnscars_root: Path, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(stats))
     again = HLSBurnScarsDataModule(str(burnscars_root), statistics="compute", scale=1.0, statistics_file=str(path))
     assert torch.allclose(again.normalizer().p99, first.p99 * 2)
+    assert [p.name for p in tmp_path.iterdir()] == ["stats.yaml"]  # written atomically: no temporary file left
+    # the same file given directly as statistics (what `smarties stats` writes) gives the same normaliser
+    direct = HLSBurnScarsDataModule(str(burnscars_root), statistics=str(path), scale=1.0).normalizer()
+    assert torch.equal(direct.p99, again.normalizer().p99) and torch.equal(direct.mean, again.normalizer().mean)
 
 
 # --- DFC2020 -----------------------------------------------------------------------------------------------------
