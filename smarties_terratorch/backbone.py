@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -32,9 +33,10 @@ from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
 from timm.models._features import feature_take_indices
 
 from .models.vit import SmartiesViT, create_smarties_vit
-from .spectrum import ResolvedBands, concat_bands
+from .spectrum import ResolvedBands, concat_bands, resolve_bands
 
 __all__ = [
+    "BackboneConfigError",
     "SmartiesBackbone",
     "SmartiesBackbones",
     "smarties_vit_base_patch16",
@@ -100,6 +102,18 @@ class SmartiesBackbone(SmartiesViT):
         separate = fusion in ("late", "mixup") and self.modality_bands
         width = self.embed_dim * (len(self.modality_bands) if separate else 1)
         self.out_channels = [width] * len(self.out_indices)
+
+    def _check_input(self, x: torch.Tensor, bands: ResolvedBands) -> tuple[int, int]:
+        h, w = x.shape[-2:]
+        if x.ndim == 4 and (h % self.patch_size or w % self.patch_size):
+            # SmartiesViT's message points here ("the TerraTorch backbone pads"); this *is* that backbone.
+            p = self.patch_size
+            raise ValueError(
+                f"Input size {h}x{w} is not divisible by the patch size {p}: the SMARTIES backbone does not pad. "
+                f"Build the model with TerraTorch's EncoderDecoderFactory (it pads to a multiple of {2 * p} unless "
+                f"backbone_padding is null), or pad/crop the input to a multiple of {p} (e.g. 224x224) yourself."
+            )
+        return super()._check_input(x, bands)
 
     def freeze(self) -> None:
         """Freeze every parameter (TerraTorch's ``freeze_backbone: true``)."""
@@ -184,6 +198,98 @@ def _parameters(fn: Any) -> set[str]:
 
 # Arguments the registered factories take themselves (see _make_factory).
 _FACTORY_PARAMS = {"bands", "model_bands", "pretrained", "ckpt_path", "revision", "out_indices", "img_size", "patch_size"}
+# TerraTorch's usual backbone keys (Prithvi, timm, torchgeo) that mean something here: name -> what we do with it.
+_COMMON_KEYS = {"drop_path", "in_channels", "in_chans", "num_frames"}
+
+
+class BackboneConfigError(ValueError):
+    """A backbone key with a value this backbone cannot use; the message names the key and the fix."""
+
+
+def _alias(kwargs: dict[str, Any], alias: str, name: str) -> None:
+    """Move ``kwargs[alias]`` to ``kwargs[name]`` (TerraTorch's spelling -> ours), refusing both at once."""
+    if alias not in kwargs:
+        return
+    if name in kwargs:
+        raise BackboneConfigError(f"Give either {name} or {alias} (an alias), not both.")
+    kwargs[name] = kwargs.pop(alias)
+
+
+def _check_common_keys(variant: str, bands: Any, kwargs: dict[str, Any]) -> None:
+    """TerraTorch's ``num_frames`` and ``in_channels``/``in_chans``: refused or checked against the bands."""
+    frames = kwargs.pop("num_frames", None)
+    if frames not in (None, 1):
+        raise BackboneConfigError(
+            f"{variant} encodes one date at a time: backbone_num_frames={frames} is not supported; for time series "
+            f"set backbone_use_temporal: true and backbone_temporal_n_timestamps: {frames} (TerraTorch's "
+            f"TemporalWrapper runs the backbone per date) and drop backbone_num_frames."
+        )
+    if "in_channels" in kwargs and "in_chans" in kwargs:
+        raise BackboneConfigError("Give either in_channels or in_chans (an alias), not both.")
+    key = "in_channels" if "in_channels" in kwargs else "in_chans"
+    channels = kwargs.pop(key, None)
+    if channels is None:
+        return
+    if bands is None and kwargs.get("sensor") is None:
+        raise BackboneConfigError(
+            f"backbone_{key}={channels} alone does not tell {variant} which spectral projection each channel needs: "
+            f"set backbone_bands to one band name per channel (e.g. [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]) "
+            f"or backbone_sensor."
+        )
+    try:
+        count = len(resolve_bands(bands, sensor=kwargs.get("sensor"), allow_duplicates=True))
+    except (ValueError, TypeError):
+        return  # the model build below reports the bad band itself, with its own message
+    if int(channels) != count:
+        raise BackboneConfigError(
+            f"backbone_{key}={channels} but backbone_bands has {count} band(s): give one band name per input "
+            f"channel (then backbone_{key} is optional)."
+        )
+
+
+def _resolve_hub_revision(variant: str, pretrained: bool | str, ckpt_path: Any, revision: str | None) -> str | None:
+    """The Hub commit to download for ``pretrained`` when neither the user nor this package pins one.
+
+    The released repos have no pinned commit in :data:`~smarties_terratorch.weights.WEIGHTS` yet, and the loader
+    never downloads a moving ``main``; so we resolve the repo's current commit once, log it, and download exactly
+    that commit (offline, the Hub cache's copy of ``main`` is used instead).
+    """
+    if not pretrained or ckpt_path is not None or revision is not None:
+        return revision
+    from huggingface_hub import HfApi
+    from huggingface_hub import constants as hf_constants
+
+    from .weights import default_weights_for, get_weights
+
+    try:
+        weights = get_weights(pretrained) if isinstance(pretrained, str) else default_weights_for(variant)
+    except KeyError as err:  # TerraTorch's registry turns a KeyError into "could not be instantiated from any source"
+        raise BackboneConfigError(f"backbone_pretrained: {err.args[0]}") from None
+    if weights.revision is not None:
+        return None  # the declared pin wins
+    if hf_constants.HF_HUB_OFFLINE:
+        log.warning("%s: HF_HUB_OFFLINE is set, using the Hub cache's copy of main (not pinned)", weights.repo_id)
+        return "main"
+    try:
+        sha = HfApi().model_info(weights.repo_id).sha
+    except Exception as err:  # noqa: BLE001 (network, auth, missing repo: all end in the same advice)
+        raise BackboneConfigError(
+            f"backbone_pretrained: could not resolve the current commit of {weights.repo_id} on the Hugging Face Hub "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); set backbone_revision: <commit> "
+            f"or download {weights.filename} and set backbone_ckpt_path: <file>."
+        ) from err
+    log.warning("%s at commit %s (not pinned by this package)", weights.repo_id, sha)
+    return sha
+
+
+def _under_a_config_parser() -> bool:
+    """Whether we are being built by jsonargparse (``terratorch fit -c ...``), which buries our message."""
+    frame = sys._getframe(1)  # noqa: SLF001 (a frame walk on the error path only)
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith("jsonargparse."):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _build(
@@ -199,17 +305,22 @@ def _build(
     kwargs: dict[str, Any],
 ) -> SmartiesBackbone:
     if bands is not None and model_bands is not None:
-        raise ValueError("Give either bands or model_bands (an alias), not both.")
+        raise BackboneConfigError("Give either bands or model_bands (an alias), not both.")
+    bands = bands if bands is not None else model_bands
     if patch_size not in (None, 16):
-        raise ValueError(f"SMARTIES uses 16x16 patches; backbone_patch_size={patch_size} is not supported.")
+        raise BackboneConfigError(f"SMARTIES uses 16x16 patches; backbone_patch_size={patch_size} is not supported.")
     for key in _TERRATORCH_EXTRAS:
         kwargs.pop(key, None)
+    _alias(kwargs, "drop_path", "drop_path_rate")
     allowed = (_parameters(SmartiesViT.__init__) | _parameters(SmartiesBackbone.__init__)) - _FACTORY_PARAMS
-    unknown = sorted(set(kwargs) - allowed)
+    unknown = sorted(set(kwargs) - allowed - _COMMON_KEYS)
     if unknown:
-        hints = {k: difflib.get_close_matches(k, sorted(allowed | _FACTORY_PARAMS), n=1) for k in unknown}
+        pool = sorted(allowed | _FACTORY_PARAMS | _COMMON_KEYS)
+        hints = {k: difflib.get_close_matches(k, pool, n=1) for k in unknown}
         msg = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
         raise TypeError(f"{variant}: unknown backbone argument(s) {msg}.")
+    _check_common_keys(variant, bands, kwargs)
+    revision = _resolve_hub_revision(variant, pretrained, ckpt_path, revision)
     model = create_smarties_vit(
         variant,
         pretrained,
@@ -217,7 +328,7 @@ def _build(
         revision,
         model_cls=SmartiesBackbone,
         out_indices=out_indices,
-        bands=bands if bands is not None else model_bands,
+        bands=bands,
         img_size=img_size,
         **kwargs,
     )
@@ -232,16 +343,18 @@ def _factory_doc(variant: str, what: str) -> str:
     Args:
         bands: one band per input channel, in the data's channel order: anything ``resolve_bands`` accepts
             (``HLSBands`` names/members, S2 codes, ``VV``/``VH``, range keys, wavelengths). ``model_bands`` is an alias.
-        pretrained: ``True`` loads the released weights from the Hub (needs a pinned ``revision``), a string names
-            a declared weights tag.
+        pretrained: ``True`` downloads the variant's released weights from the Hugging Face Hub (at the declared
+            commit, else at the repo's current commit, which is logged), a string names a declared weights tag.
         ckpt_path: local checkpoint, loaded whatever ``pretrained`` says (local first).
         revision: Hub commit for ``pretrained``.
         out_indices: blocks to return; ``None`` = all.
         img_size: pre-training grid of ``pos_embed`` (other input sizes are interpolated).
         patch_size: must be 16 if given (TerraTorch forwards it).
         **kwargs: ``sensor``, ``modality_bands``, ``fusion`` (early/late/mixup), ``mixup_eval_seed``, ``weighting``,
-            ``global_pool``, ``drop_path_rate``, ...;
-            TerraTorch's ``padding`` is accepted and ignored (the factory pads); unknown keys raise ``TypeError``.
+            ``global_pool``, ``drop_path_rate`` (``drop_path`` is an alias), ...; ``in_channels``/``in_chans`` are
+            checked against the number of bands; ``num_frames`` > 1 is refused (use TerraTorch's
+            ``backbone_use_temporal``); TerraTorch's ``padding`` is accepted and ignored (the TerraTorch model pads);
+            unknown keys raise ``TypeError``.
     """
 
 
@@ -257,7 +370,17 @@ def _make_factory(variant: str, what: str) -> Any:
         patch_size: int | None = None,
         **kwargs: Any,
     ) -> SmartiesBackbone:
-        return _build(variant, bands, model_bands, pretrained, ckpt_path, revision, out_indices, img_size, patch_size, kwargs)
+        try:
+            return _build(
+                variant, bands, model_bands, pretrained, ckpt_path, revision, out_indices, img_size, patch_size, kwargs
+            )
+        except Exception as err:
+            if isinstance(err, KeyError):  # TerraTorch's registry would swallow it ("not instantiated from any source")
+                raise BackboneConfigError(f"{variant}: {err.args[0] if err.args else err}") from err
+            if _under_a_config_parser():
+                # jsonargparse wraps this in ~100 lines of union-type diagnostics; say it first, in one line.
+                sys.stderr.write(f"{err}\n" if str(err).startswith(variant) else f"{variant}: {err}\n")
+            raise
 
     factory.__name__ = factory.__qualname__ = variant  # the registry key is the function name
     factory.__doc__ = _factory_doc(variant, what)

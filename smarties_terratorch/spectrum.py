@@ -242,6 +242,8 @@ def get_sensor(name: str) -> SensorPreset:
 
 # Bare names whose meaning depends on the sensor (VHR RGB, PlanetScope, HLS): rejected without a sensor.
 _AMBIGUOUS = {"R", "G", "B", "RED", "GREEN", "BLUE", "NIR"}
+# One-letter and full colour names mean the same band of one sensor ("B" or "BLUE", whichever it uses).
+_COLOUR_SYNONYMS = {"R": "RED", "G": "GREEN", "B": "BLUE", "RED": "R", "GREEN": "G", "BLUE": "B"}
 _DEFAULT_SENSORS = ("S2-L2A", "S1")  # bare band codes without a sensor= argument
 _WAVELENGTH_RE = re.compile(
     r"^\s*(?P<a>\d+(?:\.\d+)?)\s*(?:-\s*(?P<b>\d+(?:\.\d+)?)\s*)?(?P<unit>nm|um|µm)?\s*$", re.IGNORECASE
@@ -406,7 +408,12 @@ def _resolve_name(name: str, sensor: SensorPreset | None, weighting: str) -> Res
     hls = sensor_presets()["HLS"]
     if name.strip() in hls.bands:  # TerraTorch names: exact upper case only (see _AMBIGUOUS)
         return _from_rule(name, hls.bands[name.strip()], weighting, "TerraTorch/HLS name")
+    if sensor is not None and (synonym := _COLOUR_SYNONYMS.get(name.strip().upper())) is not None:
+        if (rule := sensor.lookup(synonym)) is not None:  # "B" for a sensor whose band is called "BLUE", and back
+            return _from_rule(name, rule, weighting, f"{sensor.name} preset, {name} = {synonym}")
     if name.strip().upper() in _AMBIGUOUS:
+        if sensor is not None:  # a sensor was given: the name is simply not one of its bands
+            raise _unknown(name, sensor)
         raise ValueError(
             f"Band {name!r} is ambiguous without a sensor: VHR 8-bit RGB (sensor='RGB': red_1/green_1/blue_3), "
             f"PlanetScope (sensor='PlanetScope'), or Sentinel-2-like reflectance (TerraTorch names 'RED', 'GREEN', "

@@ -164,3 +164,18 @@ def test_every_preset_band_resolves_or_rejects_clearly() -> None:
                     resolve_bands([f"{preset.name}:{band}"])
             else:
                 assert len(resolve_bands([f"{preset.name}:{band}"])) == 1
+
+
+def test_planetscope_one_letter_colour_names_resolve_with_the_sensor() -> None:
+    """PlanetScope's bands are often written B, G, R, NIR: with sensor='PlanetScope' they are that preset's bands."""
+    short = resolve_bands(["B", "G", "R", "NIR"], sensor="PlanetScope")
+    full = resolve_bands(["BLUE", "GREEN", "RED", "NIR"], sensor="PlanetScope")
+    assert short.projection_indices == full.projection_indices == [1, 4, 6, 9]
+    assert "B = BLUE" in short[0].rule
+
+
+@pytest.mark.parametrize(("bands", "sensor"), [(["B", "G", "R", "Y"], "PlanetScope"), (["NIR"], "RGB")])
+def test_ambiguous_name_with_a_sensor_says_it_is_not_a_band_of_that_sensor(bands: list[str], sensor: str) -> None:
+    with pytest.raises(ValueError, match=r"Unknown band '\w+' in sensor '\w+' \(bands: ") as info:
+        resolve_bands(bands, sensor=sensor)
+    assert "without a sensor" not in str(info.value)

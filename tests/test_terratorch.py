@@ -32,9 +32,9 @@ NAMES = {
     "smarties_vit_large_patch16": (1024, 24),
 }
 HLS = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
-HLS_IDX = [1, 4, 6, 11, 13, 14]  # spectrum.md §6
+HLS_IDX = [1, 4, 6, 11, 13, 14]  # blue_1, green_2, red_2, near_infrared_3, short_wave_infrared_3/4
 S2 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
-S2_IDX = [0, 1, 4, 6, 7, 8, 10, 9, 11, 12, 13, 14]  # spectrum.md §4, S2-L2A preset
+S2_IDX = [0, 1, 4, 6, 7, 8, 10, 9, 11, 12, 13, 14]  # the S2-L2A preset
 H, W = 64, 96  # non-square on purpose: 4 x 6 = 24 patch tokens
 N_TOKENS = 1 + (H // 16) * (W // 16)
 
@@ -238,7 +238,8 @@ def test_bad_patch_size(patch_size: int) -> None:
         ("sensr", "sensor"),
         ("fusoin", "fusion"),
         ("modality_band", "modality_bands"),
-        ("drop_path", "drop_path_rate"),
+        ("drop_path_rat", "drop_path_rate"),
+        ("in_channel", "in_channels"),
         ("wieghting", "weighting"),
     ],
 )
@@ -264,6 +265,48 @@ def test_typo_of_factory_parameter_suggests(typo: str, meant: str) -> None:
 def test_bands_and_model_bands_together() -> None:
     with pytest.raises(ValueError, match="model_bands"):
         build(bands=HLS, model_bands=HLS)
+
+
+# ------------------------------------------------------------------------------------------------ TerraTorch's keys
+def test_model_bands_is_an_alias_of_bands() -> None:
+    assert build(model_bands=HLS).default_bands.projection_indices == HLS_IDX
+    model = build_model(backbone_bands=None, backbone_model_bands=HLS)
+    assert model.encoder.default_bands.projection_indices == HLS_IDX
+
+
+def test_drop_path_is_an_alias_of_drop_path_rate() -> None:
+    model = build_model(backbone_drop_path=0.2)
+    assert model.encoder.blocks[-1].drop_path1.drop_prob == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="either drop_path_rate or drop_path"):
+        build(sensor="S1", drop_path=0.1, drop_path_rate=0.1)
+
+
+@pytest.mark.parametrize("key", ["in_channels", "in_chans"])
+def test_in_channels_is_checked_against_the_bands(key: str) -> None:
+    assert build_model(**{f"backbone_{key}": 6}).encoder.default_bands.names == HLS
+    with pytest.raises(ValueError, match=f"backbone_{key}=4 but backbone_bands has 6 band"):
+        build_model(**{f"backbone_{key}": 4})
+    with pytest.raises(ValueError, match=f"backbone_{key}=3 alone .* set backbone_bands"):
+        build(**{key: 3})
+
+
+def test_num_frames_points_to_the_temporal_wrapper() -> None:
+    assert build(sensor="S1", num_frames=1).default_bands.names == ["VV", "VH"]
+    with pytest.raises(ValueError, match="backbone_num_frames=4 .*backbone_use_temporal: true"):
+        build_model(backbone_num_frames=4)
+
+
+def test_unknown_weights_tag_is_not_swallowed_by_the_registry() -> None:
+    """TerraTorch's registry turns a KeyError into "could not be instantiated from any source"."""
+    with pytest.raises(ValueError, match="backbone_pretrained: Unknown SMARTIES weights 'nope'"):
+        build_model(backbone_pretrained="nope")
+
+
+def test_size_error_of_the_backbone_says_what_to_do() -> None:
+    model = build(sensor="S1")
+    with pytest.raises(ValueError, match="does not pad.*EncoderDecoderFactory") as info:
+        model(torch.randn(1, 2, 50, 70))
+    assert "pads automatically" not in str(info.value)
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -561,6 +604,7 @@ def _cli_cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bare = FIT_YAML.replace(CALLBACK_LINE, "").replace("  callbacks:\n", "")
     assert "smarties_terratorch" not in bare
     (cwd / "no_callback.yaml").write_text(bare)
+    (cwd / "bad_key.yaml").write_text(FIT_YAML.replace("backbone_bands:", "backbone_num_frames: 4\n      backbone_bands:"))
     return cwd
 
 
@@ -577,6 +621,7 @@ def subprocess_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
         for order, code in IMPORT_ORDER.items()
     }
     commands["callback"] = ([TERRATORCH_CLI, "fit", "-c", "with_callback.yaml"], _clean_env())
+    commands["bad key"] = ([TERRATORCH_CLI, "fit", "-c", "bad_key.yaml"], _clean_env())
     commands["none"] = ([TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"], _clean_env(SMARTIES_TERRATORCH_AUTOLOAD="0"))
     return _run_all(commands, cwd=cwd)
 
@@ -619,8 +664,126 @@ def test_cli_fit_without_the_callback_line_and_autoload_off_fails(subprocess_run
     assert "The model smarties_vit_tiny_patch16 could not be instantiated from any source" in out, out[-4000:]
 
 
+def test_cli_backbone_error_is_one_line_near_the_top(subprocess_runs: dict[str, tuple[int, str]]) -> None:
+    """jsonargparse buries a factory's exception under ~100 lines of union-type diagnostics: our message must be
+    one of the first lines the user sees."""
+    rc, out = subprocess_runs["bad key"]
+    assert rc != 0
+    first = out.splitlines()[:10]
+    assert any("backbone_num_frames=4" in line and "backbone_use_temporal: true" in line for line in first), out[:3000]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["env var", "custom_modules_path"])
 def test_cli_fit_custom_module_fallbacks(fallback_runs: dict[str, tuple[int, str]], how: str) -> None:
     rc, out = fallback_runs[how]
     assert rc == 0 and FIT_OK in out, out[-4000:]
+
+
+# ------------------------------------------------------------------------------------------------ pretrained: true
+class _FakeHub:
+    """A local HTTP server answering like the Hugging Face Hub: the model-info API and the file resolve endpoint."""
+
+    def __init__(self, repo_id: str, filename: str, payload: bytes, sha: str) -> None:
+        import hashlib
+        import http.server
+        import json
+        import threading
+
+        self.requests: list[tuple[str, str]] = []
+        hub = self
+        etag = hashlib.sha256(payload).hexdigest()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, body: bool) -> None:
+                hub.requests.append((self.command, self.path))
+                path = self.path.split("?")[0]
+                if path == f"/api/models/{repo_id}":
+                    data = json.dumps({"id": repo_id, "sha": sha, "siblings": [{"rfilename": filename}]}).encode()
+                    headers = {"Content-Type": "application/json"}
+                elif path == f"/{repo_id}/resolve/{sha}/{filename}":
+                    data = payload
+                    headers = {"X-Repo-Commit": sha, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                for k, v in {**headers, "Content-Length": str(len(data))}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._answer(body=True)
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._answer(body=False)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_pretrained_true_downloads_the_current_hub_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No pinned revision: the repo's current commit is resolved through the Hub API, logged, and downloaded."""
+    import huggingface_hub.constants as hf_constants
+
+    from smarties_terratorch import weights
+
+    src = build(bands=HLS)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(torch.randn_like(p))
+    path = save_weights(src, tmp_path / "tiny.safetensors")
+    declared = weights.SmartiesWeights(
+        name="smarties-test-tiny", arch=TINY, repo_id="example-org/SMARTIES-tiny", filename="tiny.safetensors"
+    )
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    hub = _FakeHub(declared.repo_id, declared.filename, path.read_bytes(), sha)
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setattr(hf_constants, "ENDPOINT", hub.url)  # read at import; the env var is for subprocesses
+        monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+        monkeypatch.setattr(weights, "default_weights_for", lambda arch: declared)
+        with caplog.at_level("WARNING", logger="smarties_terratorch.backbone"):
+            model = build_model(backbone_pretrained=True)
+    finally:
+        hub.close()
+    assert f"example-org/SMARTIES-tiny at commit {sha} (not pinned by this package)" in caplog.text
+    assert ("GET", f"/api/models/{declared.repo_id}") in hub.requests
+    assert any(p.endswith(f"/resolve/{sha}/tiny.safetensors") for _, p in hub.requests), hub.requests
+    x = torch.randn(1, 6, H, W)
+    for a, b in zip(model.encoder(x), src(x)):
+        assert torch.equal(a, b)
+
+
+def test_pretrained_true_when_the_hub_cannot_be_reached_names_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as hf_constants
+
+    from smarties_terratorch import weights
+
+    declared = weights.SmartiesWeights(
+        name="smarties-test-tiny", arch=TINY, repo_id="example-org/SMARTIES-tiny", filename="tiny.safetensors"
+    )
+    hub = _FakeHub("other/repo", "x", b"", "0" * 40)  # answers 404 for our repo
+    try:
+        monkeypatch.setattr(hf_constants, "ENDPOINT", hub.url)
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(weights, "default_weights_for", lambda arch: declared)
+        with pytest.raises(ValueError, match="backbone_pretrained: could not resolve .*backbone_revision.*backbone_ckpt_path"):
+            build(bands=HLS, pretrained=True)
+    finally:
+        hub.close()
