@@ -327,3 +327,34 @@ def test_task_checkpoint_trusted_but_unloadable(
     monkeypatch.delattr(sys.modules[__name__], "Gone")
     with pytest.raises(CheckpointError, match=r"epoch=0.ckpt could not be loaded \(trusted, full unpickling\): Attr"):
         read_task_checkpoint(path, trust=True)
+
+
+def test_checkpoint_written_by_lightning_reads_without_trust(tmp_path: Path) -> None:
+    """A real ``Trainer.fit`` checkpoint (optimiser, scheduler, loops, callback states; TerraTorch's checkpoint
+    callback) holds only allowed types: it reads without ``trust`` and without the YAML fallback."""
+    import lightning.pytorch as pl
+    from terratorch.cli_tools import StateDictAwareModelCheckpoint
+    from terratorch.tasks import SemanticSegmentationTask
+    from torch.utils.data import DataLoader
+
+    import smarties_terratorch.backbone  # noqa: F401 - registers the backbones
+
+    batch = [{"image": torch.randn(4, 32, 32), "mask": torch.randint(0, 3, (32, 32))} for _ in range(2)]
+    model_args = {"backbone": "smarties_vit_tiny_patch16", "backbone_bands": ["S2:B2", "S2:B3", "S2:B4", "S2:B8"],
+                  "necks": [{"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}],
+                  "decoder": "FCNDecoder", "num_classes": 3}  # fmt: skip
+    task = SemanticSegmentationTask(model_args=model_args, model_factory="EncoderDecoderFactory", loss="ce",
+                                    ignore_index=-1, optimizer="AdamW", scheduler="CosineAnnealingLR",
+                                    scheduler_hparams={"T_max": 1})  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=1, accelerator="cpu", logger=pl.loggers.CSVLogger(tmp_path, name="run"), limit_val_batches=1,
+        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[StateDictAwareModelCheckpoint(filename="{epoch}", monitor="val/loss")],
+    )  # fmt: skip
+    trainer.fit(task, DataLoader(batch, batch_size=2), DataLoader(batch, batch_size=2))
+    (path,) = (tmp_path / "run" / "version_0" / "checkpoints").glob("*.ckpt")
+    (tmp_path / "run" / "version_0" / "hparams.yaml").unlink()  # no fallback: the checkpoint alone must do
+    sd, hparams = read_task_checkpoint(path)
+    assert hparams["model_args"] == model_args and hparams["scheduler_hparams"] == {"T_max": 1}
+    assert sd.keys() == task.state_dict().keys()
+    assert all(torch.equal(sd[k], v) for k, v in task.state_dict().items())
