@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import argparse
+import contextlib
 import hashlib
 import io
 import logging
@@ -356,6 +357,15 @@ def _refusal(path: Path, unsafe: Mapping[str, str], trust_hint: bool) -> str:
     )
 
 
+# torch >= 2.6 takes (object, "module.name") pairs in its allow-list: needed for the inert placeholders.
+_NAMED_GLOBALS = torch.__version__ >= (2, 6)
+
+
+def _allowing(extra: list[Any]) -> contextlib.AbstractContextManager:
+    scoped = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5; older: the default list only
+    return scoped(extra) if scoped is not None else contextlib.nullcontext()
+
+
 class _Inert:
     """Stands in for an object of a refused class: takes any arguments and state, runs nothing."""
 
@@ -387,7 +397,7 @@ def _torch_load(
             ) from err
     placeholders = [(_Inert, name) for pair in (inert or {}).items() for name in pair]
     try:
-        with torch.serialization.safe_globals([*_SAFE_GLOBALS, *placeholders]):
+        with _allowing([*_SAFE_GLOBALS, *placeholders]):
             with warnings.catch_warnings():  # torch warns about protocol 4+ pickles; the error below says more
                 warnings.filterwarnings("ignore", message="Detected pickle protocol")
                 return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap or None)
@@ -511,7 +521,7 @@ def read_task_checkpoint(path: str | Path, *, trust: bool = False) -> tuple[dict
     except CheckpointError:
         unsafe = _unsafe_globals(path)
         hparams_file = _hparams_yaml(path)
-        if not unsafe or hparams_file is None:
+        if trust or not unsafe or hparams_file is None or not _NAMED_GLOBALS:
             raise
         # Read the state dict with the refused objects replaced by inert placeholders; keep it only if the
         # placeholders are confined to what we do not use (hyperparameters, optimiser and callback states).
