@@ -350,10 +350,10 @@ def _refusal(path: Path, unsafe: Mapping[str, str], trust_hint: bool) -> str:
         if trust_hint
         else " Re-save its state dict as safetensors (safetensors.torch.save_file) where you trust the file."
     )
+    names = ", ".join(list(dict.fromkeys(unsafe.values()))[:6])
     return (
-        f"{path} contains pickled code/objects ({', '.join(list(dict.fromkeys(unsafe.values()))[:6])}) that are not "
-        f"loaded by default: "
-        f"loading it could run code hidden in the file.{hint}"
+        f"{path} contains pickled code/objects ({names}) that are not loaded by default: loading it could run code "
+        f"hidden in the file.{hint}"
     )
 
 
