@@ -77,3 +77,19 @@ def test_export_cli(tmp_path: Path) -> None:
 def test_export_rejects_bad_format(model: torch.nn.Module, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="format"):
         export_encoder(model, tmp_path / "x", fmt="tflite")  # type: ignore[arg-type]
+
+
+def test_export_cli_device_and_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    out = tmp_path / "enc.pt2"
+    base = ["export", "--arch", "smarties_vit_tiny_patch16", "--bands", "B04,B03,B02", "--img-size", "32",
+            "--output", "features", "--out", str(out)]  # fmt: skip
+    assert cli.main([*base, "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"] == "cpu"
+    first = out.read_bytes()
+    assert cli.main([*base, "--output", "dense"]) == 2  # exists: refused without --overwrite
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == first
+    assert cli.main([*base, "--output", "dense", "--overwrite"]) == 0
+    assert torch.export.load(out).module()(torch.randn(1, 3, 32, 48)).shape == (1, 64, 2, 3)
+    assert not [p for p in tmp_path.iterdir() if p != out]  # no temporary file left behind
