@@ -589,9 +589,8 @@ def render_report(out: Path, table: dict[str, Any] | None = None) -> tuple[str, 
     if not sections:
         return f"No results under {out} (run `smarties bench run --out {out}` first).\n", flat
     header = (
-        "# SMARTIES paper table\n\nPublished values: shared/spec/paper-table.md (secondary sources, unverified "
-        "against the PDF; see each row's provenance in the JSON/CSV). Differences are measured - published, only "
-        "for real runs.\n\n"
+        "# SMARTIES paper table\n\nPublished values: benchmarks/paper_table.yaml (each row's source is its "
+        "provenance in the JSON/CSV). Differences are measured - published, only for real runs.\n\n"
     )
     return header + "\n\n".join(sections) + "\n", flat
 

@@ -77,7 +77,7 @@ class SmartiesWeights:
         name: tag, e.g. ``smarties-v1-vitb``.
         arch: factory that builds the matching model.
         repo_id, filename: location on the Hugging Face Hub.
-        revision: pinned commit of ``repo_id``. ``None`` = not recorded yet (our machines cannot reach the Hub):
+        revision: pinned commit of ``repo_id``. ``None`` = not recorded yet:
             downloading then needs an explicit ``revision=`` (never a silent ``main``).
         sha256: expected file hash, checked after download when known.
         num_classes, head_type, num_modalities: the head the file carries (see ``SmartiesViT``).

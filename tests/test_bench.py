@@ -36,7 +36,7 @@ def test_table_has_the_fourteen_paper_rows_with_provenance() -> None:
         "nonlinear_probe",
     }
     published = {(r["id"], bb): v["value"] for r in TABLE["rows"] for bb, v in r["published"].items()}
-    # paper-table.md §4.1-4.3, 4.5
+    # the paper's published values
     assert published[("bigearthnet_s2_finetune", "vitb")] == 86.9
     assert published[("bigearthnet_s2_finetune", "vitl")] == 87.7
     assert published[("bigearthnet_s1_linprobe", "vitl")] == 80.5

@@ -1,7 +1,7 @@
 """SMARTIES' scene-classification protocols on top of TerraTorch's ``ClassificationTask``.
 
 TerraTorch has the model factory, the task loop and the CLI; it lacks four things the SMARTIES evaluations need
-(paper-table.md §2), which this module adds:
+(the paper's evaluation protocols), which this module adds:
 
 * **CLS feature after the final norm** -- the released heads read ``norm(tokens)[:, 0]``; our backbone returns
   raw block tokens (what TerraTorch's necks expect), so the neck :class:`SmartiesClsToken` takes the CLS token of
@@ -20,7 +20,7 @@ TerraTorch has the model factory, the task loop and the CLI; it lacks four thing
   ``scheduler`` is a ``torch.optim.lr_scheduler`` class name, as in TerraTorch (the linear probe's step schedule is
   ``MultiStepLR``).
 
-The released code never applied its layer decay (model.md, oddity 10), so ``layer_decay=1.0`` (the default)
+The released code never applied its layer decay, so ``layer_decay=1.0`` (the default)
 reproduces the published runs; the shipped fine-tuning configs set a value below 1 on purpose.
 """
 

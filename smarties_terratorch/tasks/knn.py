@@ -1,4 +1,4 @@
-"""The SMARTIES kNN protocol (paper-table.md §2.2) as a LightningModule for ``terratorch validate``.
+"""The SMARTIES kNN protocol (the paper's kNN evaluation) as a LightningModule for ``terratorch validate``.
 
 Frozen encoder, no head. The feature of an image is the CLS token after the backbone's final LayerNorm (the
 release's ``forward_head(pre_logits)``; shared with the classification protocols through

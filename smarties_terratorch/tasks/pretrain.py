@@ -7,7 +7,7 @@ Usage::
     smarties pretrain fit -c configs/pretrain_demo.yaml --print_config
     smarties pretrain fit -c configs/pretrain_demo.yaml --ckpt_path last     # resume from <run>/checkpoints/last.ckpt
 
-Recipe (paper-table.md §3): AdamW (0.9, 0.95), weight decay 0.05 except on 1-D parameters (biases, norms),
+Recipe (the paper's pre-training setup): AdamW (0.9, 0.95), weight decay 0.05 except on 1-D parameters (biases, norms),
 ``lr = blr * effective_batch / 256`` with ``effective_batch = batch_size * devices * num_nodes *
 accumulate_grad_batches``, linear warmup then cosine decay, stepped per optimiser step. At the end of ``fit`` the
 encoder is written in the official layout to ``<trainer.default_root_dir>/<export_name>`` (safetensors), ready
