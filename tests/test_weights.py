@@ -358,3 +358,20 @@ def test_checkpoint_written_by_lightning_reads_without_trust(tmp_path: Path) -> 
     assert hparams["model_args"] == model_args and hparams["scheduler_hparams"] == {"T_max": 1}
     assert sd.keys() == task.state_dict().keys()
     assert all(torch.equal(sd[k], v) for k, v in task.state_dict().items())
+
+
+def test_check_checkpoint_reads_headers_only(tiny_file: tuple[torch.nn.Module, Path], tmp_path: Path) -> None:
+    from smarties_terratorch.weights import check_checkpoint
+
+    _, path = tiny_file
+    assert check_checkpoint(path) == path
+    sd = load_file(path)
+    torch.save({"state_dict": sd}, tmp_path / "zip.ckpt")
+    torch.save(sd, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)  # no mmap for the old format
+    for name in ("zip.ckpt", "legacy.pth"):
+        assert check_checkpoint(tmp_path / name) == tmp_path / name
+    (tmp_path / "cut.safetensors").write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="cut.safetensors is not a readable safetensors file"):
+        check_checkpoint(tmp_path / "cut.safetensors")
+    with pytest.raises(WeightsUnavailableError, match="nope.pth not found"):
+        check_checkpoint(tmp_path / "nope.pth")
