@@ -272,6 +272,9 @@ def _py3_name(module: str, name: str) -> str:
 def _globals_in_pickle(data: bytes) -> tuple[dict[str, str], bool]:
     """Every global a pickle stream imports, found by reading its opcodes (nothing is executed).
 
+    ``torch.serialization.get_unsafe_globals_in_checkpoint`` does the same but stops at the first protocol-4
+    opcode (``FRAME``), which is exactly what a hostile file may use; :mod:`pickletools` reads every protocol.
+
     Returns:
         ``{name as stored: Python 3 name}`` (both ``module.name``), and whether the bytes start with a whole pickle.
     """
