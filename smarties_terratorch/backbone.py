@@ -160,8 +160,8 @@ class SmartiesBackbone(SmartiesViT):
         return torch.zeros(batch, num_tokens, dtype=torch.bool, device=device).scatter_(1, keep, True)
 
     def _forward_mixup(self, inputs: dict[str, tuple[torch.Tensor, ResolvedBands]]) -> list[torch.Tensor]:
-        """BigEarthNet-MM "mixup concatenation" (paper-table §2.4): embed both modalities, build two complementary
-        token-mixed views, encode each (CLS + position embedding + blocks), concatenate per block on channels."""
+        """BigEarthNet-MM "mixup concatenation" (the paper's S1 + S2 protocol): embed both modalities, build two
+        complementary token-mixed views, encode each (CLS + position embedding + blocks), concatenate per block."""
         if len(inputs) != 2:
             raise ValueError(
                 f"fusion='mixup' needs both modalities {sorted(self.modality_bands)}, got {sorted(inputs)}"

@@ -614,15 +614,18 @@ TERRATORCH_CLI = str(Path(sys.executable).parent / "terratorch")
 @pytest.fixture(scope="module")
 def subprocess_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
     """Fresh interpreters, started together (they are mostly import time): both import orders, and the real
-    ``terratorch fit`` from a foreign working directory with and without the one-line callback."""
+    ``terratorch fit`` from a foreign working directory with and without the one-line callback, all with the
+    startup hook switched off; and a config with a bad backbone key."""
     cwd = _cli_cwd(tmp_path_factory)
+    # The explicit import, without the startup hook (test_registration.py covers the hook).
+    explicit = _clean_env(SMARTIES_TERRATORCH_AUTOLOAD="0")
     commands = {
-        order: ([sys.executable, "-c", textwrap.dedent(code) + textwrap.dedent(IMPORT_CHECK)], _clean_env())
+        order: ([sys.executable, "-c", textwrap.dedent(code) + textwrap.dedent(IMPORT_CHECK)], explicit)
         for order, code in IMPORT_ORDER.items()
     }
-    commands["callback"] = ([TERRATORCH_CLI, "fit", "-c", "with_callback.yaml"], _clean_env())
+    commands["callback"] = ([TERRATORCH_CLI, "fit", "-c", "with_callback.yaml"], explicit)
     commands["bad key"] = ([TERRATORCH_CLI, "fit", "-c", "bad_key.yaml"], _clean_env())
-    commands["none"] = ([TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"], _clean_env(SMARTIES_TERRATORCH_AUTOLOAD="0"))
+    commands["none"] = ([TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"], explicit)
     return _run_all(commands, cwd=cwd)
 
 
@@ -634,11 +637,11 @@ def fallback_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[i
     commands = {
         "env var": (
             [TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"],
-            _clean_env(TERRATORCH_CUSTOM_MODULE_PATH=package_dir),
+            _clean_env(TERRATORCH_CUSTOM_MODULE_PATH=package_dir, SMARTIES_TERRATORCH_AUTOLOAD="0"),
         ),
         "custom_modules_path": (
             [TERRATORCH_CLI, "fit", "-c", "no_callback.yaml", "--custom_modules_path", package_dir],
-            _clean_env(),
+            _clean_env(SMARTIES_TERRATORCH_AUTOLOAD="0"),
         ),
     }
     return _run_all(commands, cwd=cwd)
