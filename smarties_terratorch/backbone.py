@@ -252,7 +252,7 @@ def _resolve_hub_revision(variant: str, pretrained: bool | str, ckpt_path: Any, 
 
     The released repos have no pinned commit in :data:`~smarties_terratorch.weights.WEIGHTS` yet, and the loader
     never downloads a moving ``main``; so we resolve the repo's current commit once, log it, and download exactly
-    that commit (offline, the Hub cache's copy of ``main`` is used instead).
+    that commit. Offline (``HF_HUB_OFFLINE``) or when the Hub cannot be reached, the newest cached commit is used.
     """
     if not pretrained or ckpt_path is not None or revision is not None:
         return revision
@@ -267,19 +267,47 @@ def _resolve_hub_revision(variant: str, pretrained: bool | str, ckpt_path: Any, 
         raise BackboneConfigError(f"backbone_pretrained: {err.args[0]}") from None
     if weights.revision is not None:
         return None  # the declared pin wins
-    if hf_constants.HF_HUB_OFFLINE:
-        log.warning("%s: HF_HUB_OFFLINE is set, using the Hub cache's copy of main (not pinned)", weights.repo_id)
-        return "main"
+    if not hf_constants.HF_HUB_OFFLINE:
+        try:
+            sha = HfApi().model_info(weights.repo_id).sha
+        except Exception as err:  # noqa: BLE001 (network, auth, missing repo: all end in the same advice)
+            problem: Exception | None = err
+        else:
+            log.warning("%s at commit %s (not pinned by this package)", weights.repo_id, sha)
+            return sha
+    else:
+        problem = None
+    cached = _cached_commit(weights.repo_id, weights.filename)
+    if cached is not None:  # offline or unreachable: the newest commit already in the Hub cache
+        log.warning("%s at cached commit %s (Hub not reachable; not pinned by this package)", weights.repo_id, cached)
+        return cached
+    if problem is None:
+        return "main"  # HF_HUB_OFFLINE and nothing cached: the loader explains how to get the file
+    first_line = str(problem).splitlines()[0] if str(problem) else ""
+    raise BackboneConfigError(
+        f"backbone_pretrained: could not resolve the current commit of {weights.repo_id} on the Hugging Face Hub "
+        f"({type(problem).__name__}: {first_line}) and it is not in the Hub cache; set backbone_revision: <commit> "
+        f"or download {weights.filename} and set backbone_ckpt_path: <file>."
+    ) from problem
+
+
+def _cached_commit(repo_id: str, filename: str) -> str | None:
+    """The newest commit of ``repo_id`` whose ``filename`` is in the Hugging Face cache, if any."""
+    from huggingface_hub import constants as hf_constants
+    from huggingface_hub import scan_cache_dir
+
     try:
-        sha = HfApi().model_info(weights.repo_id).sha
-    except Exception as err:  # noqa: BLE001 (network, auth, missing repo: all end in the same advice)
-        raise BackboneConfigError(
-            f"backbone_pretrained: could not resolve the current commit of {weights.repo_id} on the Hugging Face Hub "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); set backbone_revision: <commit> "
-            f"or download {weights.filename} and set backbone_ckpt_path: <file>."
-        ) from err
-    log.warning("%s at commit %s (not pinned by this package)", weights.repo_id, sha)
-    return sha
+        repos = scan_cache_dir(hf_constants.HF_HUB_CACHE).repos  # the cache hf_hub_download uses
+    except Exception:  # noqa: BLE001 (no cache directory yet, unreadable cache: nothing cached)
+        return None
+    revisions = [
+        rev
+        for repo in repos
+        if repo.repo_id == repo_id and repo.repo_type == "model"
+        for rev in repo.revisions
+        if any(f.file_name == filename for f in rev.files)
+    ]
+    return max(revisions, key=lambda r: r.last_modified).commit_hash if revisions else None
 
 
 def _under_a_config_parser() -> bool:

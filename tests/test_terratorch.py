@@ -763,17 +763,29 @@ def test_pretrained_true_downloads_the_current_hub_commit(
         monkeypatch.setattr(weights, "default_weights_for", lambda arch: declared)
         with caplog.at_level("WARNING", logger="smarties_terratorch.backbone"):
             model = build_model(backbone_pretrained=True)
+        assert f"example-org/SMARTIES-tiny at commit {sha} (not pinned by this package)" in caplog.text
+        assert ("GET", f"/api/models/{declared.repo_id}") in hub.requests
+        assert any(p.endswith(f"/resolve/{sha}/tiny.safetensors") for _, p in hub.requests), hub.requests
     finally:
         hub.close()
-    assert f"example-org/SMARTIES-tiny at commit {sha} (not pinned by this package)" in caplog.text
-    assert ("GET", f"/api/models/{declared.repo_id}") in hub.requests
-    assert any(p.endswith(f"/resolve/{sha}/tiny.safetensors") for _, p in hub.requests), hub.requests
     x = torch.randn(1, 6, H, W)
     for a, b in zip(model.encoder(x), src(x)):
         assert torch.equal(a, b)
 
+    # The Hub gone (server closed) or HF_HUB_OFFLINE: the newest cached commit is used, and said so.
+    for offline in (False, True):
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", offline)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="smarties_terratorch.backbone"):
+            again = build(bands=HLS, pretrained=True)
+        assert f"at cached commit {sha}" in caplog.text
+        for a, b in zip(again(x), src(x)):
+            assert torch.equal(a, b)
 
-def test_pretrained_true_when_the_hub_cannot_be_reached_names_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_pretrained_true_when_the_hub_cannot_be_reached_names_the_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import huggingface_hub.constants as hf_constants
 
     from smarties_terratorch import weights
@@ -785,8 +797,9 @@ def test_pretrained_true_when_the_hub_cannot_be_reached_names_the_keys(monkeypat
     try:
         monkeypatch.setattr(hf_constants, "ENDPOINT", hub.url)
         monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
         monkeypatch.setattr(weights, "default_weights_for", lambda arch: declared)
-        with pytest.raises(ValueError, match="backbone_pretrained: could not resolve .*backbone_revision.*backbone_ckpt_path"):
+        with pytest.raises(ValueError, match="backbone_pretrained: could not resolve .*not in the Hub cache.*backbone_revision.*backbone_ckpt_path"):
             build(bands=HLS, pretrained=True)
     finally:
         hub.close()
