@@ -198,7 +198,7 @@ def _parameters(fn: Any) -> set[str]:
 
 # Arguments the registered factories take themselves (see _make_factory).
 _FACTORY_PARAMS = {"bands", "model_bands", "pretrained", "ckpt_path", "revision", "out_indices", "img_size", "patch_size"}
-# TerraTorch's usual backbone keys (Prithvi, timm, torchgeo) that mean something here: name -> what we do with it.
+# TerraTorch's usual backbone keys (Prithvi, timm, torchgeo) that we accept and check (see _check_common_keys).
 _COMMON_KEYS = {"drop_path", "in_channels", "in_chans", "num_frames"}
 
 
@@ -267,19 +267,17 @@ def _resolve_hub_revision(variant: str, pretrained: bool | str, ckpt_path: Any, 
         raise BackboneConfigError(f"backbone_pretrained: {err.args[0]}") from None
     if weights.revision is not None:
         return None  # the declared pin wins
+    problem: Exception | None = None
     if not hf_constants.HF_HUB_OFFLINE:
         try:
             sha = HfApi().model_info(weights.repo_id).sha
-        except Exception as err:  # noqa: BLE001 (network, auth, missing repo: all end in the same advice)
-            problem: Exception | None = err
-        else:
             log.warning("%s at commit %s (not pinned by this package)", weights.repo_id, sha)
             return sha
-    else:
-        problem = None
+        except Exception as err:  # noqa: BLE001 (network, auth, missing repo: all end in the same advice)
+            problem = err
     cached = _cached_commit(weights.repo_id, weights.filename)
     if cached is not None:  # offline or unreachable: the newest commit already in the Hub cache
-        log.warning("%s at cached commit %s (Hub not reachable; not pinned by this package)", weights.repo_id, cached)
+        log.warning("%s at cached commit %s (offline; not pinned by this package)", weights.repo_id, cached)
         return cached
     if problem is None:
         return "main"  # HF_HUB_OFFLINE and nothing cached: the loader explains how to get the file
