@@ -132,3 +132,27 @@ def test_autoload_switched_off_by_the_environment(runs: dict[str, tuple[int, str
 def test_terratorch_fit_of_a_user_yaml_without_the_callback_line(runs: dict[str, tuple[int, str]]) -> None:
     rc, out = runs["wheel fit"]
     assert rc == 0 and FIT_OK in out, out[-4000:]
+
+
+# ------------------------------------------------------------------------------------------------ the hook itself
+@pytest.mark.parametrize(("value", "on"), [(None, True), ("1", True), ("0", False), ("false", False), (" OFF ", False)])
+def test_autoload_switch_values(monkeypatch: pytest.MonkeyPatch, value: str | None, on: bool) -> None:
+    import _smarties_terratorch_autoload as hook
+
+    if value is None:
+        monkeypatch.delenv(hook.ENV_VAR, raising=False)
+    else:
+        monkeypatch.setenv(hook.ENV_VAR, value)
+    assert hook.enabled() is on
+
+
+def test_install_arms_one_finder_that_ignores_other_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    import _smarties_terratorch_autoload as hook
+
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, hook.RegisterWithTerraTorch)])
+    monkeypatch.delitem(sys.modules, "terratorch.registry")
+    hook.install()
+    hook.install()
+    finders = [f for f in sys.meta_path if isinstance(f, hook.RegisterWithTerraTorch)]
+    assert len(finders) == 1 and sys.meta_path[0] is finders[0]
+    assert finders[0].find_spec("json") is None and finders[0] in sys.meta_path  # other imports: untouched
