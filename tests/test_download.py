@@ -1,0 +1,461 @@
+"""``smarties data download`` against a local HTTP server that plays every source.
+
+The server (127.0.0.1, stdlib ``http.server``) serves tiny archives in each dataset's real packing, made from the
+package's fixture generators, under ``<mirror>/<original host>/<original path>``, and answers like the Hugging Face
+Hub under ``/hub`` (``X-Repo-Commit`` / ``ETag`` on ``/datasets/<repo>/resolve/<revision>/<file>``). It honours
+``Range`` requests and records every request, so the tests can assert what was (not) asked for.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from smarties_terratorch import download as dl
+from smarties_terratorch.testing import bigearthnet, burnscars, dfc2020, eurosat, resisc45, spacenet7, ucmerced, whurs19
+
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+RESISC45_URL = "https://hf.co/datasets/isaaccorley/resisc45/resolve/883edc0eee77b2c84225472f10f126e3ed83fa6e/NWPU-RESISC45.zip"
+DFC_PATH = "/huggingface.co/datasets/antofuller/CROMA_benchmarks/resolve/main/DFC_preprocessed.pt"
+
+
+# ------------------------------------------------------------------------------------------------ the server
+
+
+class Server:
+    """Serves ``files`` (path -> bytes) and Hub files; records (method, path, Range) of every request."""
+
+    def __init__(self, files: dict[str, bytes], hub: dict[tuple[str, str], bytes] | None = None) -> None:
+        self.files, self.hub = files, hub or {}
+        self.requests: list[tuple[str, str, str | None]] = []
+        self.cut: dict[str, tuple[int, threading.Event | None]] = {}  # path -> (bytes to send, then wait) once
+        self.sent: dict[str, int] = {}
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def lookup(self, path: str) -> tuple[bytes | None, dict[str, str]]:
+        hub = re.fullmatch(r"/hub/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
+        if hub:
+            body = self.hub.get((hub[1], hub[3]))
+            if body is None:
+                return None, {}
+            return body, {"X-Repo-Commit": HUB_COMMIT, "ETag": f'"{hashlib.sha256(body).hexdigest()}"'}
+        return self.files.get(path), {}
+
+    def gets(self, path: str) -> list[str | None]:
+        """Range headers of the GET requests for ``path``."""
+        return [rng for method, p, rng in self.requests if method == "GET" and p == path]
+
+    def close(self) -> None:
+        for _, event in self.cut.values():
+            if event is not None:
+                event.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # keep the test output clean
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _serve(self, head: bool) -> None:
+        srv: Server = self.server.owner  # type: ignore[attr-defined]
+        path = urlsplit(self.path).path
+        rng = self.headers.get("Range")
+        srv.requests.append((self.command, path, rng))
+        body, extra = srv.lookup(path)
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        start = int(re.fullmatch(r"bytes=(\d+)-", rng)[1]) if rng and not head else 0  # type: ignore[index]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("Accept-Ranges", "bytes")
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if head:
+            return
+        payload = body[start:]
+        if path in srv.cut and not start:
+            n, event = srv.cut.pop(path)
+            self.wfile.write(payload[:n])
+            self.wfile.flush()
+            srv.sent[path] = n
+            if event is not None:
+                event.wait(60)
+            self.close_connection = True  # the client sees the body end early
+            return
+        self.wfile.write(payload)
+
+
+# ------------------------------------------------------------------------------------------------ archives
+
+
+def _zip(folder: Path, arcroot: str) -> bytes:
+    """Zip ``folder`` with every member below ``arcroot/`` (how the public zips are packed)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{arcroot}/", "")
+        for path in sorted(folder.rglob("*")):
+            zf.write(path, f"{arcroot}/{path.relative_to(folder).as_posix()}")
+    return buf.getvalue()
+
+
+def _targz(members: dict[str, Path]) -> bytes:
+    """tar.gz of folders, each under its archive name (``{arcname: folder}``)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for arcname, folder in members.items():
+            tf.add(folder, arcname=arcname)
+    return buf.getvalue()
+
+
+def _split_lines(tmp: Path) -> dict[str, bytes]:
+    """Content of every declared split file, from the fixtures' own lists where they exist."""
+    generated = {p.name.lower(): p.read_bytes() for p in tmp.rglob("eval_splits/*.txt")}
+    aliases = {"uc-merced": "ucmerced", "whu-rs19": "whurs19"}
+    out = {}
+    for name in dl.load_sources()["splits"]["files"]:
+        stem = re.sub(r"(train|val)\d*(prcnt)?\.txt$", r"\1.txt", name.lower())
+        for long, short in aliases.items():
+            stem = stem.replace(long, short)
+        out[name] = generated.get(stem, f"# {name}\n".encode())
+    return out
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Mirror files (path -> bytes), Hub files and the sources table with the split files' test hashes."""
+    tmp = tmp_path_factory.mktemp("site")
+    eurosat.make(tmp / "eurosat", per_class=1)
+    whurs19.make(tmp / "whu", per_class=2, size=32)
+    ucmerced.make(tmp / "uc", per_class=2, size=32)
+    resisc45.make(tmp / "resisc", per_class=2, num_classes=3)
+    bigearthnet.make(tmp / "ben", patches=2, val=1)
+    burnscars.make(tmp / "burn", size=16)
+    dfc = dfc2020.make(tmp / "dfc", size=8)
+    sn7 = spacenet7.make(tmp / "sn7", size=32)
+    # the official SpaceNet7 release has no rasterised masks nor metadata (PANGAEA adds them)
+    for folder in sn7.glob("train/*/labels_raster"):
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()
+    (sn7 / "metadata_train.json").unlink()
+    (tmp / "sn7csv" / "csvs").mkdir(parents=True)
+    (tmp / "sn7csv" / "csvs" / "sn7_train_ground_truth_pix.csv").write_text("filename,id_geojson,geometry\n")
+
+    sources = copy.deepcopy(dl.load_sources())
+    split_table = sources["splits"]
+    commit = split_table["commit"]
+    files: dict[str, bytes] = {}
+    for name, body in _split_lines(tmp).items():
+        files[f"/raw.githubusercontent.com/gsumbul/SMARTIES/{commit}/eval_splits/{name}"] = body
+        if split_table["files"][name]["sha256"]:  # the published hashes cannot match generated files
+            split_table["files"][name]["sha256"] = hashlib.sha256(body).hexdigest()
+    # RESISC45: torchgeo's address, with a checksum of our fixture's archive instead of torchgeo's md5
+    sources["datasets"]["resisc45"]["files"][0] = {"url": RESISC45_URL, **sources["datasets"]["resisc45"]["files"][0]}
+    del sources["datasets"]["resisc45"]["files"][0]["torchgeo"]
+    resisc_zip = _zip(tmp / "resisc" / "RESISC45", "NWPU-RESISC45")
+    sources["datasets"]["resisc45"]["files"][0]["md5"] = hashlib.md5(resisc_zip).hexdigest()
+
+    burn_tar = _targz({"training": tmp / "burn" / "training", "validation": tmp / "burn" / "validation"})
+    dfc_bytes = dfc.read_bytes()
+    files.update({
+        "/zenodo.org/records/7711810/files/EuroSAT_MS.zip": _zip(tmp / "eurosat" / "EuroSAT_MS", "EuroSAT_MS"),
+        "/github.com/CAPTAIN-WHU/BED4RS/raw/main/datasets/WHU-RS19.zip": _zip(tmp / "whu" / "WHU-RS19", "WHU-RS19"),
+        "/weegee.vision.ucmerced.edu/datasets/UCMerced_LandUse.zip": _zip(tmp / "uc" / "UCMerced", "UCMerced_LandUse"),
+        "/" + RESISC45_URL.split("://", 1)[1]: resisc_zip,
+        "/zenodo.org/records/12687186/files/BigEarthNet-S2-v1.0.tar.gz":
+            _targz({"BigEarthNet-v1.0": tmp / "ben" / "BigEarthNet-v1.0"}),
+        "/zenodo.org/records/12687186/files/BigEarthNet-S1-v1.0.tar.gz":
+            _targz({"BigEarthNet-S1-v1.0": tmp / "ben" / "BigEarthNet-S1-v1.0"}),
+        DFC_PATH: dfc_bytes,
+        "/huggingface.co/datasets/ibm-nasa-geospatial/hls_burn_scars/resolve/main/hls_burn_scars.tar.gz": burn_tar,
+        "/spacenet-dataset.s3.amazonaws.com/spacenet/SN7_buildings/tarballs/SN7_buildings_train.tar.gz":
+            _targz({"train": sn7 / "train"}),
+        "/spacenet-dataset.s3.amazonaws.com/spacenet/SN7_buildings/tarballs/SN7_buildings_train_csvs.tar.gz":
+            _targz({"csvs": tmp / "sn7csv" / "csvs"}),
+    })  # fmt: skip
+    hub = {
+        ("antofuller/CROMA_benchmarks", "DFC_preprocessed.pt"): dfc_bytes,
+        ("ibm-nasa-geospatial/hls_burn_scars", "hls_burn_scars.tar.gz"): burn_tar,
+    }
+    return {"files": files, "hub": hub, "sources": sources}
+
+
+@pytest.fixture
+def server(site: dict[str, Any]) -> Iterator[Server]:
+    srv = Server(site["files"], site["hub"])
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _run(args: list[str], site: dict[str, Any]) -> int:
+    return dl.main(["download", *args], sources=site["sources"])
+
+
+def _lock(root: Path) -> dict[str, Any]:
+    return json.loads((root / dl.LOCK_NAME).read_text())["files"]
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+
+def test_full_download_via_mirror_then_nothing_to_do(
+    tmp_path: Path, server: Server, site: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "data"
+    assert _run(["--root", str(root), "--mirror", server.url + "/"], site) == 1  # manual datasets stay missing
+    out = capsys.readouterr().out
+    # the folders the paper-table configs read
+    for rel in (
+        "EuroSAT/EuroSAT_MS/Forest/Forest_1.tif",
+        "WHU-RS19/Airport",
+        "UCMerced/Images/agricultural",
+        "RESISC45/airplane/airplane_001.jpg",
+        "BigEarthNet-v1/S2/S2A_MSIL2A_20170613T101031_40_50",
+        "BigEarthNet-v1/S1/S1A_IW_GRDH_1SDV_20170613T165043_33UUP_40_50",
+        "DFC2020/DFC_preprocessed.pt",
+        "hls_burn_scars/training",
+        "hls_burn_scars/validation",
+        "spacenet7/train",
+        "spacenet7/csvs",
+        "eval_splits/EuroSAT-train.txt",
+        "eval_splits/RESISC45-val.txt",
+        "eval_splits/WHU-RS19-train.txt",
+        "eval_splits/UC-Merced-val.txt",
+        "eval_splits/BigEarthNet-MM-val.txt",
+    ):
+        assert (root / rel).exists(), rel
+    assert (root / "DFC2020" / "DFC_preprocessed.pt").read_bytes() == site["hub"][
+        ("antofuller/CROMA_benchmarks", "DFC_preprocessed.pt")]
+    # archives are removed after extraction; no temporary files are left
+    assert not (root / "downloads").exists() or not any((root / "downloads").iterdir())
+    assert not [p for p in root.rglob(".*") if p.name != dl.LOCK_NAME]
+    # the lock: every fetched file with its original URL and the sha256 of the bytes served
+    lock = _lock(root)
+    assert len(lock) == 10 + 17  # 10 data files (two for SpaceNet7), 17 split files
+    served = {url: hashlib.sha256(body).hexdigest() for url, body in site["files"].items()}
+    for rel, rec in lock.items():
+        assert rec["complete"], rel
+        assert served["/" + rec["url"].split("://", 1)[1]] == rec["sha256"], rel
+    assert lock["downloads/EuroSAT_MS.zip"]["extracted_to"] == "EuroSAT/EuroSAT_MS"
+    assert lock["DFC2020/DFC_preprocessed.pt"]["dataset"] == "dfc2020"
+    assert "needs manual steps" in out and "1BADSEjxYKFZZlM-tEkRUfHvHi5XdaVV9" in out
+    assert "summary: present:" in out and "missing: spacenet7, dynamicearthnet, sickle" in out
+
+    # a second run: everything present is checked locally, nothing is requested
+    before = len(server.requests)
+    assert _run(["--root", str(root), "--mirror", server.url], site) == 1
+    out = capsys.readouterr().out
+    assert len(server.requests) == before
+    assert out.count("up to date") == 9  # 8 datasets + the split files; the three manual ones stay missing
+    assert _run(["eurosat", "splits", "--root", str(root), "--mirror", server.url], site) == 0
+    assert len(server.requests) == before
+
+
+def test_mirror_from_environment_and_names(
+    tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(dl.MIRROR_ENV, server.url)
+    assert _run(["EuroSAT_MS", "WHURS19", "--root", str(tmp_path)], site) == 0
+    assert (tmp_path / "EuroSAT/EuroSAT_MS").is_dir() and (tmp_path / "WHU-RS19").is_dir()
+    assert (tmp_path / "eval_splits/EuroSAT-val.txt").is_file() and (tmp_path / "eval_splits/WHU-RS19-val.txt").is_file()
+    splits = f"/raw.githubusercontent.com/gsumbul/SMARTIES/{site['sources']['splits']['commit']}/eval_splits"
+    assert sorted(p for _, p, _ in server.requests) == sorted([
+        "/zenodo.org/records/7711810/files/EuroSAT_MS.zip",
+        "/github.com/CAPTAIN-WHU/BED4RS/raw/main/datasets/WHU-RS19.zip",
+        *(f"{splits}/{n}" for n in ("EuroSAT-train.txt", "EuroSAT-val.txt", "WHU-RS19-train.txt", "WHU-RS19-val.txt")),
+    ])  # fmt: skip
+    assert _run(["no-such-set", "--root", str(tmp_path)], site) == 2
+
+
+def test_resume_after_connection_drop(
+    tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # write what arrives (default 10 MB)
+    monkeypatch.setattr("time.sleep", lambda s: None)  # the downloader waits 1 s before retrying
+    server.cut[DFC_PATH] = (4096, None)  # the first response ends after 4096 bytes
+    assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
+    assert server.gets(DFC_PATH) == [None, "bytes=4096-"]
+    assert (tmp_path / "DFC2020/DFC_preprocessed.pt").read_bytes() == site["files"][DFC_PATH]
+
+
+def test_resume_from_partial_file_of_a_killed_run(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
+    body = site["files"][DFC_PATH]
+    part = tmp_path / "DFC2020" / ".DFC_preprocessed.pt.part"  # what a killed run leaves
+    part.parent.mkdir(parents=True)
+    part.write_bytes(body[:5000])
+    assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
+    assert server.gets(DFC_PATH) == ["bytes=5000-"]
+    assert (tmp_path / "DFC2020/DFC_preprocessed.pt").read_bytes() == body
+    assert not part.exists()
+
+
+@pytest.mark.slow
+def test_sigkilled_download_resumes(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
+    event = threading.Event()
+    server.cut[DFC_PATH] = (20000, event)  # send 20000 bytes, then stall until the client is gone
+    code = (
+        "import sys, huggingface_hub.constants as c; c.DOWNLOAD_CHUNK_SIZE = 1024\n"
+        "from smarties_terratorch.download import main\n"
+        f"sys.exit(main(['download', 'dfc2020', '--root', {str(tmp_path)!r}, '--mirror', {server.url!r}]))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = tmp_path / "DFC2020" / ".DFC_preprocessed.pt.part"
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size >= 16384) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    event.set()
+    size = part.stat().st_size
+    assert 0 < size < len(site["files"][DFC_PATH])
+    assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
+    assert server.gets(DFC_PATH) == [None, f"bytes={size}-"]
+    assert (tmp_path / "DFC2020/DFC_preprocessed.pt").read_bytes() == site["files"][DFC_PATH]
+
+
+def test_tampered_file_is_detected(
+    tmp_path: Path, server: Server, site: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(["dfc2020", "uc-merced", "--root", str(tmp_path), "--mirror", server.url], site) == 0
+    pt = tmp_path / "DFC2020/DFC_preprocessed.pt"
+    expected = _lock(tmp_path)["DFC2020/DFC_preprocessed.pt"]["sha256"]
+    data = bytearray(pt.read_bytes())
+    data[100] ^= 0xFF  # same size, one byte changed
+    pt.write_bytes(bytes(data))
+    split = tmp_path / "eval_splits/UC-Merced-val.txt"
+    split.write_text("./tampered/file.tif\n")
+    capsys.readouterr()
+    before = len(server.requests)
+    assert _run(["dfc2020", "uc-merced", "--root", str(tmp_path), "--mirror", server.url], site) == 1
+    out = capsys.readouterr().out
+    actual = hashlib.sha256(pt.read_bytes()).hexdigest()
+    assert f"{pt}: sha256 is {actual}, expected {expected}" in out and f"delete {pt} and re-run" in out
+    assert f"{split}: sha256 is" in out
+    assert len(server.requests) == before
+    pt.unlink()  # the fix the message names
+    split.unlink()
+    assert _run(["dfc2020", "uc-merced", "--root", str(tmp_path), "--mirror", server.url], site) == 0
+
+
+def test_wrong_split_hash_is_refused(
+    tmp_path: Path, server: Server, site: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources = copy.deepcopy(site["sources"])
+    sources["splits"]["files"]["EuroSAT-val.txt"]["sha256"] = "0" * 64
+    assert dl.main(["download", "splits", "--root", str(tmp_path), "--mirror", server.url], sources=sources) == 1
+    out = capsys.readouterr().out
+    assert "EuroSAT-val.txt: the file downloaded from" in out and "expected " + "0" * 64 in out
+    assert not (tmp_path / "eval_splits/EuroSAT-val.txt").exists()
+    assert not list((tmp_path / "eval_splits").glob(".*"))  # no partial file kept
+    assert (tmp_path / "eval_splits/EuroSAT-train.txt").exists()  # the others are fine
+    assert "EuroSAT-val.txt" not in json.dumps(_lock(tmp_path))
+
+
+def test_shipped_split_table_keeps_the_published_hashes() -> None:
+    files = dl.load_sources()["splits"]["files"]
+    assert files["EuroSAT-train.txt"]["sha256"] == "ccfe76d790dd3f37c33ba63a3c3bb283a61009ef02652a70071bd7584cd98a43"
+    assert sum(1 for f in files.values() if f["sha256"]) == 15
+
+
+def test_hub_files_through_hf_endpoint(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
+    env = {**os.environ, "HF_ENDPOINT": server.url + "/hub", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    env.pop(dl.MIRROR_ENV, None)
+    code = (
+        "import sys; from smarties_terratorch.download import main\n"
+        f"sys.exit(main(['download', 'dfc2020', 'burnscars', '--root', {str(tmp_path)!r}]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "hls_burn_scars/training").is_dir()
+    lock = _lock(tmp_path)
+    dfc = lock["DFC2020/DFC_preprocessed.pt"]
+    assert dfc["commit"] == HUB_COMMIT and dfc["url"].startswith("https://huggingface.co/datasets/antofuller/")
+    assert dfc["sha256"] == dfc["etag_sha256"]
+    paths = [(m, p) for m, p, _ in server.requests]
+    assert ("HEAD", "/hub/datasets/antofuller/CROMA_benchmarks/resolve/main/DFC_preprocessed.pt") in paths
+    assert ("GET", f"/hub/datasets/antofuller/CROMA_benchmarks/resolve/{HUB_COMMIT}/DFC_preprocessed.pt") in paths
+    assert not list(tmp_path.rglob("*.hub"))
+
+
+def test_manual_datasets_print_steps(tmp_path: Path, server: Server, site: dict[str, Any],
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["DynamicEarthNet", "sickle", "--root", str(tmp_path), "--mirror", server.url], site) == 1
+    out = capsys.readouterr().out
+    assert f"{tmp_path}/DynamicEarthNet/planet/" in out and "mediatum.ub.tum.de/1650201" in out
+    assert f"{tmp_path}/sickle/" in out
+    assert server.requests == []
+    (tmp_path / "sickle").mkdir()  # placed by hand
+    assert _run(["sickle", "--root", str(tmp_path)], site) == 0
+
+
+def test_unsafe_archives_are_refused(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("EuroSAT_MS/ok.txt", "ok")
+        zf.writestr("../evil.txt", "evil")
+    (tmp_path / "a.zip").write_bytes(buf.getvalue())
+    with pytest.raises(dl.DownloadError, match="refusing member '../evil.txt'"):
+        dl.extract(tmp_path / "a.zip", tmp_path / "out" / "EuroSAT", "EuroSAT_MS")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("train/link")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(info)
+    (tmp_path / "b.tar.gz").write_bytes(buf.getvalue())
+    with pytest.raises(dl.DownloadError, match="refusing member 'train/link'"):
+        dl.extract(tmp_path / "b.tar.gz", tmp_path / "out" / "sn7")
+    assert not (tmp_path / "evil.txt").exists() and sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+
+
+def test_resisc45_source_is_read_from_torchgeo() -> None:
+    from torchgeo.datasets import RESISC45
+
+    spec = dl.load_sources()["datasets"]["resisc45"]["files"][0]
+    remote = dl._remote(spec, None, None)
+    assert remote.url == RESISC45.url and remote.md5 == RESISC45.md5
+    assert remote.hub == ("isaaccorley/resisc45", "NWPU-RESISC45.zip", RESISC45.url.split("/")[-2])
+    assert dl.mirror_url(remote.url, "http://m/") == "http://m/hf.co" + urlsplit(RESISC45.url).path
