@@ -242,6 +242,8 @@ def _fetch(remote: Remote, part: Path, mirror: str | None) -> tuple[Path, dict[s
     A plain download goes to ``part`` and resumes from its current size (HTTP Range); a Hub download resumes through
     huggingface_hub's own ``.incomplete`` file in a folder beside ``part``.
     """
+    from huggingface_hub.errors import HfHubHTTPError
+
     part.parent.mkdir(parents=True, exist_ok=True)
     url = mirror_url(remote.url, mirror) if mirror else remote.url
     try:
@@ -250,9 +252,14 @@ def _fetch(remote: Remote, part: Path, mirror: str | None) -> tuple[Path, dict[s
         from huggingface_hub.file_download import http_get
 
         resume = part.stat().st_size if part.exists() else 0
-        # unbuffered: every received chunk is on disk, so a killed run resumes from all of it
-        with open(part, "ab", buffering=0) as fh:
-            http_get(url, fh, resume_size=resume, displayed_filename=remote.name)
+        try:
+            # unbuffered: every received chunk is on disk, so a killed run resumes from all of it
+            with open(part, "ab", buffering=0) as fh:
+                http_get(url, fh, resume_size=resume, displayed_filename=remote.name)
+        except HfHubHTTPError as err:
+            # 416: the range starts at the end, i.e. a run was stopped after its last byte; the checksums decide
+            if not (resume and getattr(err.response, "status_code", None) == 416):
+                raise
         return part, {}
     except _network_errors() as err:
         raise DownloadError(

@@ -98,6 +98,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         start = int(re.fullmatch(r"bytes=(\d+)-", rng)[1]) if rng and not head else 0  # type: ignore[index]
+        if start >= len(body) > 0:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(body)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(body) - start))
         self.send_header("Accept-Ranges", "bytes")
@@ -333,6 +339,16 @@ def test_resume_from_partial_file_of_a_killed_run(tmp_path: Path, server: Server
     assert not part.exists()
 
 
+def test_partial_file_that_is_already_complete(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
+    body = site["files"][DFC_PATH]
+    part = tmp_path / "DFC2020" / ".DFC_preprocessed.pt.part"  # killed after the last byte, before the rename
+    part.parent.mkdir(parents=True)
+    part.write_bytes(body)
+    assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
+    assert server.gets(DFC_PATH) == [f"bytes={len(body)}-"]  # answered 416
+    assert (tmp_path / "DFC2020/DFC_preprocessed.pt").read_bytes() == body
+
+
 @pytest.mark.slow
 def test_sigkilled_download_resumes(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
     event = threading.Event()
@@ -395,30 +411,59 @@ def test_wrong_split_hash_is_refused(
     assert "EuroSAT-val.txt" not in json.dumps(_lock(tmp_path))
 
 
+def test_torchgeo_md5_mismatch_keeps_nothing(
+    tmp_path: Path, server: Server, site: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources = copy.deepcopy(site["sources"])
+    sources["datasets"]["resisc45"]["files"][0]["md5"] = "f" * 32
+    sources["datasets"]["resisc45"]["splits"] = []
+    assert dl.main(["download", "resisc45", "--root", str(tmp_path), "--mirror", server.url], sources=sources) == 1
+    assert "expected " + "f" * 32 + " (declared by torchgeo)" in capsys.readouterr().out
+    assert not (tmp_path / "RESISC45").exists() and not any((tmp_path / "downloads").iterdir())
+
+
 def test_shipped_split_table_keeps_the_published_hashes() -> None:
     files = dl.load_sources()["splits"]["files"]
     assert files["EuroSAT-train.txt"]["sha256"] == "ccfe76d790dd3f37c33ba63a3c3bb283a61009ef02652a70071bd7584cd98a43"
     assert sum(1 for f in files.values() if f["sha256"]) == 15
 
 
-def test_hub_files_through_hf_endpoint(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
+def _check_hub_download(root: Path, server: Server) -> None:
+    assert (root / "hls_burn_scars/training").is_dir()
+    dfc = _lock(root)["DFC2020/DFC_preprocessed.pt"]
+    assert dfc["commit"] == HUB_COMMIT and dfc["url"].startswith("https://huggingface.co/datasets/antofuller/")
+    assert dfc["sha256"] == dfc["etag_sha256"]  # the Hub's ETag of an LFS file is its sha256
+    paths = [(m, p) for m, p, _ in server.requests]
+    assert ("HEAD", "/hub/datasets/antofuller/CROMA_benchmarks/resolve/main/DFC_preprocessed.pt") in paths
+    assert ("GET", f"/hub/datasets/antofuller/CROMA_benchmarks/resolve/{HUB_COMMIT}/DFC_preprocessed.pt") in paths
+    assert not list(root.rglob("*.hub"))
+
+
+def test_hub_files_through_the_hub_endpoint(
+    tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # huggingface_hub reads HF_ENDPOINT once, at import: set what it derives from it (the subprocess test below
+    # sets the variable itself)
+    import huggingface_hub.constants as hf
+
+    endpoint = server.url + "/hub"
+    monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", hf.HUGGINGFACE_CO_URL_TEMPLATE.replace(hf.ENDPOINT, endpoint))
+    monkeypatch.setattr(hf, "ENDPOINT", endpoint)
+    assert _run(["dfc2020", "burnscars", "--root", str(tmp_path)], site) == 0
+    _check_hub_download(tmp_path, server)
+
+
+@pytest.mark.slow
+def test_hub_files_through_hf_endpoint_variable(tmp_path: Path, server: Server) -> None:
     env = {**os.environ, "HF_ENDPOINT": server.url + "/hub", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     env.pop(dl.MIRROR_ENV, None)
     code = (
         "import sys; from smarties_terratorch.download import main\n"
         f"sys.exit(main(['download', 'dfc2020', 'burnscars', '--root', {str(tmp_path)!r}]))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "hls_burn_scars/training").is_dir()
-    lock = _lock(tmp_path)
-    dfc = lock["DFC2020/DFC_preprocessed.pt"]
-    assert dfc["commit"] == HUB_COMMIT and dfc["url"].startswith("https://huggingface.co/datasets/antofuller/")
-    assert dfc["sha256"] == dfc["etag_sha256"]
-    paths = [(m, p) for m, p, _ in server.requests]
-    assert ("HEAD", "/hub/datasets/antofuller/CROMA_benchmarks/resolve/main/DFC_preprocessed.pt") in paths
-    assert ("GET", f"/hub/datasets/antofuller/CROMA_benchmarks/resolve/{HUB_COMMIT}/DFC_preprocessed.pt") in paths
-    assert not list(tmp_path.rglob("*.hub"))
+    _check_hub_download(tmp_path, server)
 
 
 def test_manual_datasets_print_steps(tmp_path: Path, server: Server, site: dict[str, Any],
