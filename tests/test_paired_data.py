@@ -131,11 +131,17 @@ def test_batch_sampler_groups_sources_and_is_deterministic() -> None:
     assert batches == list(SourceBatchSampler([5, 7], 2, [2, 1], seed=3))
     sampler.set_epoch(1)
     assert list(sampler) != batches
-    # resuming: skip the consumed batches of this epoch once
-    sampler.set_epoch(0)
-    sampler.skip = 3
-    assert list(sampler) == batches[3:]
-    assert list(sampler) == batches
+    # resuming: every iteration of the resumed epoch skips its consumed batches (Lightning may iterate twice),
+    # other epochs start at batch 0
+    sampler.resume(0, 3)
+    assert sampler.epoch == 0 and list(sampler) == batches[3:] and list(sampler) == batches[3:]
+    sampler.set_epoch(1)
+    fresh = SourceBatchSampler([5, 7], 2, [2, 1], seed=3)
+    fresh.set_epoch(1)
+    assert list(sampler) == list(fresh)
+    # a position saved after the last batch of an epoch resumes at the start of the next one
+    sampler.resume(0, len(sampler))
+    assert sampler.epoch == 1 and len(list(sampler)) == len(sampler)
 
 
 def test_batch_sampler_shards_ranks() -> None:

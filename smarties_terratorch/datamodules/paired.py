@@ -361,7 +361,8 @@ class SourceBatchSampler(Sampler[list[tuple[int, int]]]):
         self.sizes, self.batch_size = list(sizes), batch_size
         self.repeats = list(repeats) if repeats is not None else [1] * len(self.sizes)
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
-        self.epoch, self.skip = 0, 0
+        self.epoch = 0
+        self.resume_at: tuple[int, int] | None = None  # (epoch, batches already consumed in it)
         # Lightning calls `batch_sampler.sampler.set_epoch(epoch)` at each epoch start.
         self.sampler = self
 
@@ -388,10 +389,21 @@ class SourceBatchSampler(Sampler[list[tuple[int, int]]]):
         seeds = torch.randint(0, 2**31 - 1, (len(batches), self.batch_size), generator=gen).tolist()
         return [list(zip(b, s)) for b, s in zip(batches, seeds)]
 
+    def resume(self, epoch: int, consumed: int) -> None:
+        """Start at batch ``consumed`` of ``epoch``: set the epoch and skip its first ``consumed`` batches.
+
+        The skip belongs to that epoch, not to the next iterator: a loader may be iterated more than once for
+        one epoch (Lightning prefetches from an iterator it may discard), and every iteration of the resumed
+        epoch starts at the same position; iterations of other epochs start at batch 0.
+        """
+        if consumed >= len(self):  # saved after the last batch of an epoch: start the next one
+            epoch, consumed = epoch + 1, 0
+        self.set_epoch(epoch)
+        self.resume_at = (epoch, consumed)
+
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        batches, skip = self._all_batches(), self.skip
-        self.skip = 0  # only the first epoch after a resume starts late
-        yield from batches[skip:]
+        skip = self.resume_at[1] if self.resume_at is not None and self.resume_at[0] == self.epoch else 0
+        yield from self._all_batches()[skip:]
 
     def __len__(self) -> int:
         full = 0
@@ -416,11 +428,7 @@ class ResumableDataLoader(DataLoader):
         return {"epoch": self.batch_sampler.epoch, "consumed": int(self._progress()) if self._progress else 0}
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
-        epoch, consumed = int(state["epoch"]), int(state["consumed"])
-        if consumed >= len(self.batch_sampler):  # saved after the last batch of an epoch: start the next one
-            epoch, consumed = epoch + 1, 0
-        self.batch_sampler.set_epoch(epoch)
-        self.batch_sampler.skip = consumed
+        self.batch_sampler.resume(int(state["epoch"]), int(state["consumed"]))
 
 
 # ---------------------------------------------------------------------------------------------------- data module

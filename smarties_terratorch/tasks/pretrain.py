@@ -15,7 +15,8 @@ for ``smarties_vit_*_patch16(ckpt_path=...)`` or TerraTorch's ``backbone_ckpt_pa
 
 Reproducibility: masking and mixup positions come from a generator seeded by ``(seed, epoch, batch index,
 rank)``, and :class:`~smarties_terratorch.datamodules.paired.PairedPretrainDataModule` stores its position in
-checkpoints, so a run resumed from a mid-epoch checkpoint computes exactly the steps of an uninterrupted run.
+checkpoints, so a run killed after a mid-epoch or end-of-epoch checkpoint and resumed with ``--ckpt_path last``
+logs the same per-step losses as an uninterrupted run (tested with SIGKILL in a separate process).
 Lightning writes checkpoints atomically (a temporary file renamed into place), so a write interrupted mid-way
 leaves the previous checkpoint intact.
 """
@@ -23,6 +24,7 @@ leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,11 +141,31 @@ class SmartiesPretrainTask(pl.LightningModule):
             raise ValueError("Cannot scale the learning rate: the data module has no batch_size; set model.lr instead")
         return int(batch) * trainer.world_size * trainer.accumulate_grad_batches
 
+    def stepping_batches(self) -> int:
+        """Optimiser steps of the whole run, as ``trainer.estimated_stepping_batches``, without setting up the
+        trainer's train loader.
+
+        ``estimated_stepping_batches`` sets the fit loop's train loader up when called from
+        ``configure_optimizers``; on a resumed run that happens before Lightning restores the loop state, and the
+        loop then keeps that loader and never hands it the checkpoint's position (Lightning issue #20550), so a
+        run resumed mid-epoch would restart the epoch. The length is taken from a throw-away loader of the data
+        module instead (building one reads no data); the data module's own loader must shard batches over ranks
+        itself (``use_distributed_sampler=False``), as :class:`PairedPretrainDataModule` does.
+        """
+        trainer = self.trainer
+        if trainer.max_epochs is None or trainer.max_epochs < 0 or trainer.datamodule is None:
+            return int(trainer.estimated_stepping_batches)  # step-limited runs: Lightning needs no loader here
+        batches = len(trainer.datamodule.train_dataloader())
+        limit = trainer.limit_train_batches  # Lightning's rule: an int caps the count, a float scales it
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        total = math.ceil(batches / trainer.accumulate_grad_batches) * max(trainer.max_epochs, 1)
+        return min(total, trainer.max_steps) if trainer.max_steps != -1 else total
+
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         lr = hp.lr if hp.lr is not None else hp.blr * self.effective_batch_size() / 256
         optimizer = torch.optim.AdamW(param_groups_weight_decay(self.model, hp.weight_decay), lr=lr, betas=hp.betas)
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self.stepping_batches()
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else None
         steps_per_epoch = total / epochs if epochs else max(total, 1)
         warmup = round(hp.warmup_epochs * steps_per_epoch) if epochs else 0
