@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -313,6 +314,23 @@ def test_mirror_from_environment_and_names(
         *(f"{splits}/{n}" for n in ("EuroSAT-train.txt", "EuroSAT-val.txt", "WHU-RS19-train.txt", "WHU-RS19-val.txt")),
     ])  # fmt: skip
     assert _run(["no-such-set", "--root", str(tmp_path)], site) == 2
+
+
+def test_kept_archives_are_checked_and_reused(
+    tmp_path: Path, server: Server, site: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["uc-merced", "--root", str(tmp_path), "--mirror", server.url, "--keep-archives"]
+    assert _run(args, site) == 0
+    archive = tmp_path / "downloads/UCMerced_LandUse.zip"
+    assert archive.is_file()
+    before = len(server.requests)
+    shutil.rmtree(tmp_path / "UCMerced")  # re-extracted from the kept archive, no request
+    assert _run(args, site) == 0 and (tmp_path / "UCMerced/Images").is_dir()
+    archive.write_bytes(archive.read_bytes() + b"x")
+    capsys.readouterr()
+    assert _run(args, site) == 1
+    assert f"{archive}: sha256 is" in capsys.readouterr().out
+    assert len(server.requests) == before
 
 
 def test_resume_after_connection_drop(
