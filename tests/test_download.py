@@ -34,7 +34,9 @@ from smarties_terratorch import download as dl
 from smarties_terratorch.testing import bigearthnet, burnscars, dfc2020, eurosat, resisc45, spacenet7, ucmerced, whurs19
 
 HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
-RESISC45_URL = "https://hf.co/datasets/isaaccorley/resisc45/resolve/883edc0eee77b2c84225472f10f126e3ed83fa6e/NWPU-RESISC45.zip"
+RESISC45_URL = (  # what torchgeo's RESISC45 class declares (checked in the last test)
+    "https://hf.co/datasets/isaaccorley/resisc45/resolve/883edc0eee77b2c84225472f10f126e3ed83fa6e/NWPU-RESISC45.zip"
+)
 DFC_PATH = "/huggingface.co/datasets/antofuller/CROMA_benchmarks/resolve/main/DFC_preprocessed.pt"
 
 
@@ -306,7 +308,8 @@ def test_mirror_from_environment_and_names(
     monkeypatch.setenv(dl.MIRROR_ENV, server.url)
     assert _run(["EuroSAT_MS", "WHURS19", "--root", str(tmp_path)], site) == 0
     assert (tmp_path / "EuroSAT/EuroSAT_MS").is_dir() and (tmp_path / "WHU-RS19").is_dir()
-    assert (tmp_path / "eval_splits/EuroSAT-val.txt").is_file() and (tmp_path / "eval_splits/WHU-RS19-val.txt").is_file()
+    for name in ("EuroSAT-val.txt", "WHU-RS19-val.txt"):
+        assert (tmp_path / "eval_splits" / name).is_file()
     splits = f"/raw.githubusercontent.com/gsumbul/SMARTIES/{site['sources']['splits']['commit']}/eval_splits"
     assert sorted(p for _, p, _ in server.requests) == sorted([
         "/zenodo.org/records/7711810/files/EuroSAT_MS.zip",
@@ -465,7 +468,8 @@ def test_hub_files_through_the_hub_endpoint(
     import huggingface_hub.constants as hf
 
     endpoint = server.url + "/hub"
-    monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", hf.HUGGINGFACE_CO_URL_TEMPLATE.replace(hf.ENDPOINT, endpoint))
+    template = hf.HUGGINGFACE_CO_URL_TEMPLATE.replace(hf.ENDPOINT, endpoint)
+    monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", template)
     monkeypatch.setattr(hf, "ENDPOINT", endpoint)
     assert _run(["dfc2020", "burnscars", "--root", str(tmp_path)], site) == 0
     _check_hub_download(tmp_path, server)
@@ -519,6 +523,6 @@ def test_resisc45_source_is_read_from_torchgeo() -> None:
 
     spec = dl.load_sources()["datasets"]["resisc45"]["files"][0]
     remote = dl._remote(spec, None, None)
-    assert remote.url == RESISC45.url and remote.md5 == RESISC45.md5
+    assert remote.url == RESISC45.url == RESISC45_URL and remote.md5 == RESISC45.md5
     assert remote.hub == ("isaaccorley/resisc45", "NWPU-RESISC45.zip", RESISC45.url.split("/")[-2])
     assert dl.mirror_url(remote.url, "http://m/") == "http://m/hf.co" + urlsplit(RESISC45.url).path
