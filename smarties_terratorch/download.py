@@ -46,6 +46,7 @@ __all__ = [
     "SOURCES_FILE",
     "DownloadError",
     "Lock",
+    "Status",
     "download",
     "extract",
     "load_sources",
