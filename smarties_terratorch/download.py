@@ -263,9 +263,11 @@ def _fetch(remote: Remote, part: Path, mirror: str | None) -> tuple[Path, dict[s
                 raise
         return part, {}
     except _network_errors() as err:
+        if part.is_file() and part.stat().st_size == 0:  # nothing to resume from
+            part.unlink()
         raise DownloadError(
             f"{remote.name}: download from {url} failed ({_one_line(err)}). Check the network, the address or the "
-            f"mirror (--mirror / {MIRROR_ENV}) and re-run: the download resumes where it stopped."
+            f"mirror (--mirror / {MIRROR_ENV}), then re-run (a partial download resumes where it stopped)."
         ) from err
 
 

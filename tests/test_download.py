@@ -443,6 +443,21 @@ def test_torchgeo_md5_mismatch_keeps_nothing(
     assert not (tmp_path / "RESISC45").exists() and not any((tmp_path / "downloads").iterdir())
 
 
+def test_a_split_file_the_source_lacks_is_reported(
+    tmp_path: Path, site: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {p: b for p, b in site["files"].items() if not p.endswith("/BigEarthNet-S1-val.txt")}
+    srv = Server(files)
+    try:
+        assert _run(["splits", "--root", str(tmp_path), "--mirror", srv.url], site) == 1
+    finally:
+        srv.close()
+    out = capsys.readouterr().out
+    assert re.search(r"BigEarthNet-S1-val.txt: download from http://\S+/BigEarthNet-S1-val.txt failed \(.*404", out)
+    assert "missing: splits" in out
+    assert len(list((tmp_path / "eval_splits").glob("*.txt"))) == 16 and not list(tmp_path.rglob(".*.part"))
+
+
 def test_shipped_split_table_keeps_the_published_hashes() -> None:
     files = dl.load_sources()["splits"]["files"]
     assert files["EuroSAT-train.txt"]["sha256"] == "ccfe76d790dd3f37c33ba63a3c3bb283a61009ef02652a70071bd7584cd98a43"
