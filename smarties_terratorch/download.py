@@ -241,7 +241,9 @@ def _fetch(remote: Remote, part: Path, mirror: str | None) -> tuple[Path, dict[s
     """Download ``remote`` completely; returns the downloaded file and what the server told about it.
 
     A plain download goes to ``part`` and resumes from its current size (HTTP Range); a Hub download resumes through
-    huggingface_hub's own ``.incomplete`` file in a folder beside ``part``.
+    huggingface_hub's own ``.incomplete`` file in a folder beside ``part``. (Not :func:`~.io.atomic_path`, which
+    removes its temporary file on failure: a partial download must survive to be resumed. The caller renames the
+    checked file into place, so the final name still only ever holds a complete file.)
     """
     from huggingface_hub.errors import HfHubHTTPError
 
