@@ -212,6 +212,44 @@ def test_export_loads_into_terratorch_backbone(pairs: Path, tmp_path: Path) -> N
     BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=S2["bands"], ckpt_path=str(path))
 
 
+def test_exports_last_and_best_encoder(pairs: Path, tmp_path: Path) -> None:
+    """With a monitored ModelCheckpoint the best checkpoint's encoder is exported too; ``mode="max"`` makes the
+    first epoch's weights the "best", so they differ from the last ones."""
+    from safetensors.torch import load_file
+    from terratorch.registry import BACKBONE_REGISTRY
+
+    from smarties_terratorch.weights import load_pretrained
+
+    best_ckpt = ModelCheckpoint(dirpath=tmp_path / "best", monitor="train/loss_epoch", mode="max", save_top_k=1)
+    trainer = pl.Trainer(
+        accelerator="cpu", max_epochs=3, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[best_ckpt], use_distributed_sampler=False,
+    )  # fmt: skip
+    task = _task()
+    trainer.fit(task, PairedPretrainDataModule([{"list": str(pairs), "first": S2, "second": S1}], 32, 2))
+    last, best = tmp_path / "smarties_encoder.safetensors", tmp_path / "smarties_encoder_best.safetensors"
+    for path in (last, best):
+        backbone = BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=S2["bands"], img_size=32)
+        report = load_pretrained(backbone, path)
+        assert report.missing_keys == [] and report.unexpected_keys == [] and report.ignored_keys == []
+    saved = torch.load(best_ckpt.best_model_path, weights_only=False)
+    assert saved["global_step"] < trainer.global_step  # the "best" (max loss) checkpoint is not the last state
+    expected = {k.removeprefix("model.encoder."): v for k, v in saved["state_dict"].items() if "model.encoder." in k}
+    exported = load_file(best)
+    assert exported.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(exported[key], value, rtol=0, atol=0)
+    assert any(not torch.equal(exported[k], v) for k, v in load_file(last).items())
+    assert not (tmp_path / "smarties_encoder_best.safetensors.tmp").exists()
+
+
+def test_no_best_export_without_monitor(pairs: Path, tmp_path: Path) -> None:
+    trainer, _ = _trainer(tmp_path, 1)
+    trainer.fit(_task(), PairedPretrainDataModule([{"list": str(pairs), "first": S2, "second": S1}], 32, 2))
+    assert (tmp_path / "smarties_encoder.safetensors").is_file()
+    assert not (tmp_path / "smarties_encoder_best.safetensors").exists()
+
+
 def test_loss_decreases_on_real_demo_data(tmp_path: Path) -> None:
     """Reduced demo: tiny model at 64 px, 40 steps of 8 samples, on the real S2-L1C / Landsat-8 / BigEarthNet demo
     data (measured: mean loss of the first 8 steps 1.221, of the last 8 steps 0.943)."""

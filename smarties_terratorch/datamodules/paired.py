@@ -385,9 +385,11 @@ class SourceBatchSampler(Sampler[list[tuple[int, int]]]):
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
         per_rank = len(batches) // self.num_replicas  # equal counts on every rank (DDP needs that)
-        batches = batches[self.rank :: self.num_replicas][:per_rank]
-        seeds = torch.randint(0, 2**31 - 1, (len(batches), self.batch_size), generator=gen).tolist()
-        return [list(zip(b, s)) for b, s in zip(batches, seeds)]
+        # Augmentation seeds are drawn for the whole batch list before sharding, so rank r's batch k is exactly
+        # batch k * num_replicas + r of a single process (same samples, same seeds).
+        seeds = torch.randint(0, 2**31 - 1, (per_rank * self.num_replicas, self.batch_size), generator=gen).tolist()
+        pairs = [list(zip(b, s)) for b, s in zip(batches, seeds)]
+        return pairs[self.rank :: self.num_replicas][:per_rank]
 
     def resume(self, epoch: int, consumed: int) -> None:
         """Start at batch ``consumed`` of ``epoch``: set the epoch and skip its first ``consumed`` batches.

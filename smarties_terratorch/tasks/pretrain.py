@@ -11,7 +11,9 @@ Recipe (the paper's pre-training setup): AdamW (0.9, 0.95), weight decay 0.05 ex
 ``lr = blr * effective_batch / 256`` with ``effective_batch = batch_size * devices * num_nodes *
 accumulate_grad_batches``, linear warmup then cosine decay, stepped per optimiser step. At the end of ``fit`` the
 encoder is written in the official layout to ``<trainer.default_root_dir>/<export_name>`` (safetensors), ready
-for ``smarties_vit_*_patch16(ckpt_path=...)`` or TerraTorch's ``backbone_ckpt_path``.
+for ``smarties_vit_*_patch16(ckpt_path=...)`` or TerraTorch's ``backbone_ckpt_path``; when a ``ModelCheckpoint``
+monitors a metric (e.g. ``monitor: train/loss_epoch``), the encoder of its best checkpoint is also written, as
+``<export stem>_best.safetensors``.
 
 Reproducibility: masking and mixup positions come from a generator seeded by ``(seed, epoch, batch index,
 rank)``, and :class:`~smarties_terratorch.datamodules.paired.PairedPretrainDataModule` stores its position in
@@ -23,6 +25,7 @@ leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import warnings
@@ -115,8 +118,11 @@ class SmartiesPretrainTask(pl.LightningModule):
         return self.model.encoder
 
     def _generator(self, batch_idx: int) -> torch.Generator:
-        # A function of the step's position only, so a resumed run draws the same masks as an uninterrupted one.
-        key = ((self.hparams.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx) * 1024 + self.global_rank
+        # A function of the batch's position in the epoch's batch list only: a resumed run draws the same masks as
+        # an uninterrupted one, and rank r's batch k (the sampler's global batch k * world_size + r) draws the
+        # masks a single process draws for that batch, so N ranks train as one process accumulating N batches.
+        position = batch_idx * self.trainer.world_size + self.global_rank
+        key = ((self.hparams.seed * 1_000_003 + self.current_epoch) * 1_000_003 + position) * 1024
         return torch.Generator(device=self.device).manual_seed(key % (2**63 - 1))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -177,14 +183,37 @@ class SmartiesPretrainTask(pl.LightningModule):
     def export_path(self) -> Path:
         return Path(self.trainer.default_root_dir) / self.hparams.export_name
 
+    def best_checkpoint(self) -> Path | None:
+        """The best checkpoint of the first ``ModelCheckpoint`` with a ``monitor``, or ``None`` (no monitor, or
+        nothing saved yet)."""
+        for callback in self.trainer.checkpoint_callbacks:
+            if getattr(callback, "monitor", None) and getattr(callback, "best_model_path", ""):
+                return Path(callback.best_model_path)
+        return None
+
+    def _best_encoder(self, ckpt: Path) -> torch.nn.Module:
+        # A copy of the encoder holding the checkpoint's weights: the live model keeps training state untouched.
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        prefix = "model.encoder."
+        encoder = copy.deepcopy(self.encoder).cpu()
+        encoder.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+        return encoder
+
     def on_fit_end(self) -> None:
-        if self.trainer.is_global_zero:
-            path = save_weights(
-                self.encoder,
-                self.export_path(),
-                metadata={"variant": self.hparams.variant, "global_step": str(self.global_step)},
-            )
-            print(f"Exported the pre-trained encoder to {path.resolve()}")
+        """Export the last encoder to ``export_path()`` and, when a ``ModelCheckpoint`` monitors a metric, the
+        best one to ``<stem>_best.safetensors`` (the authors keep both)."""
+        if not self.trainer.is_global_zero:
+            return
+        meta = {"variant": self.hparams.variant, "global_step": str(self.global_step)}
+        path = save_weights(self.encoder, self.export_path(), metadata=meta)
+        print(f"Exported the pre-trained encoder to {path.resolve()}")
+        best = self.best_checkpoint()
+        if best is not None:
+            step = torch.load(best, map_location="cpu", weights_only=True).get("global_step", "")
+            meta = {"variant": self.hparams.variant, "global_step": str(step), "checkpoint": best.name}
+            out = self.export_path().with_name(self.export_path().stem + "_best.safetensors")
+            save_weights(self._best_encoder(best), out, metadata=meta)
+            print(f"Exported the best encoder ({best.name}) to {out.resolve()}")
 
 
 def cli_main(argv: Sequence[str] | None = None) -> int:
