@@ -654,3 +654,18 @@ def test_predict_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert cli.main([*args, "--out", str(tmp_path / "c.tif"), "--bands", "B02,B03"]) == 2
     assert "4 band(s) but --bands names 2" in capsys.readouterr().err
     assert not (tmp_path / "c.tif").exists()
+
+
+def test_inference_module_is_a_deprecated_alias() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import smarties_terratorch.inference as old, smarties_terratorch.scene as new, smarties_terratorch.io as io\n"
+        "assert old.embed_scene is new.embed_scene and old.tiled_inference is new.tiled_inference\n"
+        "assert old.SceneReader is io.RasterReader and callable(old.embed_main) and callable(old.precision_context)\n"
+    )
+    out = subprocess.run([sys.executable, "-W", "always::DeprecationWarning", "-c", code], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "smarties_terratorch.inference is deprecated" in out.stderr and "smarties_terratorch.scene" in out.stderr

@@ -140,7 +140,7 @@ def _check_settings(args: argparse.Namespace, scale: int) -> None:
         raise _Usage(f"--batch-size {args.batch_size}: must be at least 1")
     if args.threads is not None and args.threads < 1:
         raise _Usage(f"--threads {args.threads}: must be at least 1")
-    if getattr(args, "min_valid", 0.5) is not None and not 0 < getattr(args, "min_valid", 0.5) <= 1:
+    if hasattr(args, "min_valid") and not 0 < args.min_valid <= 1:
         raise _Usage(f"--min-valid {args.min_valid}: must be in (0, 1] (a fraction of a token's pixels)")
     resampling_kernel(args.resampling)
     catalogue = args.scenes is not None
