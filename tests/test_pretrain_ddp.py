@@ -86,3 +86,26 @@ def test_two_ddp_ranks_equal_one_process_accumulating_two_batches(tmp_path: Path
           f"{len(diffs)} batches; losses {[round(x, 6) for x in one]}")  # fmt: skip
     assert diffs[0] == 0 and diffs[STEPS] == 0  # first step: same weights, samples, masks
     assert max(diffs) <= 1e-6  # measured: 0 (bitwise equal) on 4 steps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vitb", "vitl"])
+def test_paper_recipe_runs_a_step_on_two_ranks(tmp_path: Path, name: str) -> None:
+    """The ViT-B/L recipes as written (model, decoder, optimiser, DDP strategy) at 32 px on the demo data, batch
+    2 per rank, 2 CPU ranks, one optimiser step (ViT-L: about 10 GB of memory for the two processes)."""
+    overrides = {
+        "trainer": {
+            "accelerator": "cpu", "devices": 2, "precision": 32, "max_steps": 1, "logger": False,
+            "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
+            "default_root_dir": str(tmp_path),
+            "callbacks": [{"class_path": "test_pretrain_ddp.BatchLossWriter",
+                           "init_args": {"path": str(tmp_path / "losses")}}],
+        },
+        "model": {"img_size": 32},
+        "data": {"init_args": {"sources": "demo", "img_size": 32, "batch_size": 2, "num_workers": 0}},
+    }  # fmt: skip
+    _run(tmp_path, f"pretrain_{name}.yaml", overrides, timeout=1200)
+    for rank in (0, 1):
+        (row,) = _rows(tmp_path, rank)
+        assert row["step"] == 1 and 0 < row["loss"] < 10
+    assert (tmp_path / "smarties_encoder.safetensors").stat().st_size > (80e6 if name == "vitb" else 300e6)
