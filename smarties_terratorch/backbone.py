@@ -32,7 +32,7 @@ from lightning.pytorch.callbacks import Callback
 from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
 from timm.models._features import feature_take_indices
 
-from .models.vit import SmartiesViT, create_smarties_vit
+from .models.vit import SmartiesViT, create_smarties_vit, default_cfgs
 from .spectrum import ResolvedBands, concat_bands, resolve_bands
 
 __all__ = [
@@ -384,7 +384,7 @@ def _factory_doc(variant: str, what: str) -> str:
     """
 
 
-def _make_factory(variant: str, what: str) -> Any:
+def _make_factory(variant: str) -> Any:
     def factory(
         bands: Any = None,
         pretrained: bool | str = False,
@@ -409,14 +409,16 @@ def _make_factory(variant: str, what: str) -> Any:
             raise
 
     factory.__name__ = factory.__qualname__ = variant  # the registry key is the function name
-    factory.__doc__ = _factory_doc(variant, what)
+    factory.__doc__ = _factory_doc(variant, default_cfgs[variant].description)
     factory.__module__ = __name__
     return TERRATORCH_BACKBONE_REGISTRY.register(factory)
 
 
-smarties_vit_tiny_patch16 = _make_factory("smarties_vit_tiny_patch16", "tiny SMARTIES ViT for tests (no released weights)")
-smarties_vit_base_patch16 = _make_factory("smarties_vit_base_patch16", "SMARTIES ViT-B/16 (released: smarties-v1-vitb)")
-smarties_vit_large_patch16 = _make_factory("smarties_vit_large_patch16", "SMARTIES ViT-L/16 (released: smarties-v1-vitl)")
+# One registered factory per row of the variant table, spelled out so each can be imported by name
+# (tests/test_variants.py checks that none is missing).
+smarties_vit_tiny_patch16 = _make_factory("smarties_vit_tiny_patch16")
+smarties_vit_base_patch16 = _make_factory("smarties_vit_base_patch16")
+smarties_vit_large_patch16 = _make_factory("smarties_vit_large_patch16")
 
 
 class SmartiesBackbones(Callback):

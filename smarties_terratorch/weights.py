@@ -38,6 +38,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import nn
 
 from .io import atomic_path
+from .models.vit import default_cfgs, variant_of  # the variant table; models import weights only lazily
 
 __all__ = [
     "WEIGHTS",
@@ -111,8 +112,12 @@ class SmartiesWeights:
 _FT_REPO = "gsumbul/SMARTIES-v1-finetuned-models"
 
 
+# Released encoder tag -> the variant whose default it is (from the variant table).
+_ARCH_OF_WEIGHTS = {cfg.weights: name for name, cfg in default_cfgs.items() if cfg.weights}
+
+
 def _finetuned(size: str, task: str, **kw: Any) -> SmartiesWeights:
-    arch = {"vitb": "smarties_vit_base_patch16", "vitl": "smarties_vit_large_patch16"}[size]
+    arch = _ARCH_OF_WEIGHTS[f"smarties-v1-{size}"]
     return SmartiesWeights(
         name=f"smarties-v1-{size}-{task}",
         arch=arch,
@@ -136,14 +141,14 @@ WEIGHTS: dict[str, SmartiesWeights] = {
     for w in [
         SmartiesWeights(
             "smarties-v1-vitb",
-            "smarties_vit_base_patch16",
+            _ARCH_OF_WEIGHTS["smarties-v1-vitb"],
             "gsumbul/SMARTIES-v1-ViT-B",
             "smarties-v1-vitb.safetensors",
             description="SMARTIES ViT-B/16 encoder pretrained on BigEarthNet S2/S1, fMoW-S2 and fMoW-RGB",
         ),
         SmartiesWeights(
             "smarties-v1-vitl",
-            "smarties_vit_large_patch16",
+            _ARCH_OF_WEIGHTS["smarties-v1-vitl"],
             "gsumbul/SMARTIES-v1-ViT-L",
             "smarties-v1-vitl.safetensors",
             description="SMARTIES ViT-L/16 encoder pretrained on BigEarthNet S2/S1, fMoW-S2 and fMoW-RGB",
@@ -166,8 +171,6 @@ WEIGHTS: dict[str, SmartiesWeights] = {
     ]
 }
 
-_DEFAULT_FOR_ARCH = {"smarties_vit_base_patch16": "smarties-v1-vitb", "smarties_vit_large_patch16": "smarties-v1-vitl"}
-
 
 def get_weights(name: str) -> SmartiesWeights:
     """Declared weights by tag; unknown tags raise ``KeyError`` listing the known ones."""
@@ -178,11 +181,12 @@ def get_weights(name: str) -> SmartiesWeights:
 
 def default_weights_for(arch: str) -> SmartiesWeights:
     """The released encoder weights of a factory (``pretrained=True`` without a path)."""
-    if arch not in _DEFAULT_FOR_ARCH:
+    cfg = default_cfgs.get(arch)
+    if cfg is None or cfg.weights is None:
         raise WeightsUnavailableError(
             f"No released weights exist for {arch}; pass ckpt_path=... (a local checkpoint) or pretrained=False."
         )
-    return WEIGHTS[_DEFAULT_FOR_ARCH[arch]]
+    return WEIGHTS[cfg.weights]
 
 
 def _how_to_fetch(w: SmartiesWeights, revision: str | None) -> str:
@@ -586,11 +590,9 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Modul
     return out
 
 
-_VARIANTS = {(768, 12): "ViT-B/16 (smarties_vit_base_patch16)", (1024, 24): "ViT-L/16 (smarties_vit_large_patch16)"}
-
-
 def _describe(dim: int, depth: int) -> str:
-    return _VARIANTS.get((dim, depth), f"a ViT with D={dim}, {depth} blocks")
+    name = variant_of(dim, depth)
+    return f"{default_cfgs[name].label} ({name})" if name else f"a ViT with D={dim}, {depth} blocks"
 
 
 def check_architecture(sd: Mapping[str, torch.Tensor], model: nn.Module, path: Path) -> None:

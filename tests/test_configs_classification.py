@@ -45,7 +45,6 @@ from smarties_terratorch.tasks.classification import (  # noqa: E402
     SmartiesClsToken,
     SmartiesLinearProbeDecoder,
     cosine_warmup_factor,
-    layer_decay_param_groups,
 )
 from smarties_terratorch.backbone import smarties_vit_tiny_patch16  # noqa: E402
 
@@ -278,10 +277,88 @@ def test_layer_decay_groups_have_intended_lrs() -> None:
     assert names["encoder.blocks.0.mlp.fc1.weight"]["weight_decay"] == 0.05
     assert sum(len(g["params"]) for g in groups) == sum(1 for p in task.model.parameters() if p.requires_grad)
 
-    flat = layer_decay_param_groups(task.model.named_parameters(), depth=depth, lr=1.0, weight_decay=0.05)
+    flat = _tiny_task("eurosat_finetune.yaml", layer_decay=1.0, lr=1.0).param_groups()
     assert {g["lr"] for g in flat} == {1.0}  # layer_decay 1.0 = the released behaviour
     with pytest.raises(ValueError, match="layer_decay"):
         _tiny_task("eurosat_finetune.yaml", layer_decay=1.5)
+
+
+# The hand-written parameter groups the task used before it switched to timm's helpers, kept verbatim as the
+# reference the timm-built groups must reproduce (same layers, learning rates and weight decay, parameter by parameter).
+def _reference_layer_id(name: str, depth: int) -> int:
+    parts = name.split(".")
+    if parts[0] == "encoder":
+        parts = parts[1:]
+    elif parts[0] in ("decoder", "head", "neck", "aux_heads"):
+        return depth + 1
+    if not parts:
+        return depth + 1
+    if parts[0] in ("cls_token", "pos_embed", "spectrum_projection", "patch_embed"):
+        return 0
+    if parts[0] == "blocks" and len(parts) > 1 and parts[1].isdigit():
+        return int(parts[1]) + 1
+    return depth + 1
+
+
+def _reference_groups(named_parameters, depth: int, lr: float, weight_decay: float, layer_decay: float) -> list[dict]:
+    groups: dict = {}
+    for name, param in named_parameters:
+        if not param.requires_grad:
+            continue
+        decay = param.ndim > 1
+        lid = _reference_layer_id(name, depth)
+        scale = layer_decay ** (depth + 1 - lid)
+        group = groups.setdefault(
+            (lid, decay),
+            {"params": [], "param_names": [], "lr": lr * scale, "layer_id": lid,
+             "weight_decay": weight_decay if decay else 0.0},
+        )  # fmt: skip
+        group["params"].append(param)
+        group["param_names"].append(name)
+    return [groups[k] for k in sorted(groups)]
+
+
+def _per_parameter(groups: list[dict]) -> dict[str, tuple[float, float, int]]:
+    return {n: (g["lr"], g["weight_decay"], g["layer_id"]) for g in groups for n in g["param_names"]}
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides"),
+    [
+        ("eurosat_finetune.yaml", {"layer_decay": 0.65, "lr": 3e-4}),
+        ("eurosat_finetune.yaml", {"layer_decay": 1.0, "lr": 1e-3}),
+        ("bigearthnet_s2_finetune.yaml", {"layer_decay": 0.75, "lr": 5e-4}),
+        ("eurosat_linprobe.yaml", {}),  # frozen encoder: only the head's weight (decayed) and bias (exempt)
+        ("bigearthnet_mm_linprobe.yaml", {}),
+    ],
+)
+def test_timm_groups_equal_the_hand_written_ones(config: str, overrides: dict) -> None:
+    task = _tiny_task(config, optimizer_hparams={"weight_decay": 0.05}, **overrides)
+    new = task.param_groups()
+    depth, hp = len(task.model.encoder.blocks), task.hparams
+    old = _reference_groups(
+        task.model.named_parameters(), depth, float(hp["lr"]), 0.05, float(hp.get("layer_decay", 1.0))
+    )
+    assert _per_parameter(new) == _per_parameter(old)
+    assert [sorted(g["param_names"]) for g in new] == [sorted(g["param_names"]) for g in old]  # same grouping
+    per = _per_parameter(new)
+    head = [n for n in per if n.startswith("head.")]
+    assert head and all(per[n][2] == depth + 1 for n in head)  # the head trains at the full lr
+    assert all(per[n][1] == (0.0 if n.endswith(".bias") else 0.05) for n in head)  # head biases are exempt
+
+
+def test_encoder_group_matcher_drives_timm_layer_decay() -> None:
+    """The bare encoder (with a classifier head) through timm's helper: same layers as the MAE/BEiT rule."""
+    from timm.optim import param_groups_layer_decay
+
+    model = smarties_vit_tiny_patch16(num_classes=3)
+    groups = param_groups_layer_decay(model, 0.05, layer_decay=0.5)
+    got = {n: (g["lr_scale"], g["weight_decay"]) for g in groups for n, p in model.named_parameters()
+           if any(p is q for q in g["params"])}  # fmt: skip
+    old = _reference_groups(model.named_parameters(), 2, 1.0, 0.05, 0.5)
+    assert got == {n: (g["lr"], g["weight_decay"]) for g in old for n in g["param_names"]}
+    assert got["head.weight"] == (1.0, 0.05) and got["norm.weight"] == (1.0, 0.0)
+    assert got["cls_token"] == (0.125, 0.05) and got["blocks.0.attn.qkv.weight"] == (0.25, 0.05)
 
 
 def test_cosine_warmup_schedule() -> None:

@@ -12,6 +12,7 @@ Bands are given per model (``bands=``/``sensor=`` at construction) or per call; 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,9 @@ from .embed import SpectrumAwarePatchEmbed
 __all__ = [
     "VARIANTS",
     "SmartiesViT",
+    "SmartiesVariant",
+    "default_cfgs",
+    "variant_of",
     "create_smarties_vit",
     "build_sincos_pos_embed",
     "smarties_vit_base_patch16",
@@ -178,6 +182,21 @@ class SmartiesViT(nn.Module):
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed", "cls_token"}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:  # noqa: ARG002 (timm's signature)
+        """Parameter groups for timm's ``param_groups_layer_decay`` (and ``group_parameters``).
+
+        timm's ViT convention for the stem (layer 0: ``cls_token``, ``pos_embed`` and the spectral projections,
+        our patch embedding) and the blocks (block ``i`` is layer ``i + 1``). Unlike timm's ViT, which files the
+        final norm with the last block, the final norm (``norm``/``fc_norm``) and the head form a layer of their
+        own, last: the MAE/BEiT rule that the SMARTIES fine-tuning follows, so they train at the full rate.
+        """
+        return dict(
+            stem=r"^cls_token|^pos_embed|^spectrum_projection",
+            blocks=r"^blocks\.(\d+)",
+            head=r"^norm|^fc_norm|^head",
+        )
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -372,12 +391,53 @@ class SmartiesViT(nn.Module):
         return feats if pre_logits else self.head(feats)
 
 
-#: Architecture of each factory (shared by the TerraTorch backbones).
-VARIANTS: dict[str, dict[str, int]] = {
-    "smarties_vit_tiny_patch16": dict(embed_dim=64, depth=2, num_heads=2),
-    "smarties_vit_base_patch16": dict(embed_dim=768, depth=12, num_heads=12),
-    "smarties_vit_large_patch16": dict(embed_dim=1024, depth=24, num_heads=16),
+@dataclass(frozen=True)
+class SmartiesVariant:
+    """One SMARTIES architecture: the single source the factories, the TerraTorch backbones, the CLI, the weights
+    defaults and the PANGAEA encoder read.
+
+    Attributes:
+        depth: transformer blocks.
+        embed_dim: token width D.
+        num_heads: attention heads.
+        weights: tag of the released encoder weights that ``pretrained=True`` loads (``None``: none released).
+        label: short human name used in messages (``"ViT-B/16"``).
+    """
+
+    depth: int
+    embed_dim: int
+    num_heads: int
+    weights: str | None = None
+    label: str = ""
+
+    def model_kwargs(self) -> dict[str, int]:
+        """The :class:`SmartiesViT` arguments that make this architecture."""
+        return {"embed_dim": self.embed_dim, "depth": self.depth, "num_heads": self.num_heads}
+
+    @property
+    def description(self) -> str:
+        released = f"released weights {self.weights}" if self.weights else "no released weights"
+        return f"SMARTIES {self.label} (D={self.embed_dim}, {self.depth} blocks, {self.num_heads} heads; {released})"
+
+
+#: The variant table (timm's ``default_cfgs`` idea): factory name -> architecture and default weights.
+default_cfgs: dict[str, SmartiesVariant] = {
+    "smarties_vit_tiny_patch16": SmartiesVariant(depth=2, embed_dim=64, num_heads=2, label="tiny ViT/16 (tests)"),
+    "smarties_vit_base_patch16": SmartiesVariant(
+        depth=12, embed_dim=768, num_heads=12, weights="smarties-v1-vitb", label="ViT-B/16"
+    ),
+    "smarties_vit_large_patch16": SmartiesVariant(
+        depth=24, embed_dim=1024, num_heads=16, weights="smarties-v1-vitl", label="ViT-L/16"
+    ),
 }
+
+#: ``default_cfgs`` as constructor arguments (name -> ``embed_dim``/``depth``/``num_heads``).
+VARIANTS: dict[str, dict[str, int]] = {name: cfg.model_kwargs() for name, cfg in default_cfgs.items()}
+
+
+def variant_of(embed_dim: int, depth: int) -> str | None:
+    """The factory name of the variant with this width and depth (e.g. read from a checkpoint), if any."""
+    return next((n for n, c in default_cfgs.items() if (c.embed_dim, c.depth) == (embed_dim, depth)), None)
 
 
 def create_smarties_vit(
@@ -388,9 +448,11 @@ def create_smarties_vit(
     model_cls: type[SmartiesViT] = SmartiesViT,
     **kwargs: Any,
 ) -> SmartiesViT:
-    """Build ``variant`` (a key of :data:`VARIANTS`) and load weights: ``ckpt_path`` whenever given (local first),
+    """Build ``variant`` (a key of :data:`default_cfgs`) and load weights: ``ckpt_path`` whenever given (local first),
     else ``pretrained`` (``True`` = the variant's released weights, a string = a declared weights tag)."""
-    model = model_cls(**{**VARIANTS[variant], **kwargs})
+    if variant not in default_cfgs:
+        raise ValueError(f"Unknown SMARTIES variant {variant!r}; choose one of {', '.join(default_cfgs)}.")
+    model = model_cls(**{**default_cfgs[variant].model_kwargs(), **kwargs})
     if ckpt_path is not None or pretrained:
         from ..weights import default_weights_for, load_pretrained  # weights imports nothing from here
 

@@ -35,7 +35,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..models.vit import SmartiesViT
+from ..models.vit import SmartiesViT, default_cfgs, variant_of
 from ..spectrum import ResolvedBands, concat_bands, resolve_bands
 from ..weights import (
     WEIGHTS,
@@ -376,12 +376,11 @@ class SmartiesEncoder(PangaeaEncoderBase):
         path = Path(source).expanduser()
         if path.is_file() or source in WEIGHTS:
             return source
-        arch = {(768, 12): "smarties-v1-vitb", (1024, 24): "smarties-v1-vitl"}.get(
-            (self.embed_dim, len(self.vit.blocks))
-        )
+        variant = variant_of(self.embed_dim, len(self.vit.blocks))
+        tag = default_cfgs[variant].weights if variant else None
         fetch = ""
-        if arch is not None:
-            w = WEIGHTS[arch]
+        if tag is not None:
+            w = WEIGHTS[tag]
             fetch = (
                 f" Download it on a machine with internet access (`huggingface-cli download {w.repo_id} {w.filename} "
                 f"--local-dir {path.parent}`) and copy it there,"

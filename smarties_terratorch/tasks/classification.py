@@ -16,7 +16,8 @@ TerraTorch has the model factory, the task loop and the CLI; it lacks four thing
 * **Optimiser protocol** -- AdamW parameter groups without weight decay on 1-D parameters (biases, norms), with
   **layer-wise lr decay that is really applied** (``lr * layer_decay ** (depth + 1 - layer_id)``; layer 0 = the
   embedding, ``cls_token`` and ``pos_embed``, layer ``i + 1`` = block ``i``, ``depth + 1`` = final norm, neck,
-  decoder, head), and a per-step cosine schedule with linear warmup (``scheduler: CosineWarmup``). Any other
+  decoder, head), built by timm's ``param_groups_layer_decay`` from the encoder's ``group_matcher``, and a per-step
+  cosine schedule with linear warmup (``scheduler: CosineWarmup``). Any other
   ``scheduler`` is a ``torch.optim.lr_scheduler`` class name, as in TerraTorch (the linear probe's step schedule is
   ``MultiStepLR``).
 
@@ -27,7 +28,7 @@ reproduces the published runs; the shipped fine-tuning configs set a value below
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -37,6 +38,8 @@ from terratorch.models.necks import Neck
 from terratorch.registry import TERRATORCH_DECODER_REGISTRY, TERRATORCH_NECK_REGISTRY
 from terratorch.tasks import ClassificationTask
 from timm.layers import trunc_normal_
+from timm.models import group_parameters
+from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1Score
@@ -47,8 +50,6 @@ __all__ = [
     "SmartiesClsToken",
     "SmartiesLinearProbeDecoder",
     "cosine_warmup_factor",
-    "layer_decay_param_groups",
-    "layer_id",
 ]
 
 
@@ -132,68 +133,32 @@ class SmartiesLinearProbeDecoder(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------- optimiser
-def layer_id(name: str, depth: int) -> int:
-    """Layer index of a parameter for layer-wise lr decay (BEiT/MAE convention).
+class _TaskLayers:
+    """The task model as timm's ``param_groups_layer_decay`` sees it.
 
-    ``name`` is relative to the TerraTorch model (``encoder.blocks.3.attn.qkv.weight``) or to the encoder
-    (``blocks.3...``). 0: patch/spectrum embedding, ``cls_token``, ``pos_embed``; ``i + 1``: block ``i``;
-    ``depth + 1``: everything else (final norm, neck, decoder, head).
+    timm asks the model for ``named_parameters()`` and a ``group_matcher``; the TerraTorch model has neither
+    matcher nor timm names, so this view lends it the encoder's own ``group_matcher`` (layer ids computed by timm's
+    ``group_parameters`` on the encoder, then looked up under the ``encoder.`` prefix). Parameters outside the
+    encoder (neck, decoder, head) join the encoder's last layer, with the final norm, as in the MAE/BEiT recipe
+    the SMARTIES fine-tuning follows: they train at the full learning rate.
     """
-    parts = name.split(".")
-    if parts[0] == "encoder":
-        parts = parts[1:]
-    elif parts[0] in ("decoder", "head", "neck", "aux_heads"):
-        return depth + 1
-    if not parts:
-        return depth + 1
-    if parts[0] in ("cls_token", "pos_embed", "spectrum_projection", "patch_embed"):
-        return 0
-    if parts[0] == "blocks" and len(parts) > 1 and parts[1].isdigit():
-        return int(parts[1]) + 1
-    return depth + 1
 
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        encoder = model.encoder
+        self.layers: dict[str, int] = group_parameters(encoder, encoder.group_matcher(coarse=False), reverse=True)
+        self.last = max(self.layers.values())
 
-def layer_decay_param_groups(
-    named_parameters: Iterable[tuple[str, nn.Parameter]],
-    depth: int,
-    lr: float,
-    weight_decay: float,
-    layer_decay: float = 1.0,
-    no_weight_decay: Sequence[str] = (),
-) -> list[dict[str, Any]]:
-    """AdamW parameter groups: per layer, one group with and one without weight decay.
+    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        return self.model.named_parameters()
 
-    Trainable parameters only. Weight decay is off for 1-D parameters (biases, norm weights) and the names in
-    ``no_weight_decay`` (exact names), as the authors' fine-tuning (``cls_token``/``pos_embed`` ARE decayed there).
-    Group ``lr = lr * layer_decay ** (depth + 1 - layer_id)``; each group also records ``lr_scale``, ``layer_id``
-    and a readable ``name``.
-    """
-    if not 0 < layer_decay <= 1:
-        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, param in named_parameters:
-        if not param.requires_grad:
-            continue
-        decay = param.ndim > 1 and name not in no_weight_decay
-        lid = layer_id(name, depth)
-        scale = layer_decay ** (depth + 1 - lid)
-        group = groups.setdefault(
-            (lid, decay),
-            {
-                "name": f"layer{lid}_{'decay' if decay else 'no_decay'}",
-                "params": [],
-                "param_names": [],
-                "lr": lr * scale,
-                "lr_scale": scale,
-                "layer_id": lid,
-                "weight_decay": weight_decay if decay else 0.0,
-            },
-        )
-        group["params"].append(param)
-        group["param_names"].append(name)
-    if not groups:
-        raise ValueError("No trainable parameters: everything is frozen")
-    return [groups[k] for k in sorted(groups)]
+    def layer_id(self, name: str) -> int:
+        """0: stem (``cls_token``, ``pos_embed``, spectral projections); ``i + 1``: block ``i``; last: the rest."""
+        inner = name.removeprefix("encoder.")
+        return self.layers.get(inner, self.last) if inner != name else self.last
+
+    def group_matcher(self, coarse: bool = False) -> Callable[[str], int]:  # noqa: ARG002 (timm's signature)
+        return self.layer_id
 
 
 def cosine_warmup_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -435,23 +400,41 @@ class SmartiesClassificationTask(ClassificationTask):
 
     # ------------------------------------------------------------------ optimiser
     def param_groups(self) -> list[dict[str, Any]]:
-        """The optimiser's parameter groups (layer decay, no weight decay on 1-D parameters)."""
+        """The optimiser's parameter groups, built by timm's helpers.
+
+        With a SMARTIES (or any timm-style) encoder: ``timm.optim.param_groups_layer_decay`` through the encoder's
+        ``group_matcher`` (see :class:`_TaskLayers`), so group ``lr = lr * layer_decay ** (last - layer_id)``.
+        Otherwise (``layer_decay`` must then be 1): ``timm.optim.param_groups_weight_decay``. Weight decay is off
+        for 1-D parameters (biases, norms) only; ``cls_token``/``pos_embed`` are decayed, as in the authors'
+        fine-tuning. Each group records ``lr``, ``lr_scale``, ``layer_id`` (when layered), a readable ``name`` and
+        the ``param_names``.
+        """
         hp = dict(self.hparams.get("optimizer_hparams") or {})
         layer_decay = float(self.hparams.get("layer_decay", 1.0))
-        blocks = getattr(getattr(self.model, "encoder", None), "blocks", None)
-        if blocks is None:
+        lr, weight_decay = float(self.hparams["lr"]), float(hp.get("weight_decay", 0.0))
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ValueError("No trainable parameters: everything is frozen")
+        if not hasattr(getattr(self.model, "encoder", None), "group_matcher"):
             if layer_decay != 1.0:
-                raise ValueError("layer_decay needs a backbone with `blocks` (a SMARTIES / ViT encoder)")
-            depth = 0
-        else:
-            depth = len(blocks)
-        return layer_decay_param_groups(
-            self.model.named_parameters(),
-            depth=depth,
-            lr=float(self.hparams["lr"]),
-            weight_decay=float(hp.get("weight_decay", 0.0)),
-            layer_decay=layer_decay,
-        )
+                raise ValueError(
+                    f"layer_decay={layer_decay} needs a backbone with a timm group_matcher (a SMARTIES or timm ViT "
+                    "encoder); set layer_decay: 1.0 for this backbone"
+                )
+            groups = param_groups_weight_decay(self.model, weight_decay)
+            for group in groups:
+                group.update(lr=lr, lr_scale=1.0, param_names=[names[id(p)] for p in group["params"]])
+                group["name"] = "decay" if group["params"][0].ndim > 1 else "no_decay"
+            return groups
+        view = _TaskLayers(self.model)
+        # No no_weight_decay_list on purpose: the released fine-tuning decays cls_token and pos_embed too.
+        groups = param_groups_layer_decay(view, weight_decay, no_weight_decay_list=(), layer_decay=layer_decay)
+        for group in groups:  # timm leaves lr_scale to its schedulers; torch optimisers need the lr itself
+            group["param_names"] = [names[id(p)] for p in group["params"]]
+            group["layer_id"] = view.layer_id(group["param_names"][0])
+            decay = group["params"][0].ndim > 1
+            group.update(lr=lr * group["lr_scale"], name=f"layer{group['layer_id']}_{'decay' if decay else 'no_decay'}")
+        return sorted(groups, key=lambda g: (g["layer_id"], g["params"][0].ndim > 1))
 
     def configure_optimizers(self) -> Any:
         groups = self.param_groups()
