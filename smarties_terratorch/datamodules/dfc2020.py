@@ -23,15 +23,18 @@ S1: [VV, VH]}``, for the backbone's ``modality_bands`` (late or early fusion); `
 from __future__ import annotations
 
 import pickle
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from torch.utils.data import Dataset
+
 from .segmentation import SmartiesSegmentationDataModule, select_channels
 
-__all__ = ["DFC2020_BANDS", "DFC2020DataModule", "DFC2020_S2_BANDS"]
+__all__ = ["DFC2020_BANDS", "DFC2020DataModule", "DFC2020_S2_BANDS", "RandomRot90"]
 
 #: The 14 channels of ``DFC_preprocessed.pt``, in file order.
 DFC2020_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12", "VV", "VH"]
@@ -51,6 +54,8 @@ class DFC2020DataModule(SmartiesSegmentationDataModule):
         statistics: default the released ``DFC2020`` table (rows picked by band name).
         num_classes: 8 in CROMA's copy.
         image_size: 224 as the authors (``None`` = native 96).
+        rot90: with ``augment``, also rotate training samples by a random multiple of 90 degrees (the authors'
+            DFC2020 probe trains with flips and rot90).
         trust_pickle: load the file with ``torch.load(weights_only=False)`` (arbitrary pickled objects, e.g. numpy
             arrays). Only for a file from a source you trust; by default only tensors are accepted.
         other args: :class:`SmartiesSegmentationDataModule`.
@@ -67,6 +72,7 @@ class DFC2020DataModule(SmartiesSegmentationDataModule):
         statistics: str | dict[str, list[float]] = "DFC2020",
         stats_samples: int = 256,
         image_size: int | None = 224,
+        rot90: bool = False,
         trust_pickle: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -84,6 +90,7 @@ class DFC2020DataModule(SmartiesSegmentationDataModule):
         wanted = [b for bands in self.modalities.values() for b in bands] if self.modalities else output_bands
         self.channels = select_channels(DFC2020_BANDS, wanted or DFC2020_S2_BANDS, type(self).__name__)
         self.trust_pickle = trust_pickle
+        self.rot90 = rot90
         self._data: dict[str, torch.Tensor] | None = None
 
     @property
@@ -144,6 +151,12 @@ class DFC2020DataModule(SmartiesSegmentationDataModule):
             self._data = data
         return self._data
 
+    def build_dataset(self, split: str) -> Dataset:
+        dataset = super().build_dataset(split)
+        if split == "train" and self.augment and self.rot90:
+            return RandomRot90(dataset)
+        return dataset
+
     def items(self, split: str) -> list[tuple[str, int]]:
         key = KEYS[split]
         return [(key, i) for i in range(self.data[f"{key}_images"].shape[0])]
@@ -157,3 +170,24 @@ class DFC2020DataModule(SmartiesSegmentationDataModule):
         label = self.data[f"{key}_labels"][i].reshape(image.shape[-2:]).long().numpy()
         mask = np.where(label < 0, self.ignore_index, label)
         return image, mask
+
+
+class RandomRot90(Dataset):
+    """A segmentation dataset whose square samples are rotated together with their masks by ``k * 90`` degrees,
+    ``k`` uniform in 0..3 (drawn from the global torch RNG, like the flips)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = dict(self.dataset[index])
+        k = int(torch.randint(0, 4, ()))
+        if k:
+            image = sample["image"]
+            rotate = partial(torch.rot90, k=k, dims=(-2, -1))
+            sample["image"] = {n: rotate(v) for n, v in image.items()} if isinstance(image, dict) else rotate(image)
+            sample["mask"] = rotate(sample["mask"])
+        return sample

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from terratorch.tasks import SemanticSegmentationTask
 from torch import nn
 
-__all__ = ["PROTOCOLS", "ProtocolError", "check_protocol"]
+__all__ = ["PROTOCOLS", "ProtocolError", "SmartiesSegmentationTask", "check_protocol"]
 
 PROTOCOLS: tuple[str, ...] = ("finetune", "linear_probe", "knn", "upernet_probe", "nonlinear_probe")
 
@@ -140,3 +142,36 @@ def check_protocol(protocol: str, task: Any, optimizers: list[Any] | None = None
         raise ProtocolError(f"upernet_probe: the decoder is {decoder}, not UperNetDecoder")
     facts["decoder"] = decoder
     return facts
+
+
+class SmartiesSegmentationTask(SemanticSegmentationTask):
+    """TerraTorch's ``SemanticSegmentationTask`` with label smoothing for the cross-entropy loss.
+
+    The authors' DFC2020 probe trains with label-smoothed cross-entropy (0.1); TerraTorch's loss names take no
+    smoothing argument. Everything else is TerraTorch's task unchanged.
+
+    Args:
+        label_smoothing: ``torch.nn.CrossEntropyLoss(label_smoothing=...)`` with ``loss: ce``; 0 = TerraTorch's loss.
+        *args, **kwargs: :class:`terratorch.tasks.SemanticSegmentationTask`.
+    """
+
+    def __init__(self, *args: Any, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self._label_smoothing = float(label_smoothing)  # read by configure_losses, which the parent calls
+        super().__init__(*args, **kwargs)
+        self.hparams["label_smoothing"] = self._label_smoothing
+
+    def configure_losses(self) -> None:
+        smoothing = getattr(self, "_label_smoothing", 0.0)
+        if not smoothing:
+            super().configure_losses()
+            return
+        if self.hparams["loss"] != "ce":
+            raise ValueError(f"label_smoothing needs loss: ce, got loss: {self.hparams['loss']!r}")
+        weights = self.hparams["class_weights"]
+        self.criterion = nn.CrossEntropyLoss(
+            ignore_index=self.hparams["ignore_index"],
+            weight=torch.tensor(weights, dtype=torch.float32) if weights is not None else None,
+            label_smoothing=smoothing,
+        )

@@ -1,0 +1,263 @@
+"""Cached-feature probes: encode every image once, then train / evaluate the head on the stored features.
+
+A linear probe or a kNN evaluation with a frozen encoder and no training augmentation feeds the head the same
+feature for an image at every epoch, so re-running the encoder each epoch only costs time. Here the feature the
+head reads (the output of the model's neck, e.g. the CLS token after the final norm) is computed once per split
+with the model's own modules, stored as safetensors under a key made of the weights' identity, the bands and the
+data module's preprocessing, and the unchanged Lightning task then trains and validates on those tensors:
+
+* :func:`prepare_cached_features` encodes (or reuses) the splits and returns a :class:`CachedFeatureDataModule`;
+* :func:`features_as_input` makes the task's encoder and neck pass the cached features through for the duration
+  of ``fit`` / ``validate``. Only their ``forward`` is shadowed, so checkpoints keep every weight and name.
+
+Encoding runs in eval mode, without gradients and under a forked RNG, so the shuffling order of the training loader
+(drawn from the global RNG) is the one the uncached run would have had: with the same seed, cached and uncached runs
+see the same batches and give the same metric up to floating-point summation order.
+
+Not for protocols whose features change between passes (training augmentation, fine-tuning, BigEarthNet-MM's random
+token mixing, which is random at evaluation too): :func:`cacheable` says why a task cannot be cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..io import atomic_path
+
+__all__ = [
+    "CachedFeatureDataModule",
+    "FeatureDataset",
+    "cache_key",
+    "cacheable",
+    "encode_loader",
+    "feature_holder",
+    "features_as_input",
+    "prepare_cached_features",
+    "state_sha256",
+]
+
+#: Splits the loops read, and the loader that supplies each one's images (never shuffled when encoding).
+_SPLITS = {"train": "train_dataloader", "val": "val_dataloader", "test": "test_dataloader"}
+
+
+def feature_holder(task: nn.Module) -> nn.Module:
+    """The module holding the ``encoder`` and ``neck`` of ``task`` (TerraTorch model or the kNN task itself).
+
+    Raises:
+        TypeError: ``task`` has no encoder and neck.
+    """
+    model = getattr(task, "model", None)
+    for holder in (model, task):
+        if holder is not None and isinstance(getattr(holder, "encoder", None), nn.Module):
+            if isinstance(getattr(holder, "neck", None), nn.Module):
+                return holder
+    raise TypeError(f"{type(task).__name__}: no encoder + neck to cache features from")
+
+
+def cacheable(task: nn.Module, datamodule: Any) -> str | None:
+    """Why the features of ``task`` on ``datamodule`` cannot be cached, or ``None`` if they can."""
+    try:
+        holder = feature_holder(task)
+    except TypeError as err:
+        return str(err)
+    moving = sum(p.numel() for p in holder.encoder.parameters() if p.requires_grad)
+    if moving:
+        return f"the encoder has {moving:,} trainable parameters (fine-tuning)"
+    if getattr(datamodule, "augment", False):
+        return "the data module augments training samples (augment: true)"
+    fusion = getattr(holder.encoder, "fusion", None) or getattr(holder.encoder, "modality_fusion", None)
+    if isinstance(fusion, str) and "mixup" in fusion:
+        return f"{fusion} fusion mixes tokens at random on every pass"
+    return None
+
+
+def state_sha256(module: nn.Module) -> str:
+    """sha256 of a module's state dict (names, dtypes, shapes and values): the identity of unnamed weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(weights_sha256: str, bands: Any, preprocessing: Mapping[str, Any], split: str) -> str:
+    """Cache key of one split's features: weights identity, input bands, data preprocessing (the data module's
+    arguments: files, split lists, sizes, statistics) and the split name."""
+    blob = json.dumps(
+        {"weights": weights_sha256, "bands": bands, "preprocessing": preprocessing, "split": split},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _to(x: Any, device: torch.device) -> Any:
+    return {k: v.to(device) for k, v in x.items()} if isinstance(x, dict) else x.to(device)
+
+
+@torch.no_grad()
+def encode_loader(task: nn.Module, loader: DataLoader, desc: str = "encoding") -> tuple[Tensor, Tensor]:
+    """``(features, labels)`` of every batch of ``loader``: the neck's output while the task runs its own forward.
+
+    Eval mode, no gradients, global RNG forked (the caller's shuffling stays as if nothing ran).
+    """
+    holder = feature_holder(task)
+    captured: list[Tensor] = []
+
+    def grab(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        feats = output[0] if isinstance(output, list | tuple) else output
+        if isinstance(output, list | tuple) and len(output) != 1:
+            raise ValueError(f"the neck returns {len(output)} feature maps; a cached probe reads exactly one")
+        captured.append(feats.detach().float().cpu())
+
+    device = next(task.parameters()).device
+    was_training = task.training
+    labels: list[Tensor] = []
+    handle = holder.neck.register_forward_hook(grab)
+    task.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws a seed from the global RNG
+            for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
+                task(_to(batch["image"], device))
+                labels.append(batch["label"].cpu())
+    finally:
+        handle.remove()
+        task.train(was_training)
+    if not captured:
+        raise ValueError(f"{desc}: the loader yielded no batches")
+    return torch.cat(captured), torch.cat(labels)
+
+
+class FeatureDataset(Dataset):
+    """``{"image": feature, "label": label}`` samples from stored tensors (same order as the encoded split)."""
+
+    def __init__(self, features: Tensor, labels: Tensor) -> None:
+        if features.shape[0] != labels.shape[0]:
+            raise ValueError(f"{features.shape[0]} features but {labels.shape[0]} labels")
+        self.features, self.labels = features, labels
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {"image": self.features[index], "label": self.labels[index]}
+
+
+class CachedFeatureDataModule(pl.LightningDataModule):
+    """Loaders over cached features with the batching of the data module they replace.
+
+    ``batch_size``, ``drop_last`` and training-set shuffling are those of ``source``; ``num_classes`` and
+    ``multilabel`` are passed on for the task's consistency checks. No workers: the samples are in memory.
+    """
+
+    def __init__(self, splits: Mapping[str, tuple[Tensor, Tensor]], source: Any) -> None:
+        super().__init__()
+        self.datasets = {name: FeatureDataset(*tensors) for name, tensors in splits.items()}
+        self.batch_size = int(source.batch_size)
+        self.drop_last = bool(getattr(source, "drop_last", False))
+        self.num_classes = getattr(source, "num_classes", None)
+        self.multilabel = getattr(source, "multilabel", None)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise KeyError(f"no cached features for the {split} split (encoded: {sorted(self.datasets)})")
+        return DataLoader(
+            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, drop_last=self.drop_last and shuffle
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+def _unshuffled(loader: DataLoader) -> DataLoader:
+    """The same dataset and batch size, in order, every sample kept (the train loader shuffles and drops)."""
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False, num_workers=loader.num_workers)
+
+
+def prepare_cached_features(
+    task: nn.Module,
+    datamodule: Any,
+    folder: str | Path,
+    weights_sha256: str | None,
+    preprocessing: Mapping[str, Any],
+    bands: Any = None,
+    splits: tuple[str, ...] = ("train", "val"),
+) -> tuple[CachedFeatureDataModule, dict[str, Any]]:
+    """Encode ``splits`` of ``datamodule`` once (or load them from ``folder``) and return loaders over them.
+
+    Args:
+        task: the built task (TerraTorch classification task or :class:`~.knn.SmartiesKNNTask`).
+        datamodule: its data module (its loaders give the images; its batching is kept).
+        folder: where the ``<key>.safetensors`` files live (written atomically).
+        weights_sha256: sha256 of the weights file; ``None`` = hash of the encoder's state (random initialisation).
+        preprocessing: the data module's arguments (anything that changes the pixels or the sample list).
+        bands: the encoder's input bands.
+        splits: the splits the run reads.
+
+    Returns:
+        The cached data module and a record ``{split: {"key", "file", "samples", "reused"}}``.
+    """
+    folder = Path(folder)
+    holder = feature_holder(task)
+    weights_id = weights_sha256 or f"state:{state_sha256(holder.encoder)}"
+    datamodule.setup("fit" if "train" in splits else "validate")
+    tensors: dict[str, tuple[Tensor, Tensor]] = {}
+    record: dict[str, Any] = {}
+    for split in splits:
+        key = cache_key(weights_id, bands, preprocessing, split)
+        path = folder / f"{split}-{key}.safetensors"
+        reused = path.is_file()
+        if reused:
+            stored = load_file(path)
+            feats, labels = stored["features"], stored["labels"]
+        else:
+            loader = _unshuffled(getattr(datamodule, _SPLITS[split])())
+            feats, labels = encode_loader(task, loader, f"encoding {split} once")
+            with atomic_path(path) as tmp:
+                save_file({"features": feats.contiguous(), "labels": labels.contiguous()}, str(tmp))
+        tensors[split] = (feats, labels)
+        record[split] = {"key": key, "file": str(path), "samples": int(feats.shape[0]), "reused": reused}
+    return CachedFeatureDataModule(tensors, datamodule), record
+
+
+def _pass_features(x: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    return [x]
+
+
+def _pass_list(features: Any, *args: Any, **kwargs: Any) -> Any:
+    return features
+
+
+@contextmanager
+def features_as_input(task: nn.Module) -> Iterator[None]:
+    """Within the block, the task's encoder returns its input as its one feature and the neck passes it on.
+
+    The modules stay in place (state dict, checkpoints and devices unchanged); only their ``forward`` is shadowed
+    by an instance attribute, removed on exit.
+    """
+    holder = feature_holder(task)
+    holder.encoder.forward = _pass_features
+    holder.neck.forward = _pass_list
+    try:
+        yield
+    finally:
+        del holder.encoder.forward
+        del holder.neck.forward
