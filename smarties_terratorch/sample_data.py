@@ -277,9 +277,11 @@ def prepare_demo_data(root: PathType | None = None) -> Path:
 def demo_sources(root: PathType) -> list[dict[str, Any]]:
     """Source dicts of the demo data in ``root`` (see :func:`prepare_demo_data`), for ``PairedPretrainDataModule``.
 
-    * BigEarthNet S2-L2A (12 bands) / S1 (VV, VH) pairs, repeated 8x per epoch: cross-sensor mixup proper;
-    * S2-L1C tiles: the RGB bands (B04, B03, B02) paired with all 12 bands, as the released fMoW RGB/S2 pairs;
-    * Landsat-8 tiles: the RGB bands (B4, B3, B2) paired with all 8 bands.
+    * BigEarthNet S2-L2A (12 bands) / S1 (VV, VH) pairs, repeated 8x per epoch: the only truly cross-sensor pairs;
+    * S2-L1C tiles, SAME SENSOR: the tile's own B04/B03/B02 paired with all its 12 bands (the released fMoW pairs
+      are VHR RGB / S2; no VHR RGB image co-located with installed S2 or Landsat imagery exists, so the RGB
+      projections of the encoder are not trained by the demo);
+    * Landsat-8 tiles, SAME SENSOR: the tile's own B4/B3/B2 paired with all its 8 bands.
     """
     root = Path(root)
     l8 = json.loads((root / "l8_stats.json").read_text())
