@@ -39,6 +39,7 @@ from .spectrum import _norm_code
 
 __all__ = [
     "NormalizationSpec",
+    "SmartiesAlbumentationsNormalize",
     "SmartiesNormalize",
     "Stats",
     "compute_statistics",
@@ -414,6 +415,74 @@ class SmartiesNormalize(nn.Module):
     def extra_repr(self) -> str:
         bands = f"bands={list(self.bands)}" if self.bands is not None else f"channels={self.num_channels}"
         return f"{bands}, nan_to={self.nan_to}"
+
+
+def __getattr__(name: str) -> Any:
+    # The albumentations transform is built on first use: importing albumentations costs seconds, and only
+    # TerraTorch data modules (which import it anyway) need it.
+    if name == "SmartiesAlbumentationsNormalize":
+        return _albumentations_normalize()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _albumentations_normalize() -> type:
+    import albumentations as A
+
+    class SmartiesAlbumentationsNormalize(A.ImageOnlyTransform):
+        """SMARTIES' two-step normalisation as an albumentations transform, for TerraTorch's generic data modules.
+
+        Put it first in ``train_transform``/``val_transform``/``test_transform`` (before any resize, before
+        ``FlattenTemporalIntoChannels`` and ``ToTensorV2``) and switch the data module's own standardisation off:
+        leave ``means``/``stds`` out of ``GenericNonGeoSegmentationDataModule``, and give
+        ``GenericNonGeoClassificationDataModule`` (which requires them) ``means: [0]`` and ``stds: [1]``. The
+        output is then exactly :class:`SmartiesNormalize`'s: ``(clip((x - p1) / (p99 - p1), 0, 1) - mean) / std``.
+
+        Works on channels-last samples as the data modules pass them: ``[H, W, C]``, or ``[T, H, W, C]`` for
+        multi-temporal data (``expand_temporal_dimension: true``); integer pixels become float32.
+
+        Args:
+            statistics: anything :meth:`SmartiesNormalize.from_spec` accepts: a released table name (``"S2-L2A"``,
+                ``"S1-GRD"``, ``"RGB"``, ...), a mapping with ``mean``/``std``/``p1``/``p99`` lists, or the path of
+                a statistics file written by ``smarties stats``.
+            bands: the statistics rows to use, one per channel, in the data's channel order (table names: e.g.
+                ``[B02, B03, B04, B8A, B11, B12]`` for HLS data with the S2-L2A table); default: all rows.
+            nan_to: value written where the normalised output is NaN (``0.0`` = the band mean); default keeps NaN.
+            p: albumentations' probability; keep 1.
+        """
+
+        def __init__(
+            self,
+            statistics: NormalizationSpec,
+            bands: Sequence[str] | None = None,
+            nan_to: float | None = None,
+            p: float = 1.0,
+        ) -> None:
+            super().__init__(p=p)
+            self.statistics = statistics if isinstance(statistics, (str, Stats)) else dict(statistics)
+            self.bands = list(bands) if bands is not None else None
+            self.nan_to = nan_to
+            self.normalize = SmartiesNormalize.from_spec(statistics, self.bands, nan_to=nan_to)
+
+        def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+            n = self.normalize.num_channels
+            if isinstance(img, torch.Tensor) or img.ndim not in (3, 4) or img.shape[-1] != n:
+                raise ValueError(
+                    f"SmartiesAlbumentationsNormalize expects channels-last [H, W, {n}] or [T, H, W, {n}] samples, got "
+                    f"{type(img).__name__} {tuple(img.shape)}: put it first in the transform list (before "
+                    f"FlattenTemporalIntoChannels and ToTensorV2) and give one statistics band per channel."
+                )
+            x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(img, -1, -3)))  # [..., C, H, W]
+            with torch.no_grad():
+                return np.ascontiguousarray(np.moveaxis(self.normalize(x).numpy(), -3, -1))
+
+        def get_transform_init_args_names(self) -> tuple[str, ...]:
+            return ("statistics", "bands", "nan_to")
+
+    # Picklable by name (DataLoader workers), through this module's __getattr__.
+    SmartiesAlbumentationsNormalize.__module__ = __name__
+    SmartiesAlbumentationsNormalize.__qualname__ = "SmartiesAlbumentationsNormalize"
+    return SmartiesAlbumentationsNormalize
 
 
 def normalize(array: np.ndarray, stats: Stats | str, *, nan_to: float | None = None) -> np.ndarray:
