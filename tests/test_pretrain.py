@@ -212,6 +212,21 @@ def test_export_loads_into_terratorch_backbone(pairs: Path, tmp_path: Path) -> N
     BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=S2["bands"], ckpt_path=str(path))
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{"max_epochs": 2}, {"max_epochs": 3, "limit_train_batches": 2}, {"max_epochs": 2,
+               "limit_train_batches": 0.5, "accumulate_grad_batches": 2}, {"max_epochs": 5, "max_steps": 4}]
+)  # fmt: skip
+def test_schedule_length_matches_lightning(pairs: Path, tmp_path: Path, kwargs: dict) -> None:
+    """The schedule length the task computes without building the trainer's loader equals Lightning's estimate."""
+    trainer = pl.Trainer(
+        accelerator="cpu", default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, use_distributed_sampler=False, **kwargs,
+    )  # fmt: skip
+    task = _task()
+    trainer.fit(task, PairedPretrainDataModule([{"list": str(pairs), "first": S2, "second": S1, "repeat": 4}], 32, 2))
+    assert task.stepping_batches() == trainer.estimated_stepping_batches
+
+
 def test_exports_last_and_best_encoder(pairs: Path, tmp_path: Path) -> None:
     """With a monitored ModelCheckpoint the best checkpoint's encoder is exported too; ``mode="max"`` makes the
     first epoch's weights the "best", so they differ from the last ones."""

@@ -40,13 +40,18 @@ class BatchLossWriter(Callback):
             f.write(json.dumps(row) + "\n")
 
 
-def _run(folder: Path, config: str, overrides: dict[str, Any], *extra: str, timeout: float = 600) -> None:
+def _run(
+    folder: Path, config: str, overrides: dict[str, Any], *extra: str, timeout: float = 600, torchrun: bool = False
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     override = folder / "override.yaml"
     override.write_text(yaml.safe_dump(overrides))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
     env.setdefault("OMP_NUM_THREADS", "1")
-    cmd = [sys.executable, "-m", "smarties_terratorch.cli", "pretrain", "fit", "-c", str(REPO / "configs" / config),
+    launcher = [sys.executable]
+    if torchrun:  # torchrun, standalone: one node, a free rendezvous port
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    cmd = [*launcher, "-m", "smarties_terratorch.cli", "pretrain", "fit", "-c", str(REPO / "configs" / config),
            "-c", str(override), *extra]  # fmt: skip
     proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -70,9 +75,12 @@ def _rows(folder: Path, rank: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (folder / f"losses.rank{rank}.jsonl").read_text().splitlines()]
 
 
-def test_two_ddp_ranks_equal_one_process_accumulating_two_batches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher", ["lightning", pytest.param("torchrun", marks=pytest.mark.slow)])
+def test_two_ddp_ranks_equal_one_process_accumulating_two_batches(tmp_path: Path, launcher: str) -> None:
+    """``--trainer.devices 2`` (Lightning starts the second process) or ``torchrun --nproc-per-node 2``."""
     ddp, single = tmp_path / "ddp", tmp_path / "single"
-    _run(ddp, "pretrain_demo.yaml", _demo_overrides(ddp, strategy="ddp_find_unused_parameters_true", devices=2, accelerator="cpu"))
+    strategy = {"strategy": "ddp_find_unused_parameters_true", "devices": 2, "accelerator": "cpu"}
+    _run(ddp, "pretrain_demo.yaml", _demo_overrides(ddp, **strategy), torchrun=launcher == "torchrun")
     _run(single, "pretrain_demo.yaml", _demo_overrides(single, accumulate_grad_batches=2))
     one = [2 * r["loss"] for r in _rows(single, 0)]  # Lightning hands callbacks the loss / accumulate_grad_batches
     assert len(one) == 2 * STEPS
@@ -82,7 +90,7 @@ def test_two_ddp_ranks_equal_one_process_accumulating_two_batches(tmp_path: Path
     for rank, rows in enumerate(ranks):
         for row in rows:  # rank r's batch k is the single process's batch 2k + r; both step k
             diffs.append(abs(row["loss"] - one[2 * row["batch_idx"] + rank]))
-    print(f"2 ranks x batch 4 vs 1 process x batch 4 x accumulate 2: max |loss diff| {max(diffs):.3g} over "
+    print(f"{launcher}: 2 ranks x batch 4 vs 1 process x batch 4 x accumulate 2: max |loss diff| {max(diffs):.3g} over "
           f"{len(diffs)} batches; losses {[round(x, 6) for x in one]}")  # fmt: skip
     assert diffs[0] == 0 and diffs[STEPS] == 0  # first step: same weights, samples, masks
     assert max(diffs) <= 1e-6  # measured: 0 (bitwise equal) on 4 steps

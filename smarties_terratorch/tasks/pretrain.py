@@ -130,7 +130,8 @@ class SmartiesPretrainTask(pl.LightningModule):
             batch["image_a"], batch["bands_a"], batch["image_b"], batch["bands_b"], generator=self._generator(batch_idx)
         )
         bs = batch["image_a"].shape[0]
-        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
+        # Averaged over ranks: the logged loss and a ModelCheckpoint monitoring train/loss_epoch see the global value.
+        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
         self.log_dict(
             {"train/loss_view1": out.view_losses[0], "train/loss_view2": out.view_losses[1]},
             on_step=True,
