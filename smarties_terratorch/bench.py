@@ -710,37 +710,46 @@ def render_report(out: Path, table: dict[str, Any] | None = None) -> tuple[str, 
         lines = [f"## {titles[kind]}", ""]
         if kind == "smoke":
             lines += [
-                "| row | backbone | protocol | metric | smoke value | status | wall s |",
-                "|---|---|---|---|---|---|---|",
+                "| row | backbone | protocol | metric | max over evals | last epoch | status | wall s |",
+                "|---|---|---|---|---|---|---|---|",
             ]
         else:
             lines += [
-                "| row | backbone | protocol | metric | measured | published | difference | status | wall s |",
-                "|---|---|---|---|---|---|---|---|---|",
+                "| row | backbone | protocol | metric | max over evals | last epoch | compared | published | "
+                "difference | status | wall s |",
+                "|---|---|---|---|---|---|---|---|---|---|---|",
             ]
         for r in results:
-            measured = r.get("value") if r["status"] == "ok" else None
+            ok = r["status"] == "ok"
+            measured = r.get("value") if ok else None
             diff = r.get("difference") if kind == "real" else None
             entry = {
                 "kind": kind,
                 "row": r["row"],
                 "backbone": r.get("backbone"),
                 "protocol": r.get("protocol"),
+                "protocol_variant": (r.get("protocol_variant") or {}).get("variant"),
                 "metric": r.get("metric"),
+                "value_max": r.get("value_max", measured) if ok else None,
+                "value_last": r.get("value_last", measured) if ok else None,
                 "measured": measured,
+                "reported_as": r.get("reported_as"),
                 "published": r.get("published"),
                 "difference": diff,
                 "provenance": r.get("provenance"),
                 "status": _status(r),
                 "wall_time_s": r.get("wall_time_s"),
                 "weights_sha256": (r.get("weights") or {}).get("sha256"),
+                "feature_cache": bool((r.get("feature_cache") or {}).get("used")),
                 "notes": "; ".join(r.get("notes") or []),
             }
             flat.append(entry)
-            cells = [r["row"], str(r.get("backbone")), str(r.get("protocol")), str(r.get("metric")), _fmt(measured)]
+            cells = [r["row"], str(r.get("backbone")), str(r.get("protocol")), str(r.get("metric"))]
+            cells += [_fmt(entry["value_max"]), _fmt(entry["value_last"])]
             if kind != "smoke":
-                cells += [_fmt(r.get("published")), "n/a" if diff is None else f"{diff:+.2f}"]
-            cells += [entry["status"].replace("|", "/"), f"{r['wall_time_s']:.1f}" if r.get("status") == "ok" else ""]
+                compared = "n/a" if measured is None else f"{measured:.2f} ({_short(r.get('reported_as'))})"
+                cells += [compared, _fmt(r.get("published")), "n/a" if diff is None else f"{diff:+.2f}"]
+            cells += [entry["status"].replace("|", "/"), f"{r['wall_time_s']:.1f}" if ok else ""]
             lines.append("| " + " | ".join(cells) + " |")
         notes = sorted({n for r in results for n in (r.get("notes") or [])})
         if notes:
@@ -748,11 +757,24 @@ def render_report(out: Path, table: dict[str, Any] | None = None) -> tuple[str, 
         sections.append("\n".join(lines))
     if not sections:
         return f"No results under {out} (run `smarties bench run --out {out}` first).\n", flat
+    variants = sorted({e["protocol_variant"] for e in flat if e["protocol_variant"]})
     header = (
-        "# SMARTIES paper table\n\nPublished values: benchmarks/paper_table.yaml (each row's source is its "
-        "provenance in the JSON/CSV). Differences are measured - published, only for real runs.\n\n"
+        "# SMARTIES paper table\n\n"
+        "Published values and their sources: the benchmark table (`smarties bench run --table`; each row's "
+        "source is its provenance in the JSON/CSV). *max over evals*: the maximum over a row's periodic "
+        "evaluations on the val list (what the authors' logs report); *last epoch*: the final weights' value; "
+        "*compared*: the value set against the published number (max for the authors' rows, the test split at "
+        "the best-val checkpoint for PANGAEA's). Differences are compared - published, only for real runs. "
+        f"Protocol variant: {', '.join(variants) or 'n/a'}.\n\n"
     )
     return header + "\n\n".join(sections) + "\n", flat
+
+
+def _short(reported_as: str | None) -> str:
+    """``max`` or e.g. ``test split, best checkpoint`` (the compared value's label, without the long note)."""
+    if not reported_as:
+        return "?"
+    return "max" if reported_as.startswith("max") else reported_as.split(" (")[0]
 
 
 def write_chart(flat: list[dict[str, Any]], path: Path) -> Path:
@@ -798,8 +820,9 @@ def report(out: Path, report_dir: Path | None = None) -> str:
     report_dir = report_dir or out / "report"
     write_text(report_dir / "report.md", markdown)
     atomic_write_json(report_dir / "results.json", flat)
-    fields = ["kind", "row", "backbone", "protocol", "metric", "measured", "published", "difference", "provenance"]
-    fields += ["status", "wall_time_s", "weights_sha256", "notes"]
+    fields = ["kind", "row", "backbone", "protocol", "protocol_variant", "metric", "value_max", "value_last"]
+    fields += ["measured", "reported_as", "published", "difference", "provenance", "status", "wall_time_s"]
+    fields += ["weights_sha256", "feature_cache", "notes"]
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=fields)
     writer.writeheader()
