@@ -103,12 +103,13 @@ SMALL = {
 TILES_32 = {"model.init_args.tiled_inference_parameters": {"h_crop": 32, "w_crop": 32, "h_stride": 24, "w_stride": 24}}
 
 
-def overrides_for(config: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+def overrides_for(config: str, request: Any, tmp_path: Path, dfc: Path | None = None) -> dict[str, Any]:
     if config.startswith("burnscars"):
         root = request.getfixturevalue("burnscars_root")
         return {"data.init_args.root": str(root), "data.init_args.crop_size": 32, **TILES_32}
     if config.startswith("dfc2020"):
-        return {"data.init_args.path": str(request.getfixturevalue("dfc_path")), "data.init_args.image_size": 32}
+        path = dfc if dfc is not None else request.getfixturevalue("dfc_path")
+        return {"data.init_args.path": str(path), "data.init_args.image_size": 32}
     if config == "spacenet7.yaml":
         return {
             "data.init_args.root": str(request.getfixturevalue("sn7_root")),
@@ -136,7 +137,7 @@ def overrides_for(config: str, request: pytest.FixtureRequest, tmp_path: Path) -
 SEGMENTATION_CONFIGS = [
     "burnscars.yaml",
     "burnscars_finetune.yaml",
-    "dfc2020.yaml",
+    "dfc2020_upernet.yaml",
     "dfc2020_s1s2.yaml",
     "spacenet7.yaml",
     "dynamicearthnet.yaml",
@@ -162,6 +163,56 @@ def test_config_fits(config: str, request: pytest.FixtureRequest, tmp_path: Path
     finetune = not yaml.safe_load((CONFIGS / config).read_text())["model"]["init_args"]["freeze_backbone"]
     assert probe["encoder_trainable"] == finetune
     assert probe["encoder_changed"] == finetune, "probing must leave every encoder weight untouched"
+
+
+def test_dfc2020_authors_probe_config(dfc_path: Path, tmp_path: Path) -> None:
+    """configs/dfc2020.yaml is the authors' DFC2020 probe: frozen encoder, S2 only, the last block's tokens -> one
+    1x1 convolution, label smoothing 0.1, flips + rot90, their optimiser and schedule; it fits and only the head
+    moves."""
+    cfg = yaml.safe_load((CONFIGS / "dfc2020.yaml").read_text())
+    init, data = cfg["model"]["init_args"], cfg["data"]["init_args"]
+    args = init["model_args"]
+    assert init["freeze_backbone"] and init["label_smoothing"] == 0.1 and init["loss"] == "ce"
+    assert [n["name"] for n in args["necks"]] == ["SelectIndices", "ReshapeTokensToImage"]
+    assert args["necks"][0]["indices"] == [-1] and args["decoder"] == "IdentityDecoder"
+    assert args["backbone_bands"] == data["output_bands"] and "VV" not in data["output_bands"]
+    assert data["augment"] and data["rot90"] and data["batch_size"] == 1024
+    assert cfg["optimizer"]["init_args"] == {"lr": 4.0e-3, "weight_decay": 0.0, "betas": [0.9, 0.95]}
+    assert cfg["lr_scheduler"]["init_args"] == {"milestones": [60, 80], "gamma": 0.1}
+    assert cfg["trainer"]["max_epochs"] == 100 and cfg["trainer"]["check_val_every_n_epoch"] == 1
+
+    overrides = {
+        "data.init_args.batch_size": 2,
+        "data.init_args.num_workers": 0,
+        **overrides_for("dfc2020.yaml", request=None, tmp_path=tmp_path, dfc=dfc_path),
+        "trainer.callbacks": with_probe("dfc2020.yaml"),
+    }
+    cli = run_config("dfc2020.yaml", tmp_path, overrides)
+    assert cli.trainer.state.finished and 0.0 <= float(cli.trainer.callback_metrics["val/mIoU"]) <= 1.0
+    assert cli.model.criterion.label_smoothing == 0.1
+    head = [m for m in cli.model.model.head.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(head) == 1 and head[0].kernel_size == (1, 1)
+    assert not FreezeProbe.result["encoder_trainable"] and not FreezeProbe.result["encoder_changed"]
+
+
+def test_dfc2020_rot90_rotates_image_and_mask_together(dfc_path: Path) -> None:
+    from smarties_terratorch.datamodules.dfc2020 import RandomRot90
+
+    dm = DFC2020DataModule(str(dfc_path), image_size=None, augment=True, rot90=True)
+    dm.setup("fit")
+    assert isinstance(dm.datasets["train"], RandomRot90) and not isinstance(dm.datasets["val"], RandomRot90)
+    base = dm.datasets["train"].dataset
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(12):
+        state = torch.get_rng_state()
+        plain = base[0]  # the flips the wrapped dataset draws, then the rotation
+        torch.set_rng_state(state)
+        rotated = dm.datasets["train"][0]
+        k = next(k for k in range(4) if torch.equal(torch.rot90(plain["mask"], k, (-2, -1)), rotated["mask"]))
+        assert torch.equal(torch.rot90(plain["image"], k, (-2, -1)), rotated["image"])
+        seen.add(k)
+    assert len(seen) > 1
 
 
 def test_configs_shared_conventions() -> None:
