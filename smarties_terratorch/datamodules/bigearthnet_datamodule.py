@@ -1,6 +1,6 @@
 """BigEarthNet v1.0 (S2, S1 and S1+S2) multi-label data module for TerraTorch.
 
-On-disk layout (the v1.0 release; datasets.md §1, §3)::
+On-disk layout (the v1.0 release)::
 
     <s2_root>/<S2 patch>/<S2 patch>_{B01,...,B12,B8A}.tif    12 single-band uint16 GeoTIFFs: 120x120 (10 m),
                                                              60x60 (20 m), 20x20 (60 m: B01, B09)

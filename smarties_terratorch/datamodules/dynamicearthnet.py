@@ -18,7 +18,8 @@ split files of the dynnet README)::
 The split files name the Planet folders as they were on the authors' disk (``/reprocess-cropped/UTM-24000/...``);
 like PANGAEA, ``path_replace`` maps that prefix to the released ``/planet/`` folder. A sample is one (cube, month):
 the images of the days ``sample_dates`` (default the authors' and PANGAEA's "weekly" setting 01, 05, 10, 15, 20, 25
--> T = 6) and the month's label.
+-> T = 6; PANGAEA's setting before 2025-04) and the month's label. PANGAEA switched to days 01-06 in 2025-04
+(:data:`PANGAEA_DATES_SINCE_2025_04`); which of the two the SMARTIES paper used is not known.
 
 Classes (6, as the authors and PANGAEA): the first six label bands; snow & ice (band 7) is ignored. Pixels where no
 band is set are ignored here (the authors' reader leaves them as class 0 "impervious surface";
@@ -46,7 +47,13 @@ import numpy as np
 from ..io import RasterReader, read_raster
 from .segmentation import SmartiesSegmentationDataModule, select_channels
 
-__all__ = ["DYNAMICEARTHNET_BANDS", "DYNAMICEARTHNET_CLASSES", "DynamicEarthNetDataModule"]
+__all__ = [
+    "DYNAMICEARTHNET_BANDS",
+    "DYNAMICEARTHNET_CLASSES",
+    "PANGAEA_DATES_BEFORE_2025_04",
+    "PANGAEA_DATES_SINCE_2025_04",
+    "DynamicEarthNetDataModule",
+]
 
 #: Channels of a PF-SR file, in file order (resolver names; PlanetScope preset: NIR = broad NIR, not S2 B05).
 DYNAMICEARTHNET_BANDS = ["PlanetScope:BLUE", "PlanetScope:GREEN", "PlanetScope:RED", "PlanetScope:NIR"]
@@ -59,6 +66,10 @@ DYNAMICEARTHNET_CLASSES = [
     "water",
 ]
 WEEKLY_DATES = ["01", "05", "10", "15", "20", "25"]
+#: PANGAEA's DynamicEarthNet ``sample_dates`` before its 2025-04 change (the same days as :data:`WEEKLY_DATES`).
+PANGAEA_DATES_BEFORE_2025_04 = WEEKLY_DATES
+#: PANGAEA's DynamicEarthNet ``sample_dates`` since 2025-04: the first six days of the month.
+PANGAEA_DATES_SINCE_2025_04 = ["01", "02", "03", "04", "05", "06"]
 
 
 class DynamicEarthNetDataModule(SmartiesSegmentationDataModule):

@@ -1,6 +1,6 @@
 """EuroSAT (multispectral, ``EuroSAT_MS``) for TerraTorch, read as the SMARTIES authors do.
 
-On-disk layout (Zenodo record 7711810, ``EuroSAT_MS.zip``; datasets.md §1)::
+On-disk layout (Zenodo record 7711810, ``EuroSAT_MS.zip``)::
 
     <root>/<Class>/<Class>_<i>.tif      13-band GeoTIFF, 64 x 64, uint16 DN (L1C)
                                         band order B01 ... B08, B09, B10, B11, B12, B8A  (B8A LAST)

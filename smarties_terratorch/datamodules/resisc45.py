@@ -1,6 +1,6 @@
 """NWPU-RESISC45 (VHR RGB scenes) for TerraTorch, read as the SMARTIES authors do.
 
-On-disk layout (datasets.md §1; not in the authors' download script)::
+On-disk layout (not in the authors' download script)::
 
     <root>/<class>/<class>_<NNN>.jpg    RGB JPEG, 256 x 256, 45 classes
 

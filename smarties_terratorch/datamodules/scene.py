@@ -1,6 +1,6 @@
 """Shared pieces of the scene-classification data modules (EuroSAT, RESISC45, BigEarthNet).
 
-* Split files in the SMARTIES authors' formats (``eval_splits/``, datasets.md §2): single-label lines
+* Split files in the SMARTIES authors' formats (``eval_splits/``): single-label lines
   ``./<Class>/<file>`` (the class is the second path component), BigEarthNet lines ``<patch>``, BigEarthNet-MM /
   pair lines ``<first> <second>``. Blank lines and ``#`` comments are skipped.
 * Without a split file, a deterministic, stratified hold-out (``val_fraction``) stands in for ``val`` (and

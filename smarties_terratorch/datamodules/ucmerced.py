@@ -1,6 +1,6 @@
 """UC-Merced Land Use (VHR RGB scenes, 21 classes) for TerraTorch, read as the SMARTIES authors do.
 
-On-disk layout (``UCMerced_LandUse.zip``, datasets.md §1)::
+On-disk layout (``UCMerced_LandUse.zip``)::
 
     <root>/<class>/<class><NN>.tif     RGB TIFF, 256 x 256 (a few are slightly smaller), 100 per class
 

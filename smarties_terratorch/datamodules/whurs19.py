@@ -1,6 +1,6 @@
 """WHU-RS19 (VHR RGB scenes, 19 classes) for TerraTorch, read as the SMARTIES authors do.
 
-On-disk layout (GitHub ``CAPTAIN-WHU/BED4RS``, ``datasets/WHU-RS19.zip``; datasets.md §1)::
+On-disk layout (GitHub ``CAPTAIN-WHU/BED4RS``, ``datasets/WHU-RS19.zip``)::
 
     <root>/<Class>/<class>_<i>.jpg     RGB JPEG, 600 x 600, 1,005 images in 19 class folders
 
