@@ -39,6 +39,8 @@ __all__ = [
     "BackboneConfigError",
     "SmartiesBackbone",
     "SmartiesBackbones",
+    "SmartiesTiledPredict",
+    "lightning_callbacks",
     "smarties_vit_base_patch16",
     "smarties_vit_large_patch16",
     "smarties_vit_tiny_patch16",
@@ -427,3 +429,63 @@ class SmartiesBackbones(Callback):
     Naming it under ``trainer.callbacks`` makes ``terratorch fit`` import this package (and so register the
     SMARTIES backbones) before the model is built, from any working directory, with no ``custom_modules_path``.
     """
+
+
+def _tiling_asked_on_the_command_line() -> dict[str, Any] | None:
+    """The ``model.init_args.tiled_inference_parameters`` the user gave the running LightningCLI, if any.
+
+    ``LightningCLI`` merges a checkpoint's saved hyperparameters over the parsed config when ``--ckpt_path`` is
+    given, so the task only ever sees the value the checkpoint was trained with. The CLI's own arguments are still
+    in its ``__init__`` frame: parsing them again without the checkpoint gives what the user actually asked for.
+    """
+    from lightning.pytorch.cli import LightningCLI
+
+    frame = sys._getframe(1)  # noqa: SLF001 (called once per predict run)
+    while frame is not None:
+        cli = frame.f_locals.get("self")
+        if frame.f_code.co_name == "__init__" and isinstance(cli, LightningCLI) and hasattr(cli, "parser"):
+            args = frame.f_locals.get("args")
+            parsed = cli.parser.parse_args(args, defaults=True) if args is None or isinstance(args, list) else None
+            if parsed is None or "subcommand" not in parsed:
+                return None
+            value = parsed.get(f"{parsed.subcommand}.model.init_args.tiled_inference_parameters")
+            return dict(value) if value else None
+        frame = frame.f_back
+    return None
+
+
+class SmartiesTiledPredict(Callback):
+    """Makes ``predict`` tile the way you asked, even when a checkpoint says otherwise.
+
+    ``terratorch predict -c cfg.yaml --ckpt_path run.ckpt`` with ``tiled_inference_parameters`` in ``cfg.yaml`` (or
+    on the command line) would otherwise predict untiled whenever the checkpoint was trained without them:
+    Lightning's CLI restores the checkpoint's hyperparameters over yours. At the start of ``predict`` this
+    callback sets the task's ``tiled_inference_parameters`` to the requested ones and logs that it did.
+
+    Args:
+        tiled_inference_parameters: the tiling to use (TerraTorch's keys: ``h_crop``, ``w_crop``, ``h_stride``,
+            ``w_stride``, ``average_patches``, ...). ``None``: the value given to the running ``terratorch`` /
+            LightningCLI command (``model.init_args.tiled_inference_parameters``), re-read from its arguments.
+    """
+
+    def __init__(self, tiled_inference_parameters: dict[str, Any] | None = None) -> None:
+        self.tiled_inference_parameters = dict(tiled_inference_parameters) if tiled_inference_parameters else None
+
+    def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
+        if not hasattr(pl_module, "tiled_inference_parameters"):
+            return  # not a TerraTorch task that tiles
+        requested = self.tiled_inference_parameters or _tiling_asked_on_the_command_line()
+        current = pl_module.tiled_inference_parameters
+        if not requested or dict(current or {}) == requested:
+            return
+        pl_module.tiled_inference_parameters = dict(requested)
+        if "tiled_inference_parameters" in getattr(pl_module, "hparams", {}):
+            pl_module.hparams["tiled_inference_parameters"] = dict(requested)
+        log.warning(
+            "predict: tiled_inference_parameters=%s applied (the checkpoint's hyperparameters had %s)", requested, current
+        )
+
+
+def lightning_callbacks() -> list[Callback]:
+    """Callbacks for Lightning's ``lightning.pytorch.callbacks_factory`` entry point: :class:`SmartiesTiledPredict`."""
+    return [SmartiesTiledPredict()]

@@ -3,8 +3,10 @@ and the example configs under ``configs/examples/`` (each run for one step on ge
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ import yaml
 from rasterio.transform import from_origin
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cli_utils import REPO, run_config  # noqa: E402
+from cli_utils import REPO, run_config, tiny_model_args  # noqa: E402
 
 from smarties_terratorch import stats as stats_cli  # noqa: E402
 from smarties_terratorch.io import read_raster  # noqa: E402
@@ -240,3 +242,72 @@ def test_example_multitemporal_fits(tmp_path: Path) -> None:
     cli = run_config(EXAMPLES / "own_data_multitemporal.yaml", tmp_path, overrides)
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
     assert type(cli.model.model.encoder).__name__ == "TemporalWrapper"
+
+
+# ------------------------------------------------------------------------------------------------- predict tiling
+@pytest.fixture(scope="module")
+def seg_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A one-step checkpoint of the segmentation example trained *without* tiling, and its config."""
+    from terratorch.cli_tools import build_lightning_cli
+
+    tmp = tmp_path_factory.mktemp("tiling")
+    root = make_segmentation(tmp / "my_data", n=2, size=64)
+    cfg = yaml.safe_load((EXAMPLES / "own_data_segmentation.yaml").read_text())
+    cfg["model"]["init_args"]["model_args"] = tiny_model_args(cfg["model"]["init_args"]["model_args"])
+    cfg["model"]["init_args"]["model_args"]["decoder_channels"] = 16  # a small UPerNet: a fast step
+    del cfg["model"]["init_args"]["tiled_inference_parameters"]
+    cfg["trainer"].update(accelerator="cpu", max_steps=1, max_epochs=1, limit_val_batches=0, num_sanity_val_steps=0,
+                          logger=False, default_root_dir=str(tmp / "run"))  # fmt: skip
+    data = cfg["data"]["init_args"]
+    data.update(batch_size=2, num_workers=0, predict_data_root=str(root / "validation"))
+    for split, folder in (("train", "training"), ("val", "validation"), ("test", "validation")):
+        data[f"{split}_data_root"] = str(root / folder)
+    config = tmp / "fit.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    build_lightning_cli(["fit", "-c", str(config)])
+    return next(p for p in sorted((tmp / "run").rglob("*.ckpt")) if "state_dict" not in p.name), config
+
+
+TILES = {"h_crop": 32, "w_crop": 32, "h_stride": 16, "w_stride": 16, "average_patches": True}
+
+
+def _predict(checkpoint: Path, config: Path, out: Path, monkeypatch, extra: list[str]) -> tuple[Any, list[dict]]:
+    import terratorch.tasks.segmentation_tasks as seg
+    from terratorch.cli_tools import build_lightning_cli
+
+    calls: list[dict] = []
+    tiled = seg.tiled_inference
+    monkeypatch.setattr(seg, "tiled_inference", lambda *a, **k: calls.append(k) or tiled(*a, **k))
+    args = ["predict", "-c", str(config), "--ckpt_path", str(checkpoint), "--predict_output_dir", str(out), *extra]
+    return build_lightning_cli(args), calls
+
+
+def test_predict_time_tiling_is_lost_without_the_callback(seg_checkpoint, tmp_path: Path, monkeypatch) -> None:
+    """Lightning's behaviour the callback exists for: the checkpoint's hyperparameters win over the command line."""
+    ckpt, config = seg_checkpoint
+    extra = ["--model.init_args.tiled_inference_parameters", json.dumps(TILES)]
+    cli, calls = _predict(ckpt, config, tmp_path / "pred", monkeypatch, extra)
+    assert calls == [] and cli.model.tiled_inference_parameters is None
+
+
+@pytest.mark.parametrize("how", ["command line", "callback argument"])
+def test_predict_time_tiling_is_applied(seg_checkpoint, tmp_path: Path, monkeypatch, how: str) -> None:
+    ckpt, config = seg_checkpoint
+    callback = {"class_path": "smarties_terratorch.backbone.SmartiesTiledPredict"}
+    if how == "command line":  # the callback as Lightning's callbacks_factory entry point adds it: no arguments
+        extra = ["--model.init_args.tiled_inference_parameters", json.dumps(TILES)]
+    else:
+        callback["init_args"] = {"tiled_inference_parameters": TILES}
+        extra = []
+    extra += ["--trainer.callbacks", json.dumps([callback])]
+    cli, calls = _predict(ckpt, config, tmp_path / "pred", monkeypatch, extra)
+    assert cli.model.tiled_inference_parameters == TILES
+    assert calls and all({k: c[k] for k in TILES} == TILES for c in calls)  # every batch tiled, as asked
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir())  # predictions written
+
+
+def test_lightning_callbacks_factory_gives_the_tiling_callback() -> None:
+    from smarties_terratorch.backbone import SmartiesTiledPredict, lightning_callbacks
+
+    (callback,) = lightning_callbacks()
+    assert isinstance(callback, SmartiesTiledPredict) and callback.tiled_inference_parameters is None
