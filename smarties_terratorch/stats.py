@@ -121,3 +121,7 @@ def main(argv: list[str]) -> int:
         return 2
     print(f"smarties stats: {len(files)} file(s), {len(args.bands)} band(s) -> {args.out}")
     return 0
+
+
+if __name__ == "__main__":  # python -m smarties_terratorch.stats ...
+    sys.exit(main(sys.argv[1:]))
