@@ -52,7 +52,9 @@ __all__ = [
 
 
 class PairedPretrainDataModule(pl.LightningDataModule):
-    """Paired multi-sensor pre-training data (see the module docstring for the list format and pipeline).
+    """Paired multi-sensor pre-training data: list format in :mod:`~smarties_terratorch.datamodules.pairs`, sample
+    pipeline in :mod:`~smarties_terratorch.datamodules.paired_dataset`, batching in
+    :mod:`~smarties_terratorch.datamodules.sampling`.
 
     Args:
         sources: list of source dicts ``{list, first: {bands, channels?, statistics | mean/std/p1/p99}, second,

@@ -110,6 +110,10 @@ class ResumableDataLoader(DataLoader):
 
     ``progress`` returns how many batches of the current epoch the trainer has consumed (the loader itself runs
     ahead because Lightning prefetches), so a checkpoint taken after step ``k`` resumes at batch ``k + 1``.
+    Lightning hands the saved state to the loader only if its fit loop builds the loader after restoring the
+    checkpoint: code that reads ``trainer.estimated_stepping_batches`` in ``configure_optimizers`` builds it
+    earlier and loses the position (see :meth:`SmartiesPretrainTask.stepping_batches
+    <smarties_terratorch.tasks.pretrain.SmartiesPretrainTask.stepping_batches>`).
     """
 
     def __init__(self, *args: Any, progress: Callable[[], int] | None = None, **kwargs: Any) -> None:
