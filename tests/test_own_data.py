@@ -293,13 +293,15 @@ def test_predict_time_tiling_is_lost_without_the_callback(seg_checkpoint, tmp_pa
 @pytest.mark.parametrize("how", ["command line", "callback argument"])
 def test_predict_time_tiling_is_applied(seg_checkpoint, tmp_path: Path, monkeypatch, how: str) -> None:
     ckpt, config = seg_checkpoint
-    callback = {"class_path": "smarties_terratorch.backbone.SmartiesTiledPredict"}
-    if how == "command line":  # the callback as Lightning's callbacks_factory entry point adds it: no arguments
-        extra = ["--model.init_args.tiled_inference_parameters", json.dumps(TILES)]
+    if how == "command line":  # as documented; also what the callbacks_factory entry point adds (no arguments)
+        extra = [
+            "--model.init_args.tiled_inference_parameters", json.dumps(TILES),
+            "--trainer.callbacks+=smarties_terratorch.backbone.SmartiesTiledPredict",
+        ]  # fmt: skip
     else:
-        callback["init_args"] = {"tiled_inference_parameters": TILES}
-        extra = []
-    extra += ["--trainer.callbacks", json.dumps([callback])]
+        callback = {"class_path": "smarties_terratorch.backbone.SmartiesTiledPredict",
+                    "init_args": {"tiled_inference_parameters": TILES}}  # fmt: skip
+        extra = ["--trainer.callbacks", json.dumps([callback])]
     cli, calls = _predict(ckpt, config, tmp_path / "pred", monkeypatch, extra)
     assert cli.model.tiled_inference_parameters == TILES
     assert calls and all({k: c[k] for k in TILES} == TILES for c in calls)  # every batch tiled, as asked
