@@ -482,7 +482,9 @@ class SmartiesTiledPredict(Callback):
         if "tiled_inference_parameters" in getattr(pl_module, "hparams", {}):
             pl_module.hparams["tiled_inference_parameters"] = dict(requested)
         log.warning(
-            "predict: tiled_inference_parameters=%s applied (the checkpoint's hyperparameters had %s)", requested, current
+            "predict: tiled_inference_parameters=%s applied (the checkpoint's hyperparameters had %s)",
+            requested,
+            current,
         )
 
 
