@@ -351,16 +351,22 @@ def result_path(out: Path, job: Job) -> Path:
     return out / job.kind / "results" / f"{job.key}.json"
 
 
-def load_results(out: Path, kind: str) -> list[dict[str, Any]]:
-    """Every finished result file of ``kind`` under ``out`` (temporary files of killed runs are ignored)."""
-    folder = out / kind / "results"
-    results = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            results.append(json.loads(path.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as err:  # not produced by atomic_write_json; say so, do not guess
-            results.append({"row": path.stem, "kind": kind, "status": "failed", "reason": f"unreadable: {err}"})
-    return results
+def load_results(out: Path | Sequence[Path], kind: str) -> list[dict[str, Any]]:
+    """Every finished result file of ``kind`` under ``out`` (one results folder or several, e.g. one per node of a
+    SLURM array); a (row, backbone) found in several folders keeps its most recently finished result. Temporary
+    files of killed runs are ignored."""
+    outs = [out] if isinstance(out, str | Path) else list(out)
+    merged: dict[str, dict[str, Any]] = {}
+    for folder in (Path(o) / kind / "results" for o in outs):
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                result = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:  # not produced by atomic_write_json; say so, do not guess
+                result = {"row": path.stem, "kind": kind, "status": "failed", "reason": f"unreadable: {err}"}
+            previous = merged.get(path.stem)
+            if previous is None or str(result.get("finished_at", "")) >= str(previous.get("finished_at", "")):
+                merged[path.stem] = result
+    return [merged[k] for k in sorted(merged)]
 
 
 def versions() -> dict[str, str]:
@@ -560,6 +566,8 @@ def run_job(
         prepared = None
         result.update(status="skipped", reason=f"skipped: {err}")
     if prepared is not None:
+        for dotted, value in (job.options.get("trainer_overrides") or {}).items():  # e.g. trainer.devices: 4 (DDP)
+            set_path(prepared.config, dotted, value)
         result["config_file"] = str(prepared.config_file.relative_to(REPO))
         result["notes"] = prepared.notes
         result["protocol_variant"] = prepared.protocol
@@ -594,7 +602,8 @@ def run_job(
     result["wall_time_s"] = round(time.perf_counter() - start, 2)
     result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     result = json.loads(json.dumps(result, default=str))  # return exactly what the file holds (str keys etc.)
-    atomic_write_json(result_path(out, job), result)
+    if _is_rank_zero():  # a DDP row's other processes run the same code and must not write
+        atomic_write_json(result_path(out, job), result)
     return result
 
 
@@ -620,6 +629,21 @@ def _reported(row: dict[str, Any], measured: dict[str, Any], scale: float) -> di
             "(max and last: val split)",
         )
     return values
+
+
+def smoke_fixture(out: Path, name: str) -> Path:
+    """The generated fixture ``name`` under ``out/smoke/data``: reused when complete (parallel workers share it),
+    written afresh otherwise (a half-written fixture of a killed run is removed first)."""
+    from .testing import make_fixture
+
+    root = out / "smoke" / "data" / name
+    done = root / ".complete"
+    if not done.is_file():
+        if root.exists():
+            shutil.rmtree(root)
+        make_fixture(name, root)
+        write_text(done, "")
+    return root
 
 
 def run_jobs(
@@ -648,13 +672,7 @@ def run_jobs(
 
     def fixtures(name: str) -> Path:
         if name not in cache:
-            from .testing import make_fixture
-
-            root = out / "smoke" / "data" / name
-            if root.exists():  # a half-written fixture of a killed run: start clean
-                shutil.rmtree(root)
-            make_fixture(name, root)
-            cache[name] = root
+            cache[name] = smoke_fixture(out, name)
         return cache[name]
 
     results = []
@@ -691,7 +709,9 @@ def _status(result: dict[str, Any]) -> str:
     return result.get("reason") or result["status"]
 
 
-def render_report(out: Path, table: dict[str, Any] | None = None) -> tuple[str, list[dict[str, Any]]]:
+def render_report(
+    out: Path | Sequence[Path], table: dict[str, Any] | None = None
+) -> tuple[str, list[dict[str, Any]]]:
     """Markdown report (one section per kind, never mixed) and the flat list of result rows behind it."""
     sections = []
     flat: list[dict[str, Any]] = []
@@ -756,7 +776,8 @@ def render_report(out: Path, table: dict[str, Any] | None = None) -> tuple[str, 
             lines += ["", "Notes:"] + [f"- {n}" for n in notes]
         sections.append("\n".join(lines))
     if not sections:
-        return f"No results under {out} (run `smarties bench run --out {out}` first).\n", flat
+        where = out if isinstance(out, str | Path) else ", ".join(map(str, out))
+        return f"No results under {where} (run `smarties bench run --out DIR` first).\n", flat
     variants = sorted({e["protocol_variant"] for e in flat if e["protocol_variant"]})
     header = (
         "# SMARTIES paper table\n\n"
@@ -814,10 +835,11 @@ def write_chart(flat: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def report(out: Path, report_dir: Path | None = None) -> str:
-    """Write ``report.md``, ``results.csv``, ``results.json`` and ``paper_table.png``; return the markdown."""
+def report(out: Path | Sequence[Path], report_dir: Path | None = None) -> str:
+    """Write ``report.md``, ``results.csv``, ``results.json`` and ``paper_table.png`` (default: under the first
+    results folder); return the markdown. Several folders are merged (:func:`load_results`)."""
     markdown, flat = render_report(out)
-    report_dir = report_dir or out / "report"
+    report_dir = report_dir or (Path(out) if isinstance(out, str | Path) else Path(out[0])) / "report"
     write_text(report_dir / "report.md", markdown)
     atomic_write_json(report_dir / "results.json", flat)
     fields = ["kind", "row", "backbone", "protocol", "protocol_variant", "metric", "value_max", "value_last"]
@@ -830,6 +852,89 @@ def report(out: Path, report_dir: Path | None = None) -> str:
     write_text(report_dir / "results.csv", table.getvalue())
     write_chart(flat, report_dir / "paper_table.png")
     return markdown
+
+
+# ================================================================================================ parallel
+def run_parallel(
+    jobs: Sequence[Job],
+    argv: Sequence[str],
+    slots: Sequence[str | None],
+    out: Path,
+    poll_s: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Run ``jobs`` in child processes, at most one per slot at a time; return their results in job order.
+
+    Each child is ``python -m smarties_terratorch.bench run ARGV --rows ROW --backbone BB`` (``ARGV`` = this run's
+    options without the selection and parallelism flags); a slot that names a device sets ``CUDA_VISIBLE_DEVICES``
+    to it, so each process sees one GPU. Children write their own result files (the usual per-row JSON, atomic);
+    their output goes to ``OUT/<kind>/logs/<row>__<backbone>.log``.
+    """
+    import os
+    import subprocess
+
+    pending = list(jobs)
+    running: dict[str | None, tuple[subprocess.Popen[bytes], Job, Any]] = {}
+    free = list(slots)
+    bar = tqdm(total=len(pending), desc="paper table", unit="row", dynamic_ncols=True)
+    try:
+        while pending or running:
+            while pending and free:
+                slot, job = free.pop(0), pending.pop(0)
+                env = dict(os.environ)
+                if slot is not None:
+                    env["CUDA_VISIBLE_DEVICES"] = slot
+                log_path = out / job.kind / "logs" / f"{job.key}.log"
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                log = log_path.open("wb")
+                backbone = [] if job.kind != "real" else ["--backbone", job.backbone]
+                cmd = [sys.executable, "-m", "smarties_terratorch.bench", "run", *argv, "--rows", job.row["id"]]
+                proc = subprocess.Popen([*cmd, *backbone], env=env, stdout=log, stderr=subprocess.STDOUT)
+                running[slot] = (proc, job, log)
+            time.sleep(poll_s)
+            for slot, (proc, job, log) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                log.close()
+                del running[slot]
+                free.append(slot)
+                bar.update(1)
+                path = result_path(out, job)
+                if path.is_file():
+                    bar.write(_one_line(json.loads(path.read_text(encoding="utf-8"))))
+                else:
+                    bar.write(f"[{job.kind}] {job.key}: the worker exited with {proc.returncode} without a result")
+    finally:
+        for proc, _, log in running.values():  # interrupted: stop our children, keep finished results
+            proc.terminate()
+            log.close()
+        bar.close()
+    results = []
+    for job in jobs:
+        path = result_path(out, job)
+        if path.is_file():
+            results.append(json.loads(path.read_text(encoding="utf-8")))
+        else:
+            results.append({"row": job.row["id"], "backbone": job.backbone, "kind": job.kind, "status": "failed",
+                            "reason": f"worker produced no result (log: {out / job.kind / 'logs' / (job.key + '.log')})"})
+    return results
+
+
+def _trainer_overrides(extra: Sequence[str]) -> dict[str, Any]:
+    """``--trainer.KEY VALUE`` (or ``--trainer.KEY=VALUE``) pairs -> ``{"trainer.KEY": value}`` (YAML-parsed)."""
+    overrides: dict[str, Any] = {}
+    items = list(extra)
+    while items:
+        flag = items.pop(0)
+        if not flag.startswith("--trainer."):
+            raise SystemExit(f"smarties bench run: unknown argument {flag!r} (trainer options are --trainer.KEY VALUE)")
+        if "=" in flag:
+            key, value = flag[2:].split("=", 1)
+        elif items:
+            key, value = flag[2:], items.pop(0)
+        else:
+            raise SystemExit(f"smarties bench run: {flag} needs a value")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
 
 
 # ================================================================================================ CLI
@@ -861,42 +966,124 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="re-encode every image every epoch in the frozen-encoder rows (default: encode once, cache features)",
     )
-    run.add_argument("--list", action="store_true", help="list the selected jobs and exit")
+    run.add_argument("--list", action="store_true", help="list the selected jobs (with their index) and exit")
     run.add_argument("--verbose", action="store_true", help="Lightning's own progress bars and summaries")
+    scale = run.add_argument_group("scale out")
+    scale.add_argument(
+        "--devices",
+        nargs="+",
+        metavar="GPU",
+        help="run rows in parallel, one process per listed GPU (CUDA_VISIBLE_DEVICES of each process)",
+    )
+    scale.add_argument("--jobs", type=int, help="run rows in parallel in this many processes (default: 1)")
+    scale.add_argument(
+        "--job-index",
+        type=int,
+        metavar="I",
+        help="run only the I-th selected job (0-based, as --list numbers them): one job per SLURM array task",
+    )
     rep = sub.add_parser("report", help="markdown / CSV / JSON / PNG report of the results")
-    rep.add_argument("--out", type=Path, default=Path("bench_results"), help="results folder of `bench run`")
-    rep.add_argument("--report-dir", type=Path, help="where to write the files (default: OUT/report)")
+    rep.add_argument(
+        "--out",
+        type=Path,
+        nargs="+",
+        default=[Path("bench_results")],
+        help="results folder(s) of `bench run`; several are merged (e.g. one per node)",
+    )
+    rep.add_argument("--report-dir", type=Path, help="where to write the files (default: the first OUT/report)")
     return parser
+
+
+#: Options of `bench run` that select jobs or parallelism: not passed on to the worker processes.
+_NOT_FOR_WORKERS = {"--rows": True, "--backbone": True, "--devices": True, "--jobs": 1, "--job-index": 1, "--list": 0}
+
+
+def _worker_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` (after ``run``) without the selection and parallelism options (a worker gets one ``--rows``)."""
+    kept, items = [], list(argv)
+    while items:
+        item = items.pop(0)
+        name = item.split("=", 1)[0]
+        if name not in _NOT_FOR_WORKERS:
+            kept.append(item)
+            continue
+        takes = _NOT_FOR_WORKERS[name]
+        if "=" in item or takes == 0:
+            continue
+        if takes is True:  # nargs="+": drop every value up to the next option
+            while items and not items[0].startswith("--"):
+                items.pop(0)
+        else:
+            items.pop(0)
+    return kept
+
+
+def _is_rank_zero() -> bool:
+    """False in the extra processes of a multi-GPU (DDP) row, which must not write results."""
+    import os
+
+    return all(os.environ.get(v, "0") == "0" for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``smarties bench run|report ...``; returns the exit code (1 if any row failed)."""
-    args = _parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    args, extra = _parser().parse_known_args(argv)
     if args.command == "report":
+        if extra:
+            raise SystemExit(f"smarties bench report: unknown arguments {extra}")
         print(report(args.out, args.report_dir))
-        print(f"Report files: {(args.report_dir or args.out / 'report').resolve()}")
+        print(f"Report files: {(args.report_dir or args.out[0] / 'report').resolve()}")
         return 0
+    trainer_overrides = _trainer_overrides(extra)
     table = load_table(args.table)
     kind = "smoke" if args.smoke else "real-data" if args.real_data else "real"
     jobs = select_jobs(table, kind, args.rows, args.backbone)
     if args.protocol not in (table.get("protocols") or {}):
         raise SystemExit(f"--protocol {args.protocol}: unknown; known: {', '.join(table.get('protocols') or {})}")
+    if args.job_index is not None:
+        if not 0 <= args.job_index < len(jobs):
+            raise SystemExit(f"--job-index {args.job_index}: the selection has {len(jobs)} jobs (0..{len(jobs) - 1})")
+        jobs = [jobs[args.job_index]]
+    for job in jobs:
+        job.options["trainer_overrides"] = trainer_overrides
     if args.list:
-        for job in jobs:
-            print(f"{job.kind:<9} {job.key:<36} {job.row['config']}")
+        for i, job in enumerate(jobs):
+            print(f"{i:>3} {job.kind:<9} {job.key:<36} {job.row['config']}")
         return 0
-    results = run_jobs(
-        jobs,
-        table,
-        args.out,
-        args.data_root,
-        args.weights,
-        args.force,
-        verbose=args.verbose,
-        protocol=args.protocol,
-        cache=args.cache,
-    )
+    slots: list[str | None] = list(args.devices) if args.devices else [None] * (args.jobs or 1)
+    if args.devices and args.jobs and args.jobs != len(args.devices):
+        raise SystemExit(f"--jobs {args.jobs} and {len(args.devices)} --devices disagree: one process per device")
+    if len(slots) > 1 and len(jobs) > 1:
+        if kind == "smoke":  # generate the shared fixtures once, before the workers read them
+            for name in dict.fromkeys(job.row["smoke"]["fixture"] for job in jobs):
+                smoke_fixture(args.out, name)
+        todo = jobs if args.force else [j for j in jobs if not _finished(args.out, j)]
+        results = run_parallel(todo, _worker_argv(argv[1:]), slots, args.out)
+    else:
+        results = run_jobs(
+            jobs,
+            table,
+            args.out,
+            args.data_root,
+            args.weights,
+            args.force,
+            verbose=args.verbose,
+            protocol=args.protocol,
+            cache=args.cache,
+        )
+    if not _is_rank_zero():
+        return 0
     counts = {s: sum(r["status"] == s for r in results) for s in ("ok", "skipped", "failed")}
     print(f"{len(results)} {kind} jobs: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed")
     print(f"Results: {(args.out / kind / 'results').resolve()}  (report: smarties bench report --out {args.out})")
     return 1 if counts["failed"] else 0
+
+
+def _finished(out: Path, job: Job) -> bool:
+    path = result_path(out, job)
+    return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("status") == "ok"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

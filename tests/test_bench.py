@@ -380,3 +380,59 @@ def test_protocol_variants(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pangaea == before
     with pytest.raises(ValueError, match="Unknown --protocol 'fast'"):
         bench.apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "fast")
+
+
+# ------------------------------------------------------------------------------------------------- scale out
+def test_two_parallel_workers_run_smoke_rows(tmp_path: Path) -> None:
+    """`--jobs 2`: one child process per row at a time, each writing its own result file, then one report."""
+    rows = ["eurosat_knn", "whurs19_knn", "ucmerced_knn"]
+    assert bench.main(["run", "--smoke", "--rows", *rows, "--jobs", "2", "--out", str(tmp_path)]) == 0
+    results = {r["row"]: r for r in bench.load_results(tmp_path, "smoke")}
+    assert sorted(results) == sorted(rows) and {r["status"] for r in results.values()} == {"ok"}
+    logs = sorted(p.name for p in (tmp_path / "smoke" / "logs").iterdir())
+    assert logs == sorted(f"{r}__tiny.log" for r in rows)
+    assert (tmp_path / "smoke" / "data" / "eurosat" / ".complete").is_file()  # fixtures made once, shared
+    starts = sorted(r["started_at"] for r in results.values())
+    ends = sorted(r["finished_at"] for r in results.values())
+    assert starts[1] <= ends[0]  # two rows overlapped in time
+
+
+def test_job_index_selects_one_job_and_worker_argv() -> None:
+    argv = ["--smoke", "--rows", "a", "b", "--jobs", "2", "--out", "x", "--devices", "0", "1", "--protocol=paper"]
+    argv += ["--job-index", "3", "--trainer.devices", "2"]
+    assert bench._worker_argv(argv) == ["--smoke", "--out", "x", "--protocol=paper", "--trainer.devices", "2"]
+    assert bench._trainer_overrides(["--trainer.devices", "4", "--trainer.strategy=ddp"]) == {
+        "trainer.devices": 4,
+        "trainer.strategy": "ddp",
+    }
+    with pytest.raises(SystemExit, match="unknown argument '--epochs'"):
+        bench._trainer_overrides(["--epochs", "3"])
+    with pytest.raises(SystemExit, match="--job-index 99"):
+        bench.main(["run", "--smoke", "--job-index", "99", "--list"])
+
+
+def test_trainer_options_reach_the_row_config(tmp_path: Path) -> None:
+    """`--trainer.devices N --trainer.strategy ddp` (a DDP row) lands in the config the row runs."""
+    data, weights = _real_setup(tmp_path)
+    (job,) = bench.select_jobs(TABLE, "real", ["eurosat_linprobe"], ["vitb"])
+    job.options["trainer_overrides"] = {"trainer.devices": 4, "trainer.strategy": "ddp"}
+    (result,) = bench.run_jobs([job], TABLE, tmp_path / "o", data, weights, executor=_fake({"eurosat_linprobe": 0.9}))
+    assert result["config"]["trainer"]["devices"] == 4 and result["config"]["trainer"]["strategy"] == "ddp"
+
+
+def test_results_of_several_folders_merge(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A SLURM array writes one folder per task (or node); `report --out A B` merges them, newest result wins."""
+    data, weights = _real_setup(tmp_path)
+    values = {"eurosat_linprobe": 0.98, "eurosat_knn": 0.9}
+    for i, row in enumerate(["eurosat_linprobe", "eurosat_knn"]):
+        (job,) = bench.select_jobs(TABLE, "real", [row], ["vitb"])
+        bench.run_jobs([job], TABLE, tmp_path / f"task{i}", data, weights, executor=_fake(values))
+    (again,) = bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"])  # re-run later elsewhere
+    bench.run_jobs([again], TABLE, tmp_path / "task2", data, weights, executor=_fake({"eurosat_knn": 0.95}))
+    merged = bench.load_results([tmp_path / f"task{i}" for i in range(3)], "real")
+    assert {(r["row"], r["value"]) for r in merged} == {("eurosat_linprobe", 98.0), ("eurosat_knn", 95.0)}
+    capsys.readouterr()
+    outs = [str(tmp_path / f"task{i}") for i in range(3)]
+    assert bench.main(["report", "--out", *outs, "--report-dir", str(tmp_path / "rep")]) == 0
+    markdown = capsys.readouterr().out
+    assert "| eurosat_linprobe | vitb |" in markdown and "| eurosat_knn | vitb | knn | top-1 accuracy (%) | 95.00" in markdown
