@@ -313,3 +313,21 @@ def test_lightning_callbacks_factory_gives_the_tiling_callback() -> None:
 
     (callback,) = lightning_callbacks()
     assert isinstance(callback, SmartiesTiledPredict) and callback.tiled_inference_parameters is None
+
+
+@pytest.mark.slow
+def test_terratorch_predict_command_applies_the_tiling(seg_checkpoint, tmp_path: Path) -> None:
+    """The documented command, in a subprocess: the callback re-reads the real command line (sys.argv)."""
+    import subprocess
+
+    ckpt, config = seg_checkpoint
+    out = tmp_path / "pred"
+    cmd = [
+        sys.executable, "-m", "terratorch", "predict", "-c", str(config), "--ckpt_path", str(ckpt),
+        "--predict_output_dir", str(out), "--model.init_args.tiled_inference_parameters", json.dumps(TILES),
+        "--trainer.callbacks+=smarties_terratorch.backbone.SmartiesTiledPredict",
+    ]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "tiled_inference_parameters={'h_crop': 32" in run.stderr and "applied" in run.stderr
+    assert any(out.iterdir())
