@@ -288,6 +288,8 @@ def build_row_config(
             prepared.notes.append(f"{msg}: random-initialised {bb['arch']} (wiring check, features carry no meaning)")
     prepared.weights = ckpt
     _set_backbone(cfg, bb["arch"], str(ckpt) if ckpt else None, bb.get("probe_indices"))
+    for dotted, value in (row.get("backbone_overrides") or {}).get(job.backbone, {}).items():
+        set_path(cfg, dotted, value)  # e.g. the ViT-L script's own evaluation period
     prepared.protocol = apply_protocol(cfg, row, table, protocol)
     if job.kind == "real-data":
         for dotted, value in row.get("overrides", {}).items():

@@ -436,3 +436,12 @@ def test_results_of_several_folders_merge(tmp_path: Path, capsys: pytest.Capture
     assert bench.main(["report", "--out", *outs, "--report-dir", str(tmp_path / "rep")]) == 0
     markdown = capsys.readouterr().out
     assert "| eurosat_linprobe | vitb |" in markdown and "| eurosat_knn | vitb | knn | top-1 accuracy (%) | 95.00" in markdown
+
+
+def test_vitl_rows_use_the_vitl_scripts_evaluation_period(tmp_path: Path) -> None:
+    """The maximum is over periodic evaluations, so their period follows each backbone's own script."""
+    periods = {}
+    for bb in ("vitb", "vitl"):
+        (job,) = bench.select_jobs(TABLE, "real", ["bigearthnet_s2_finetune"], [bb])
+        periods[bb] = bench.build_row_config(job, TABLE, tmp_path, tmp_path).config["trainer"]["check_val_every_n_epoch"]
+    assert periods == {"vitb": 20, "vitl": 25}
