@@ -15,6 +15,10 @@ Example::
     x = SmartiesNormalize.from_stats(stats)(x)      # or normalize(numpy_array, stats)
     x = resize_to(x, 224)                           # bicubic + anti-aliasing, as the authors
     feats = model(x[None], bands=stats.bands)
+
+For TerraTorch's generic data modules, ``SmartiesAlbumentationsNormalize(statistics, bands=None, nan_to=None)`` is
+the same normalisation as an albumentations transform on channels-last samples (``[H, W, C]`` or ``[T, H, W, C]``);
+it is built on first access, so importing this module does not import albumentations.
 """
 
 from __future__ import annotations

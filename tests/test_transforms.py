@@ -254,3 +254,25 @@ def test_resize_to_antialias():
     up = torch.rand(1, 2, 12, 12, generator=torch.Generator().manual_seed(1))
     diff = (resize_to(up, 24, antialias=True) - resize_to(up, 24, antialias=False)).abs().max()
     assert 0 < diff < 0.2
+
+
+def test_albumentations_transform_is_built_lazily_and_pickles():
+    import pickle
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, smarties_terratorch.transforms as t; assert 'albumentations' not in sys.modules; "
+        "t.SmartiesAlbumentationsNormalize; assert 'albumentations' in sys.modules"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == 0
+    from smarties_terratorch.transforms import SmartiesAlbumentationsNormalize
+
+    t = SmartiesAlbumentationsNormalize({"mean": [0.5], "std": [0.25], "p1": [0.0], "p99": [10.0]})
+    again = pickle.loads(pickle.dumps(t))  # DataLoader workers receive it pickled
+    img = np.array([[[5.0], [20.0]]], dtype=np.float32)  # [H=1, W=2, C=1]
+    assert again(image=img)["image"].ravel().tolist() == [0.0, 2.0]  # (0.5 - 0.5) / 0.25, (1 - 0.5) / 0.25
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        import smarties_terratorch.transforms as mod
+
+        mod.Nope  # noqa: B018
