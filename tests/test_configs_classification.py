@@ -347,6 +347,23 @@ def test_timm_groups_equal_the_hand_written_ones(config: str, overrides: dict) -
     assert all(per[n][1] == (0.0 if n.endswith(".bias") else 0.05) for n in head)  # head biases are exempt
 
 
+def test_backbone_without_group_matcher_gets_timm_weight_decay_groups() -> None:
+    class Plain(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder, self.head = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    task = SmartiesClassificationTask(
+        model_args={"num_classes": 2}, model_factory=None, model=Plain(), lr=0.1, optimizer_hparams={"weight_decay": 0.05}
+    )
+    per = {n: (g["lr"], g["weight_decay"]) for g in task.param_groups() for n in g["param_names"]}
+    assert per == {"encoder.weight": (0.1, 0.05), "encoder.bias": (0.1, 0.0), "head.weight": (0.1, 0.05),
+                   "head.bias": (0.1, 0.0)}  # fmt: skip
+    decayed = SmartiesClassificationTask(model_args={"num_classes": 2}, model_factory=None, model=Plain(), layer_decay=0.5)
+    with pytest.raises(ValueError, match="layer_decay=0.5 needs a backbone with a timm group_matcher"):
+        decayed.param_groups()
+
+
 def test_encoder_group_matcher_drives_timm_layer_decay() -> None:
     """The bare encoder (with a classifier head) through timm's helper: same layers as the MAE/BEiT rule."""
     from timm.optim import param_groups_layer_decay

@@ -424,7 +424,7 @@ class SmartiesClassificationTask(ClassificationTask):
             groups = param_groups_weight_decay(self.model, weight_decay)
             for group in groups:
                 group.update(lr=lr, lr_scale=1.0, param_names=[names[id(p)] for p in group["params"]])
-                group["name"] = "decay" if group["params"][0].ndim > 1 else "no_decay"
+                group["name"] = "decay" if group["weight_decay"] else "no_decay"
             return groups
         view = _TaskLayers(self.model)
         # No no_weight_decay_list on purpose: the released fine-tuning decays cls_token and pos_embed too.
