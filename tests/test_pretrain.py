@@ -97,7 +97,12 @@ def test_reconstruction_targets_follow_tokens(mode: str) -> None:
 
 def test_weight_decay_groups() -> None:
     mae = SmartiesMAE(**TINY)
-    decay, no_decay = param_groups_weight_decay(mae, 0.05)
+    no_decay, decay = param_groups_weight_decay(mae, 0.05)  # timm's helper, as the task uses it
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
+    # The groups the released code builds: decay on >= 2-D trainable parameters, none on 1-D ones.
+    trainable = [p for p in mae.parameters() if p.requires_grad]
+    assert {id(p) for p in decay["params"]} == {id(p) for p in trainable if p.ndim >= 2}
+    assert {id(p) for p in no_decay["params"]} == {id(p) for p in trainable if p.ndim <= 1}
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim <= 1 for p in no_decay["params"])
     assert any(p is mae.mask_token for p in decay["params"])  # as released: >= 2-D tokens are decayed
     assert not any(p is mae.encoder.pos_embed for g in (decay, no_decay) for p in g["params"])  # frozen

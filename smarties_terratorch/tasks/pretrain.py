@@ -36,25 +36,16 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LightningCLI
+from timm.optim import param_groups_weight_decay
 from torch.optim.lr_scheduler import LambdaLR
 
 from ..models.mae import MixupMode, SmartiesMAE
 from ..weights import save_weights
 from .classification import cosine_warmup_factor
 
-__all__ = ["SmartiesPretrainTask", "cli_main", "param_groups_weight_decay"]
+__all__ = ["SmartiesPretrainTask", "cli_main"]
 
 log = logging.getLogger(__name__)
-
-
-def param_groups_weight_decay(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two AdamW groups as released: decay on parameters with >= 2 dims (incl. CLS / mask token), none on 1-D
-    ones (biases, norms); frozen parameters (the sin-cos position embeddings) are left out."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 class SmartiesPretrainTask(pl.LightningModule):
@@ -171,7 +162,9 @@ class SmartiesPretrainTask(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         lr = hp.lr if hp.lr is not None else hp.blr * self.effective_batch_size() / 256
-        optimizer = torch.optim.AdamW(param_groups_weight_decay(self.model, hp.weight_decay), lr=lr, betas=hp.betas)
+        # As released: decay on every >= 2-D parameter (CLS and mask tokens too), none on 1-D ones; frozen ones are left out.
+        groups = param_groups_weight_decay(self.model, hp.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=lr, betas=hp.betas)
         total = self.stepping_batches()
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else None
         steps_per_epoch = total / epochs if epochs else max(total, 1)
