@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             for side in order:
                 result = run_once(config, side == "cached", folder / f"cache-{r}")
                 runs[side].append(result)
-                print(f"round {r + 1}/{args.rounds} {side:>8}: {result['wall_s']:.1f} s, accuracy {result['accuracy']:.4f}")
+                line = f"round {r + 1}/{args.rounds} {side:>8}: {result['wall_s']:.1f} s"
+                print(f"{line}, accuracy {result['accuracy']:.4f}")
                 sys.stdout.flush()
 
     median = {side: statistics.median(x["wall_s"] for x in values) for side, values in runs.items()}

@@ -17,6 +17,13 @@ Three kinds of results, kept in separate folders and report sections, never mixe
 Results are written atomically (temporary file + ``os.replace``) when a row finishes, with the resolved config,
 seed, library versions, weights sha256 and wall time; re-running skips finished rows unless ``--force``, so a
 killed run loses at most the row in progress.
+
+The authors' rows run the protocol that produced the published numbers unless ``--protocol paper`` is given
+(:func:`apply_protocol`); each row records the maximum over its periodic evaluations and the last epoch's value, and
+the report compares the maximum (:func:`_reported`). Frozen-encoder rows without augmentation train their head on
+cached features (:mod:`smarties_terratorch.tasks.cached`). Rows run in parallel processes with ``--jobs`` /
+``--devices`` (:func:`run_parallel`), one per SLURM array task with ``--job-index``, and a row on several GPUs with
+``--trainer.devices N``; ``report`` merges several results folders.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from .weights import CheckpointError, check_checkpoint
 __all__ = [
     "KINDS",
     "Job",
+    "apply_protocol",
     "atomic_write_json",
     "build_row_config",
     "load_results",
@@ -56,7 +64,9 @@ __all__ = [
     "main",
     "render_report",
     "run_jobs",
+    "run_parallel",
     "select_jobs",
+    "smoke_fixture",
     "weights_problem",
 ]
 
@@ -462,11 +472,12 @@ def execute(job: Job, config_file: Path, verbose: bool = False) -> dict[str, Any
     a row marked ``cache``, the frozen encoder's features are computed once and the head runs on them
     (:mod:`smarties_terratorch.tasks.cached`).
     """
-    from contextlib import nullcontext
+    from contextlib import ExitStack
 
+    from lightning.pytorch.accelerators import CPUAccelerator
     from terratorch.cli_tools import build_lightning_cli
 
-    from .tasks.cached import cacheable, features_as_input, prepare_cached_features
+    from .tasks.cached import cacheable, features_as_input, intra_op_threads, prepare_cached_features
     from .tasks.probing import check_protocol
 
     row = job.row
@@ -479,7 +490,7 @@ def execute(job: Job, config_file: Path, verbose: bool = False) -> dict[str, Any
     stage = row["evaluate"]["stage"]
     history = _eval_history(f"val/{row['metric_key']}")
     trainer.callbacks.append(history)
-    context: Any = nullcontext()
+    context = ExitStack()
     cache: dict[str, Any] = {"used": False}
     if row.get("cache") and job.options.get("cache"):
         why = cacheable(model, datamodule)
@@ -498,7 +509,9 @@ def execute(job: Job, config_file: Path, verbose: bool = False) -> dict[str, Any
                 splits,
             )
             cache = {"used": True, "splits": record}
-            context = features_as_input(model)
+            context.enter_context(features_as_input(model))
+            if isinstance(trainer.accelerator, CPUAccelerator):  # the head's tensors are too small to split
+                context.enter_context(intra_op_threads(1))
     evaluated = "final weights"
     ckpt = None
     periodic: list[tuple[int, float]] = []
@@ -512,7 +525,10 @@ def execute(job: Job, config_file: Path, verbose: bool = False) -> dict[str, Any
         elif row["subcommand"] != "validate":
             raise ValueError(f"{row['id']}: subcommand must be fit or validate, got {row['subcommand']!r}")
         last = trainer.validate(model, datamodule=datamodule, verbose=verbose)[0]  # the final weights, val list
-        metrics = last if stage == "val" else trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=verbose)[0]
+        if stage == "val":
+            metrics = last
+        else:
+            metrics = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=verbose)[0]
     protocol = check_protocol(row["protocol"], model, trainer.optimizers if row["subcommand"] == "fit" else None)
     key = f"{stage}/{row['metric_key']}"
     if key not in metrics:
@@ -916,8 +932,11 @@ def run_parallel(
         if path.is_file():
             results.append(json.loads(path.read_text(encoding="utf-8")))
         else:
-            results.append({"row": job.row["id"], "backbone": job.backbone, "kind": job.kind, "status": "failed",
-                            "reason": f"worker produced no result (log: {out / job.kind / 'logs' / (job.key + '.log')})"})
+            log = out / job.kind / "logs" / f"{job.key}.log"
+            reason = f"worker produced no result (log: {log})"
+            results.append(
+                {"row": job.row["id"], "backbone": job.backbone, "kind": job.kind, "status": "failed", "reason": reason}
+            )
     return results
 
 
