@@ -453,7 +453,8 @@ def _eval_history(key: str) -> Any:
 
 def _preprocessing(config: dict[str, Any]) -> dict[str, Any]:
     """The data section that decides the pixels and the sample lists (not the batching), with a fingerprint
-    (size, mtime) of every file or folder it names, so regenerated data never reuses stale features."""
+    (size, mtime) of every file or folder it names, so regenerated data never reuses stale features, and the
+    trainer's precision."""
     data = config.get("data") or {}
     args = {k: v for k, v in (data.get("init_args") or {}).items() if k not in ("batch_size", "num_workers")}
     stamps = {}
@@ -461,7 +462,9 @@ def _preprocessing(config: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and Path(value).exists():
             stat = Path(value).stat()
             stamps[value] = [stat.st_size, stat.st_mtime_ns]
-    return {"class_path": data.get("class_path"), "init_args": args, "files": stamps}
+    # the precision changes the features (fp16 autocast on GPU)
+    precision = (config.get("trainer") or {}).get("precision")
+    return {"class_path": data.get("class_path"), "init_args": args, "files": stamps, "precision": precision}
 
 
 def execute(job: Job, config_file: Path, verbose: bool = False) -> dict[str, Any]:
@@ -507,6 +510,8 @@ def execute(job: Job, config_file: Path, verbose: bool = False) -> dict[str, Any
                 _preprocessing(config),
                 config["model"]["init_args"]["model_args"].get("backbone_bands"),
                 splits,
+                device=trainer.strategy.root_device,  # the run's device and precision (fp16 autocast on GPU)
+                precision=trainer.precision_plugin.forward_context,
             )
             cache = {"used": True, "splits": record}
             context.enter_context(features_as_input(model))

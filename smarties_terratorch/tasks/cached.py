@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +109,19 @@ def _to(x: Any, device: torch.device) -> Any:
 
 
 @torch.no_grad()
-def encode_loader(task: nn.Module, loader: DataLoader, desc: str = "encoding") -> tuple[Tensor, Tensor]:
+def encode_loader(
+    task: nn.Module,
+    loader: DataLoader,
+    desc: str = "encoding",
+    device: torch.device | str | None = None,
+    precision: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> tuple[Tensor, Tensor]:
     """``(features, labels)`` of every batch of ``loader``: the neck's output while the task runs its own forward.
 
-    Eval mode, no gradients, global RNG forked (the caller's shuffling stays as if nothing ran).
+    Eval mode, no gradients, global RNG forked (the caller's shuffling stays as if nothing ran). ``device``: where
+    to run (the task is moved there; default: where it is); ``precision``: the forward context of the run's
+    precision (e.g. Lightning's ``trainer.precision_plugin.forward_context`` for fp16 autocast), so the features are
+    those the uncached run computes.
     """
     holder = feature_holder(task)
     captured: list[Tensor] = []
@@ -123,6 +132,8 @@ def encode_loader(task: nn.Module, loader: DataLoader, desc: str = "encoding") -
             raise ValueError(f"the neck returns {len(output)} feature maps; a cached probe reads exactly one")
         captured.append(feats.detach().float().cpu())
 
+    if device is not None:
+        task.to(device)
     device = next(task.parameters()).device
     was_training = task.training
     labels: list[Tensor] = []
@@ -131,7 +142,8 @@ def encode_loader(task: nn.Module, loader: DataLoader, desc: str = "encoding") -
     try:
         with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws a seed from the global RNG
             for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-                task(_to(batch["image"], device))
+                with precision():
+                    task(_to(batch["image"], device))
                 labels.append(batch["label"].cpu())
     finally:
         handle.remove()
@@ -201,6 +213,8 @@ def prepare_cached_features(
     preprocessing: Mapping[str, Any],
     bands: Any = None,
     splits: tuple[str, ...] = ("train", "val"),
+    device: torch.device | str | None = None,
+    precision: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> tuple[CachedFeatureDataModule, dict[str, Any]]:
     """Encode ``splits`` of ``datamodule`` once (or load them from ``folder``) and return loaders over them.
 
@@ -212,6 +226,7 @@ def prepare_cached_features(
         preprocessing: the data module's arguments (anything that changes the pixels or the sample list).
         bands: the encoder's input bands.
         splits: the splits the run reads.
+        device, precision: where and in which precision to encode (:func:`encode_loader`).
 
     Returns:
         The cached data module and a record ``{split: {"key", "file", "samples", "reused"}}``.
@@ -231,7 +246,7 @@ def prepare_cached_features(
             feats, labels = stored["features"], stored["labels"]
         else:
             loader = _unshuffled(getattr(datamodule, _SPLITS[split])())
-            feats, labels = encode_loader(task, loader, f"encoding {split} once")
+            feats, labels = encode_loader(task, loader, f"encoding {split} once", device, precision)
             with atomic_path(path) as tmp:
                 save_file({"features": feats.contiguous(), "labels": labels.contiguous()}, str(tmp))
         tensors[split] = (feats, labels)
