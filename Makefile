@@ -27,10 +27,10 @@ embed-demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
-	$(BIN)/mkdocs build --strict --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 docs: install
-	$(BIN)/mkdocs build --strict --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: install
 	$(BIN)/python benchmarks/bench_embedding.py

@@ -62,3 +62,18 @@ def _startup() -> None:
             install()
         except Exception as err:  # a startup hook must not stop Python from starting
             sys.stderr.write(f"smarties-terratorch: autoload disabled ({type(err).__name__}: {err})\n")
+
+
+def lightning_callbacks() -> list:
+    """Lightning's ``lightning.pytorch.callbacks_factory`` entry point: SMARTIES' callbacks for TerraTorch runs.
+
+    Lightning calls it for every ``Trainer``. Outside TerraTorch (``terratorch`` not imported) or with the autoload
+    switched off it returns nothing and imports nothing; in TerraTorch runs it adds
+    :class:`smarties_terratorch.backbone.SmartiesTiledPredict`, so ``tiled_inference_parameters`` given at predict
+    time are applied even when the checkpoint was trained without them.
+    """
+    if not enabled() or "terratorch" not in sys.modules:
+        return []
+    from smarties_terratorch.backbone import lightning_callbacks as callbacks
+
+    return callbacks()

@@ -30,9 +30,18 @@ _DELEGATED: dict[str, tuple[str, str, str]] = {
     "predict": ("smarties_terratorch.scene.cli", "predict_main", "tiled segmentation of GeoTIFF scenes or catalogues"),
     "export": ("smarties_terratorch.export", "main", "export the encoder (torch.export or ONNX)"),
     "bench": ("smarties_terratorch.bench", "main", "run and report the SMARTIES paper table"),
+    "data": ("smarties_terratorch.download", "main", "download the evaluation datasets and the authors' split files"),
+    "stats": ("smarties_terratorch.stats", "main", "SMARTIES normalisation statistics of your rasters"),
 }
 
-ARCHS = ("smarties_vit_tiny_patch16", "smarties_vit_base_patch16", "smarties_vit_large_patch16")
+
+def __getattr__(name: str) -> object:
+    # ``ARCHS`` comes from the variant table, which imports torch: only when asked for, so `smarties --help` is fast.
+    if name == "ARCHS":
+        from .models.vit import default_cfgs
+
+        return tuple(default_cfgs)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _stats(name: str, t: "torch.Tensor") -> str:  # noqa: F821 - torch is imported lazily
@@ -63,6 +72,9 @@ def _demo(args: argparse.Namespace) -> int:
     s2 = resize_to(SmartiesNormalize.from_stats("S2-L2A")(s2), args.size)
     s1 = resize_to(SmartiesNormalize.from_stats("S1-GRD")(s1), args.size)
 
+    archs = __getattr__("ARCHS")
+    if args.arch not in archs:
+        raise ValueError(f"Unknown --arch {args.arch!r}; choose one of {', '.join(archs)}")
     model = getattr(models, args.arch)(sensor="S2-L2A", ckpt_path=args.weights).eval()
     source = args.weights or "random initialisation (no --weights): shapes and pipeline only, features carry no meaning"
     print(f"\nModel: {args.arch}, {sum(p.numel() for p in model.parameters()):,} parameters; weights: {source}")
@@ -120,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="embed the real BigEarthNet example patches and print feature statistics")
-    demo.add_argument("--arch", choices=ARCHS, default="smarties_vit_base_patch16")
+    demo.add_argument("--arch", default="smarties_vit_base_patch16", help="a variant of the model table "
+                      "(smarties_vit_base_patch16, smarties_vit_large_patch16, ...)")  # fmt: skip
     demo.add_argument("--weights", default=None, help="official-layout checkpoint (e.g. smarties-v1-vitb.safetensors)")
     demo.add_argument("--size", type=int, default=224, help="model input size (multiple of 16)")
     demo.add_argument("--cache-dir", default=None, help="where to unpack the examples (default: $SMARTIES_CACHE)")

@@ -156,3 +156,20 @@ def test_install_arms_one_finder_that_ignores_other_imports(monkeypatch: pytest.
     finders = [f for f in sys.meta_path if isinstance(f, hook.RegisterWithTerraTorch)]
     assert len(finders) == 1 and sys.meta_path[0] is finders[0]
     assert finders[0].find_spec("json") is None and finders[0] in sys.meta_path  # other imports: untouched
+
+
+def test_lightning_entry_point_adds_tiled_predict_only_in_terratorch_runs() -> None:
+    """The installed ``lightning.pytorch.callbacks_factory`` entry point: nothing outside TerraTorch, the
+    predict-time tiling callback once ``terratorch`` is imported (in a subprocess: a clean ``sys.modules``)."""
+    code = textwrap.dedent(
+        """
+        import lightning.pytorch as pl
+        names = lambda: [type(c).__name__ for c in pl.Trainer(logger=False, enable_progress_bar=False).callbacks]
+        print("plain", "SmartiesTiledPredict" in names())
+        import terratorch
+        print("terratorch", "SmartiesTiledPredict" in names())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "plain False" in out.stdout and "terratorch True" in out.stdout, out.stdout

@@ -168,6 +168,6 @@ def grid_of(reader: Any, scale: int = 1) -> dict[str, Any]:
         "height": math.ceil(reader.height / scale),
         "width": math.ceil(reader.width / scale),
         "crs": reader.crs,
-        "transform": reader.transform * Affine.scale(scale),
+        "transform": reader.transform @ Affine.scale(scale),
     }
 
