@@ -283,17 +283,22 @@ def _predict(checkpoint: Path, config: Path, out: Path, monkeypatch, extra: list
 
 
 def test_predict_time_tiling_is_lost_without_the_callback(seg_checkpoint, tmp_path: Path, monkeypatch) -> None:
-    """Lightning's behaviour the callback exists for: the checkpoint's hyperparameters win over the command line."""
+    """Lightning's behaviour the callback exists for: the checkpoint's hyperparameters win over the command line.
+
+    With the autoload switched off, the installed ``callbacks_factory`` entry point adds no callback."""
+    monkeypatch.setenv("SMARTIES_TERRATORCH_AUTOLOAD", "0")
     ckpt, config = seg_checkpoint
     extra = ["--model.init_args.tiled_inference_parameters", json.dumps(TILES)]
     cli, calls = _predict(ckpt, config, tmp_path / "pred", monkeypatch, extra)
     assert calls == [] and cli.model.tiled_inference_parameters is None
 
 
-@pytest.mark.parametrize("how", ["command line", "callback argument"])
+@pytest.mark.parametrize("how", ["zero lines", "command line", "callback argument"])
 def test_predict_time_tiling_is_applied(seg_checkpoint, tmp_path: Path, monkeypatch, how: str) -> None:
     ckpt, config = seg_checkpoint
-    if how == "command line":  # as documented; also what the callbacks_factory entry point adds (no arguments)
+    if how == "zero lines":  # the installed entry point adds the callback: the user only asks for the tiling
+        extra = ["--model.init_args.tiled_inference_parameters", json.dumps(TILES)]
+    elif how == "command line":  # as documented; also what the callbacks_factory entry point adds (no arguments)
         extra = [
             "--model.init_args.tiled_inference_parameters", json.dumps(TILES),
             "--trainer.callbacks+=smarties_terratorch.backbone.SmartiesTiledPredict",
