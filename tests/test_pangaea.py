@@ -275,7 +275,7 @@ def test_configs_ship_in_the_package() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ band maps
-EXPECTED = {  # projection indices of the kept channels (spectrum.md §2-§5) and dropped channels
+EXPECTED = {  # projection indices of the kept channels and dropped channels
     "hlsburnscars": ([1, 4, 6, 11, 13, 14], []),
     "dynamicen": ([1, 4, 6, 9], []),  # Planet "B5" is NIR (P9), not S2 red edge (P7)
     "spacenet7": ([5, 3, 2], []),  # 8-bit Planet RGB: VHR ranges red_1/green_1/blue_3, not S2's

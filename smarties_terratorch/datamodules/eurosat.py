@@ -6,7 +6,7 @@ On-disk layout (Zenodo record 7711810, ``EuroSAT_MS.zip``)::
                                         band order B01 ... B08, B09, B10, B11, B12, B8A  (B8A LAST)
 
 Per sample: rasterio read (nodata as NaN) -> keep the 12 used bands (B10, position 9, dropped; or any subset by
-name) -> SMARTIES normalisation with the EuroSAT statistics (percentile clip + standardise, normalization.md §4) ->
+name) -> SMARTIES normalisation with the EuroSAT statistics (percentile clip + standardise) ->
 bicubic (anti-aliased) resize to 224 -> for fine-tuning, random flips + rot90. The model's ``backbone_bands``
 must list the same bands in the same order: ``EUROSAT_BANDS`` by default.
 

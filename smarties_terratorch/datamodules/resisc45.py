@@ -5,7 +5,7 @@ On-disk layout (not in the authors' download script)::
     <root>/<class>/<class>_<NNN>.jpg    RGB JPEG, 256 x 256, 45 classes
 
 Per sample: read (:func:`~smarties_terratorch.io.read_raster`) (GDAL's JPEG driver, ``[3, H, W]``) -> SMARTIES normalisation with the RESISC45
-statistics (normalization.md §4) -> to 224 (normalization.md §1):
+statistics -> to 224:
 
 * evaluation and linear-probe training: rescale so the short side is ``resize_size`` (256), centre-crop 224;
 * fine-tuning training (``augment: true``): random flips + rot90, then RandomResizedCrop(scale 0.25-1,

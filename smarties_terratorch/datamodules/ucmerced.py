@@ -5,7 +5,7 @@ On-disk layout (``UCMerced_LandUse.zip``)::
     <root>/<class>/<class><NN>.tif     RGB TIFF, 256 x 256 (a few are slightly smaller), 100 per class
 
 Per sample: read (:func:`~smarties_terratorch.io.read_raster`) -> SMARTIES normalisation with the UC-Merced statistics (the pretraining RGB mean/std
-with UC-Merced's own p1/p99; normalization.md §4) -> rescale so the short side is ``resize_size`` (256),
+with UC-Merced's own p1/p99) -> rescale so the short side is ``resize_size`` (256),
 centre-crop 224. No augmentation (the paper evaluates it with kNN only). Bands: ``backbone_bands: [R, G, B]``
 with ``backbone_sensor: RGB``.
 

@@ -5,7 +5,7 @@ On-disk layout (GitHub ``CAPTAIN-WHU/BED4RS``, ``datasets/WHU-RS19.zip``)::
     <root>/<Class>/<class>_<i>.jpg     RGB JPEG, 600 x 600, 1,005 images in 19 class folders
 
 Per sample: rasterio read (``[3, H, W]``) -> SMARTIES normalisation with the WHU-RS19 statistics
-(normalization.md §4) -> **bilinear** (anti-aliased) resize to 224: WHU-RS19 is the one dataset the authors
+-> **bilinear** (anti-aliased) resize to 224: WHU-RS19 is the one dataset the authors
 resize with scikit-image order 1 instead of bicubic. No augmentation (the paper evaluates it with kNN only).
 Bands are the VHR RGB ranges: ``backbone_bands: [R, G, B]`` with ``backbone_sensor: RGB``.
 

@@ -1,4 +1,4 @@
-"""SMARTIES masked auto-encoder for pre-training (model.md §8, paper-table.md §3).
+"""SMARTIES masked auto-encoder for pre-training.
 
 The encoder is a plain :class:`~smarties_terratorch.models.vit.SmartiesViT` (same parameter names, so
 ``save_weights(mae.encoder, ...)`` writes the official encoder layout); this module adds the MAE decoder
