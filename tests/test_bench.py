@@ -382,6 +382,7 @@ def test_protocol_variants(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- scale out
+@pytest.mark.slow  # two child processes each running smoke rows: about a minute
 def test_two_parallel_workers_run_smoke_rows(tmp_path: Path) -> None:
     """`--jobs 2`: one child process per row at a time, each writing its own result file, then one report."""
     rows = ["eurosat_knn", "whurs19_knn", "ucmerced_knn"]

@@ -270,6 +270,7 @@ def test_no_best_export_without_monitor(pairs: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "smarties_encoder_best.safetensors").exists()
 
 
+@pytest.mark.slow  # builds the real demo data and trains 40 steps: one to two minutes on 2 cores
 def test_loss_decreases_on_real_demo_data(tmp_path: Path) -> None:
     """Reduced demo: tiny model at 64 px, 40 steps of 8 samples, on the real S2-L1C / Landsat-8 / BigEarthNet demo
     data (measured: mean loss of the first 8 steps 1.221, of the last 8 steps 0.943)."""
