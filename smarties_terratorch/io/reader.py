@@ -213,12 +213,14 @@ class RasterReader:
         cols = slice(c0 - col, c1 - col) if out_shape is None else slice(None)
         c = 0
         for k, (src, idx, path) in enumerate(self._bands):
-            kwargs = {} if out_shape is None else {"out_shape": (len(idx), out_h, out_w), "resampling": self.resampling}
+            # A warped band without nodata is read together with its alpha band: one warp, not two.
+            read = [*idx, self._alpha[k]] if k in self._alpha else idx
+            kwargs = {} if out_shape is None else {"out_shape": (len(read), out_h, out_w), "resampling": self.resampling}
             try:
-                block = np.ma.filled(src.read(idx, window=window, masked=True, **kwargs).astype(np.float32), np.nan)
+                raw = src.read(read, window=window, masked=True, **kwargs)
+                block = np.ma.filled(raw[: len(idx)].astype(np.float32), np.nan)
                 if k in self._alpha:
-                    alpha = src.read([self._alpha[k]], window=window, **{**kwargs, "out_shape": (1, *block.shape[1:])})
-                    block[:, alpha[0] == 0] = np.nan
+                    block[:, np.ma.getdata(raw[-1]) == 0] = np.nan
             except rasterio.errors.RasterioError as err:
                 # GDAL's own message ("Read failed. See previous exception") names neither the file nor the cause.
                 detail = err.__cause__ or err
