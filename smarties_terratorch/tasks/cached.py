@@ -27,13 +27,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..datamodules.base import SmartiesDataModule
 from ..io import atomic_path
 
 __all__ = [
@@ -168,7 +168,7 @@ class FeatureDataset(Dataset):
         return {"image": self.features[index], "label": self.labels[index]}
 
 
-class CachedFeatureDataModule(pl.LightningDataModule):
+class CachedFeatureDataModule(SmartiesDataModule):
     """Loaders over cached features with the batching of the data module they replace.
 
     ``batch_size``, ``drop_last`` and training-set shuffling are those of ``source``; ``num_classes`` and
@@ -176,28 +176,16 @@ class CachedFeatureDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, splits: Mapping[str, tuple[Tensor, Tensor]], source: Any) -> None:
-        super().__init__()
+        super().__init__(batch_size=int(source.batch_size), drop_last=bool(getattr(source, "drop_last", False)))
         self.datasets = {name: FeatureDataset(*tensors) for name, tensors in splits.items()}
-        self.batch_size = int(source.batch_size)
-        self.drop_last = bool(getattr(source, "drop_last", False))
         self.num_classes = getattr(source, "num_classes", None)
         self.multilabel = getattr(source, "multilabel", None)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        if split not in self.datasets:
-            raise KeyError(f"no cached features for the {split} split (encoded: {sorted(self.datasets)})")
-        return DataLoader(
-            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, drop_last=self.drop_last and shuffle
-        )
+    def setup(self, stage: str | None = None) -> None:
+        pass  # every split there is was encoded up front; a missing one is reported when its loader is asked for
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def build_dataset(self, split: str) -> FeatureDataset:
+        raise KeyError(f"no cached features for the {split} split (encoded: {sorted(self.datasets)})")
 
 
 def _unshuffled(loader: DataLoader) -> DataLoader:
