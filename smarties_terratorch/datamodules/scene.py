@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..transforms import resize_to
+from ..datasets.utils import check_channels
 from .base import SmartiesDataModule
 
 __all__ = [
@@ -250,8 +251,3 @@ class ClassFolderDataModule(SmartiesDataModule):
     def build_dataset(self, split: str) -> Dataset:
         train = split == "train"
         return ClassFolderDataset(self.split_samples(split), partial(self.load, train=train))
-
-
-def check_channels(image: np.ndarray, expected: int, path: Path, what: str) -> None:
-    if image.shape[0] != expected:
-        raise ValueError(f"{path}: {image.shape[0]} channels, but {what} files have {expected}")
