@@ -142,11 +142,19 @@ def test_config_runs(config: str, fixtures: dict[str, Path], tmp_path: Path) -> 
         assert all(p.requires_grad for p in task.model.parameters())
         groups = cli.trainer.optimizers[0].param_groups
         depth, ld = len(task.model.encoder.blocks), task.hparams["layer_decay"]
-        assert ld < 1
+        assert ld == 1.0  # the released protocol by default; 0.75 is the option (test_layer_decay_option_in_config)
         by_layer = {g["layer_id"]: g["initial_lr"] for g in groups}
         assert sorted(by_layer) == list(range(depth + 2))
-        for lid, lr in by_layer.items():  # layer decay really applied
+        for lid, lr in by_layer.items():  # one group per layer; with decay 1 every layer gets the base lr
             assert lr == pytest.approx(task.hparams["lr"] * ld ** (depth + 1 - lid))
+
+
+@pytest.mark.parametrize("config", [c for c in sorted(CONFIGS_OWNED) if c.endswith("_finetune.yaml")])
+def test_layer_decay_option_in_config(config: str) -> None:
+    """The fine-tuning configs follow the released protocol (1.0) and name the stated 0.75 as the option."""
+    text = (CONFIGS / config).read_text()
+    assert yaml.safe_load(text)["model"]["init_args"]["layer_decay"] == 1.0
+    assert "--model.init_args.layer_decay 0.75" in text
 
 
 def test_cosine_warmup_is_stepped_per_iteration(fixtures: dict[str, Path], tmp_path: Path) -> None:
