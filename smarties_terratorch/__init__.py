@@ -6,20 +6,27 @@ factories ``smarties_vit_{tiny,base,large}_patch16``, :func:`load_pretrained` / 
 :class:`SmartiesNormalize`.
 """
 
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
-from .models import (
-    SmartiesViT,
-    smarties_vit_base_patch16,
-    smarties_vit_large_patch16,
-    smarties_vit_tiny_patch16,
-)
-from .spectrum import resolve_bands
-from .transforms import SmartiesNormalize, normalization_stats
-from .weights import WEIGHTS, get_weights, load_pretrained, save_weights
+# name -> submodule; resolved on first use (PEP 562) so that ``smarties --help`` and the light subcommands start
+# without importing torch.
+_LAZY = {
+    "SmartiesViT": "models",
+    "smarties_vit_base_patch16": "models",
+    "smarties_vit_large_patch16": "models",
+    "smarties_vit_tiny_patch16": "models",
+    "resolve_bands": "spectrum",
+    "SmartiesNormalize": "transforms",
+    "normalization_stats": "transforms",
+    "WEIGHTS": "weights",
+    "get_weights": "weights",
+    "load_pretrained": "weights",
+    "save_weights": "weights",
+}
 
 __version__ = "0.1.0"
 
@@ -36,6 +43,18 @@ __all__ = [
     "smarties_vit_large_patch16",
     "smarties_vit_tiny_patch16",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def _startup_hook() -> Any:
