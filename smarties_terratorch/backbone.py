@@ -250,64 +250,25 @@ def _check_common_keys(variant: str, bands: Any, kwargs: dict[str, Any]) -> None
 
 
 def _resolve_hub_revision(variant: str, pretrained: bool | str, ckpt_path: Any, revision: str | None) -> str | None:
-    """The Hub commit to download for ``pretrained`` when neither the user nor this package pins one.
-
-    The released repos have no pinned commit in :data:`~smarties_terratorch.weights.WEIGHTS` yet, and the loader
-    never downloads a moving ``main``; so we resolve the repo's current commit once, log it, and download exactly
-    that commit. Offline (``HF_HUB_OFFLINE``) or when the Hub cannot be reached, the newest cached commit is used.
-    """
+    """The Hub commit ``pretrained`` downloads (:func:`~smarties_terratorch.weights.resolve_revision`: the given
+    or declared pin, else the repo's current commit, logged; offline the newest cached one), with the error
+    phrased in the config's keys."""
     if not pretrained or ckpt_path is not None or revision is not None:
         return revision
-    from huggingface_hub import HfApi
-    from huggingface_hub import constants as hf_constants
-
-    from .weights import default_weights_for, get_weights
+    from .weights import WeightsUnavailableError, default_weights_for, get_weights, resolve_revision
 
     try:
         weights = get_weights(pretrained) if isinstance(pretrained, str) else default_weights_for(variant)
     except KeyError as err:  # TerraTorch's registry turns a KeyError into "could not be instantiated from any source"
         raise BackboneConfigError(f"backbone_pretrained: {err.args[0]}") from None
-    if weights.revision is not None:
-        return None  # the declared pin wins
-    problem: Exception | None = None
-    if not hf_constants.HF_HUB_OFFLINE:
-        try:
-            sha = HfApi().model_info(weights.repo_id).sha
-            log.warning("%s at commit %s (not pinned by this package)", weights.repo_id, sha)
-            return sha
-        except Exception as err:  # noqa: BLE001 (network, auth, missing repo: all end in the same advice)
-            problem = err
-    cached = _cached_commit(weights.repo_id, weights.filename)
-    if cached is not None:  # offline or unreachable: the newest commit already in the Hub cache
-        log.warning("%s at cached commit %s (offline; not pinned by this package)", weights.repo_id, cached)
-        return cached
-    if problem is None:
-        return "main"  # HF_HUB_OFFLINE and nothing cached: the loader explains how to get the file
-    first_line = str(problem).splitlines()[0] if str(problem) else ""
-    raise BackboneConfigError(
-        f"backbone_pretrained: could not resolve the current commit of {weights.repo_id} on the Hugging Face Hub "
-        f"({type(problem).__name__}: {first_line}) and it is not in the Hub cache; set backbone_revision: <commit> "
-        f"or download {weights.filename} and set backbone_ckpt_path: <file>."
-    ) from problem
-
-
-def _cached_commit(repo_id: str, filename: str) -> str | None:
-    """The newest commit of ``repo_id`` whose ``filename`` is in the Hugging Face cache, if any."""
-    from huggingface_hub import constants as hf_constants
-    from huggingface_hub import scan_cache_dir
-
     try:
-        repos = scan_cache_dir(hf_constants.HF_HUB_CACHE).repos  # the cache hf_hub_download uses
-    except Exception:  # noqa: BLE001 (no cache directory yet, unreadable cache: nothing cached)
-        return None
-    revisions = [
-        rev
-        for repo in repos
-        if repo.repo_id == repo_id and repo.repo_type == "model"
-        for rev in repo.revisions
-        if any(f.file_name == filename for f in rev.files)
-    ]
-    return max(revisions, key=lambda r: r.last_modified).commit_hash if revisions else None
+        return resolve_revision(weights)
+    except WeightsUnavailableError as err:
+        raise BackboneConfigError(
+            f"backbone_pretrained: could not resolve the current commit of {weights.repo_id} on the Hugging Face "
+            f"Hub and it is not in the Hub cache ({str(err).split('. ')[0]}); set backbone_revision: <commit> or "
+            f"download {weights.filename} and set backbone_ckpt_path: <file>."
+        ) from err
 
 
 def _under_a_config_parser() -> bool:

@@ -14,6 +14,7 @@ Usage::
     smarties data download --root data                      # every dataset and every split file
     smarties data download eurosat splits --root data       # EuroSAT_MS (with its split files) + all split files
     smarties data download --root data --mirror https://mirror.example.org/smarties
+    smarties data download eurosat --root data --mirror URL --sources my_sources.yaml   # another sources table
 """
 
 from __future__ import annotations
@@ -582,7 +583,19 @@ def download(
 
 
 def main(argv: Sequence[str] | None = None, *, sources: Mapping[str, Any] | None = None) -> int:
-    """``smarties data download [NAMES...] --root DIR``: 0 when everything asked for is present, 1 otherwise."""
+    """``smarties data download [NAMES...] --root DIR``: 0 when everything asked for is present, 1 otherwise.
+
+    ``--sources FILE`` (or ``sources=``) replaces the shipped table: a private mirror whose files differ, or tests.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--sources", type=Path)
+    known, _ = pre.parse_known_args(argv)
+    if known.sources is not None:
+        if not known.sources.is_file():
+            print(f"error: --sources {known.sources}: no such file (a table in the layout of the shipped "
+                  f"{SOURCES_FILE.name})", file=sys.stderr)
+            return 2
+        sources = load_sources(known.sources)
     table = sources if sources is not None else load_sources()
     names = ", ".join([*table["datasets"], SPLITS])
     parser = argparse.ArgumentParser(prog="smarties data", description="Evaluation datasets and split files.")
@@ -597,6 +610,9 @@ def main(argv: Sequence[str] | None = None, *, sources: Mapping[str, Any] | None
     dl.add_argument("--mirror", default=os.environ.get(MIRROR_ENV) or None,
                     help=f"fetch every file from MIRROR/<host>/<path> (default: ${MIRROR_ENV})")
     dl.add_argument("--keep-archives", action="store_true", help=f"keep archives under ROOT/{DOWNLOADS}/")
+    dl.add_argument("--sources", type=Path, metavar="FILE",
+                    help=f"a sources table of your own instead of the shipped {SOURCES_FILE.name} (same layout: URLs, "
+                         "checksums, archive layouts), e.g. for a mirror whose files differ")
     args = parser.parse_args(argv)
     try:
         statuses = download(args.names, args.root, mirror=args.mirror, sources=table,

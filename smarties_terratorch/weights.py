@@ -1,5 +1,5 @@
-"""Released SMARTIES weights: declarations, loading (local path first, then the Hugging Face Hub at a pinned
-revision) and saving in the official layout.
+"""Released SMARTIES weights: declarations, loading (local path first, then the Hugging Face Hub at one resolved
+commit, :func:`resolve_revision`) and saving in the official layout.
 
 The official files hold the encoder state dict unprefixed (``cls_token``, ``pos_embed``, ``blocks.*``,
 ``norm.*``, ``spectrum_projection.spectrum_embeds.{0..16}.proj.*``) and, for fine-tuned files, a head
@@ -50,12 +50,17 @@ __all__ = [
     "check_checkpoint",
     "checkpoint_filter_fn",
     "checkpoint_path",
+    "HubFile",
     "default_weights_for",
+    "fetch_hub_weights",
+    "file_sha256",
     "get_weights",
+    "is_pinned",
     "load_pretrained",
     "load_state_dict",
     "read_checkpoint",
     "read_task_checkpoint",
+    "resolve_revision",
     "save_weights",
 ]
 
@@ -67,7 +72,7 @@ class CheckpointError(ValueError):
 
 
 class WeightsUnavailableError(FileNotFoundError):
-    """The weights are neither at a local path nor obtainable from the Hub (offline, no pinned revision, ...)."""
+    """The weights are neither at a local path nor obtainable from the Hub (offline and not cached, ...)."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,8 @@ class SmartiesWeights:
         name: tag, e.g. ``smarties-v1-vitb``.
         arch: factory that builds the matching model.
         repo_id, filename: location on the Hugging Face Hub.
-        revision: pinned commit of ``repo_id``. ``None`` = not recorded yet:
-            downloading then needs an explicit ``revision=`` (never a silent ``main``).
+        revision: pinned commit of ``repo_id``. ``None`` = not recorded yet: downloading then resolves the
+            repo's current commit and logs it (:func:`resolve_revision`), never a silent moving ``main``.
         sha256: expected file hash, checked after download when known.
         num_classes, head_type, num_modalities: the head the file carries (see ``SmartiesViT``).
         sensors: input sensors (band presets) in modality order.
@@ -197,14 +202,75 @@ def _how_to_fetch(w: SmartiesWeights, revision: str | None) -> str:
     )
 
 
+def _cached_commit(repo_id: str, filename: str, cache_dir: str | Path | None = None) -> str | None:
+    """The newest commit of ``repo_id`` whose ``filename`` is in the Hugging Face cache, if any."""
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        repos = scan_cache_dir(cache_dir or hf_constants.HF_HUB_CACHE).repos  # the cache hf_hub_download uses
+    except Exception:  # noqa: BLE001 (no cache directory yet, unreadable cache: nothing cached)
+        return None
+    revisions = [
+        rev
+        for repo in repos
+        if repo.repo_id == repo_id and repo.repo_type == "model"
+        for rev in repo.revisions
+        if any(f.file_name == filename for f in rev.files)
+    ]
+    return max(revisions, key=lambda r: r.last_modified).commit_hash if revisions else None
+
+
+def is_pinned(w: SmartiesWeights, revision: str | None = None) -> bool:
+    """Whether the commit of ``w`` is fixed by the caller (``revision``) or by this package (``w.revision``)."""
+    return revision is not None or w.revision is not None
+
+
+def resolve_revision(w: SmartiesWeights, revision: str | None = None, cache_dir: str | Path | None = None) -> str:
+    """The Hub commit (or ref) to download ``w`` at.
+
+    A ``revision`` given by the caller wins, then the one declared in :data:`WEIGHTS`. Without either, the repo's
+    current commit is resolved through the Hub API (``HF_ENDPOINT`` honoured) and logged as not pinned, so a run
+    downloads and records one exact commit, never a moving ``main``. Offline (``HF_HUB_OFFLINE``) or with the Hub
+    unreachable, the newest commit already in the Hub cache is used (logged).
+
+    Raises:
+        WeightsUnavailableError: no pin, the Hub cannot be asked, and nothing is cached (the message says how to
+            get the file).
+    """
+    if revision is not None:
+        return revision
+    if w.revision is not None:
+        return w.revision
+    problem: Exception | None = None
+    if not hf_constants.HF_HUB_OFFLINE:
+        from huggingface_hub import HfApi
+
+        try:
+            sha = HfApi().model_info(w.repo_id).sha
+        except Exception as err:  # noqa: BLE001 (network, auth, missing repo: all end in the same advice)
+            problem = err
+        else:
+            if sha:
+                log.warning("%s at commit %s (not pinned by this package)", w.repo_id, sha)
+                return sha
+            problem = ValueError("the Hub answered without a commit")
+    cached = _cached_commit(w.repo_id, w.filename, cache_dir)
+    if cached is not None:
+        log.warning("%s at cached commit %s (offline; not pinned by this package)", w.repo_id, cached)
+        return cached
+    if problem is None:
+        why = "HF_HUB_OFFLINE is set"
+    else:
+        first_line = str(problem).splitlines()[0] if str(problem) else ""
+        why = f"the Hub could not be asked: {type(problem).__name__}: {first_line}"
+    raise WeightsUnavailableError(
+        f"Could not resolve the current commit of {w.repo_id} on the Hugging Face Hub ({why}) and {w.filename} is "
+        f"not in the Hub cache. Pass a revision (a commit sha) or a local file. {_how_to_fetch(w, None)}"
+    ) from problem
+
+
 def _download(w: SmartiesWeights, revision: str | None, cache_dir: str | Path | None) -> Path:
-    revision = revision or w.revision
-    if revision is None:
-        raise WeightsUnavailableError(
-            f"No pinned Hub revision is recorded for {w.name} ({w.repo_id}/{w.filename}), and we never download an "
-            f"unpinned 'main'. Pass revision='<commit sha>' (or revision='main' to accept the current files), or a "
-            f"local file. {_how_to_fetch(w, None)}"
-        )
+    revision = resolve_revision(w, revision, cache_dir)
     try:
         path = Path(hf_hub_download(w.repo_id, w.filename, revision=revision, cache_dir=cache_dir))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError) as err:
@@ -214,10 +280,53 @@ def _download(w: SmartiesWeights, revision: str | None, cache_dir: str | Path | 
             f"it is not in the Hub cache: {type(err).__name__}: {err}. {_how_to_fetch(w, revision)}"
         ) from err
     if w.sha256 is not None:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_sha256(path)
         if digest != w.sha256:
             raise CheckpointError(f"{path} has sha256 {digest}, expected {w.sha256} for {w.name}: delete it and retry.")
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 hex digest of a file, read in chunks (weights files are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """A released weights file fetched from the Hub, as recorded in benchmark results."""
+
+    repo_id: str
+    revision: str  # the commit downloaded
+    pinned: bool  # fixed by the caller or this package (else: the repo's current commit when it was resolved)
+    sha256: str
+    path: Path
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able provenance: ``{"repo_id", "revision", "pinned", "sha256", "path"}``."""
+        return {"repo_id": self.repo_id, "revision": self.revision, "pinned": self.pinned, "sha256": self.sha256,
+                "path": str(self.path)}
+
+
+def fetch_hub_weights(
+    source: str | SmartiesWeights, revision: str | None = None, cache_dir: str | Path | None = None
+) -> HubFile:
+    """Download a declared weights file (tag or :class:`SmartiesWeights`) at one resolved commit.
+
+    The commit is :func:`resolve_revision`'s; the returned :class:`HubFile` carries it, whether it was pinned, and
+    the file's sha256 (checked against the declared one when there is one).
+
+    Raises:
+        KeyError: an unknown tag.
+        WeightsUnavailableError, CheckpointError: as :func:`checkpoint_path`.
+    """
+    w = get_weights(source) if isinstance(source, str) else source
+    commit = resolve_revision(w, revision, cache_dir)
+    path = _download(w, commit, cache_dir)
+    return HubFile(w.repo_id, commit, is_pinned(w, revision), file_sha256(path), path)
 
 
 def checkpoint_path(

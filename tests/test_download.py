@@ -1,9 +1,8 @@
 """``smarties data download`` against a local HTTP server that plays every source.
 
-The server (127.0.0.1, stdlib ``http.server``) serves tiny archives in each dataset's real packing, made from the
-package's fixture generators, under ``<mirror>/<original host>/<original path>``, and answers like the Hugging Face
-Hub under ``/hub`` (``X-Repo-Commit`` / ``ETag`` on ``/datasets/<repo>/resolve/<revision>/<file>``). It honours
-``Range`` requests and records every request, so the tests can assert what was (not) asked for.
+The server (:mod:`http_server`) serves tiny archives in each dataset's real packing, made from the package's fixture
+generators, under ``<mirror>/<original host>/<original path>``, and answers like the Hugging Face Hub under ``/hub``.
+It honours ``Range`` requests and records every request, so the tests can assert what was (not) asked for.
 """
 
 from __future__ import annotations
@@ -23,111 +22,21 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from http_server import HUB_COMMIT, Server, use_hub
+
 from smarties_terratorch import download as dl
 from smarties_terratorch.testing import bigearthnet, burnscars, dfc2020, eurosat, resisc45, spacenet7, ucmerced, whurs19
 
-HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 RESISC45_URL = (  # what torchgeo's RESISC45 class declares (checked in the last test)
     "https://hf.co/datasets/isaaccorley/resisc45/resolve/883edc0eee77b2c84225472f10f126e3ed83fa6e/NWPU-RESISC45.zip"
 )
 DFC_PATH = "/huggingface.co/datasets/antofuller/CROMA_benchmarks/resolve/main/DFC_preprocessed.pt"
-
-
-# ------------------------------------------------------------------------------------------------ the server
-
-
-class Server:
-    """Serves ``files`` (path -> bytes) and Hub files; records (method, path, Range) of every request."""
-
-    def __init__(self, files: dict[str, bytes], hub: dict[tuple[str, str], bytes] | None = None) -> None:
-        self.files, self.hub = files, hub or {}
-        self.requests: list[tuple[str, str, str | None]] = []
-        self.cut: dict[str, tuple[int, threading.Event | None]] = {}  # path -> (bytes to send, then wait) once
-        self.sent: dict[str, int] = {}
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.owner = self  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def lookup(self, path: str) -> tuple[bytes | None, dict[str, str]]:
-        hub = re.fullmatch(r"/hub/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
-        if hub:
-            body = self.hub.get((hub[1], hub[3]))
-            if body is None:
-                return None, {}
-            return body, {"X-Repo-Commit": HUB_COMMIT, "ETag": f'"{hashlib.sha256(body).hexdigest()}"'}
-        return self.files.get(path), {}
-
-    def gets(self, path: str) -> list[str | None]:
-        """Range headers of the GET requests for ``path``."""
-        return [rng for method, p, rng in self.requests if method == "GET" and p == path]
-
-    def close(self) -> None:
-        for _, event in self.cut.values():
-            if event is not None:
-                event.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:  # keep the test output clean
-        pass
-
-    def do_HEAD(self) -> None:
-        self._serve(head=True)
-
-    def do_GET(self) -> None:
-        self._serve(head=False)
-
-    def _serve(self, head: bool) -> None:
-        srv: Server = self.server.owner  # type: ignore[attr-defined]
-        path = urlsplit(self.path).path
-        rng = self.headers.get("Range")
-        srv.requests.append((self.command, path, rng))
-        body, extra = srv.lookup(path)
-        if body is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        start = int(re.fullmatch(r"bytes=(\d+)-", rng)[1]) if rng and not head else 0  # type: ignore[index]
-        if start >= len(body) > 0:
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{len(body)}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.send_header("Accept-Ranges", "bytes")
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        for key, value in extra.items():
-            self.send_header(key, value)
-        self.end_headers()
-        if head:
-            return
-        payload = body[start:]
-        if path in srv.cut and not start:
-            n, event = srv.cut.pop(path)
-            self.wfile.write(payload[:n])
-            self.wfile.flush()
-            srv.sent[path] = n
-            if event is not None:
-                event.wait(60)
-            self.close_connection = True  # the client sees the body end early
-            return
-        self.wfile.write(payload)
 
 
 # ------------------------------------------------------------------------------------------------ archives
@@ -478,14 +387,7 @@ def _check_hub_download(root: Path, server: Server) -> None:
 def test_hub_files_through_the_hub_endpoint(
     tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # huggingface_hub reads HF_ENDPOINT once, at import: set what it derives from it (the subprocess test below
-    # sets the variable itself)
-    import huggingface_hub.constants as hf
-
-    endpoint = server.url + "/hub"
-    template = hf.HUGGINGFACE_CO_URL_TEMPLATE.replace(hf.ENDPOINT, endpoint)
-    monkeypatch.setattr(hf, "HUGGINGFACE_CO_URL_TEMPLATE", template)
-    monkeypatch.setattr(hf, "ENDPOINT", endpoint)
+    use_hub(monkeypatch, server.hub_url)
     assert _run(["dfc2020", "burnscars", "--root", str(tmp_path)], site) == 0
     _check_hub_download(tmp_path, server)
 

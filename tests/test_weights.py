@@ -163,11 +163,65 @@ def test_missing_local_file_and_tiny_without_release(tmp_path: Path) -> None:
         load_pretrained(smarties_vit_tiny_patch16(), tmp_path)
 
 
-def test_hub_needs_a_pinned_revision() -> None:
+@pytest.fixture
+def hub(tiny_file: tuple[torch.nn.Module, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A local server answering like the Hub, serving the tiny file as ``org/tiny``'s ``tiny.safetensors``."""
+    from http_server import Server, use_hub
+
+    srv = Server({}, models={("org/tiny", "tiny.safetensors"): tiny_file[1].read_bytes()})
+    use_hub(monkeypatch, srv.hub_url, cache=str(tmp_path / "hub-cache"))
+    yield srv
+    srv.close()
+
+
+def test_unpinned_weights_resolve_the_current_commit(
+    hub, tiny_file: tuple[torch.nn.Module, Path], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from http_server import HUB_COMMIT
+
+    model, path = tiny_file
+    spec = weights.SmartiesWeights("t", "smarties_vit_tiny_patch16", "org/tiny", "tiny.safetensors")
+    assert weights.resolve_revision(spec, "abc") == "abc"  # the caller's revision wins, nothing asked
+    assert hub.requests == []
+    with caplog.at_level("WARNING", logger="smarties_terratorch.weights"):
+        fetched = weights.fetch_hub_weights(spec)
+    assert f"org/tiny at commit {HUB_COMMIT} (not pinned by this package)" in caplog.text
+    assert ("GET", "/hub/api/models/org/tiny", None) in hub.requests
+    assert any(p == f"/hub/org/tiny/resolve/{HUB_COMMIT}/tiny.safetensors" for _, p, _ in hub.requests)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert fetched.record() == {"repo_id": "org/tiny", "revision": HUB_COMMIT, "pinned": False, "sha256": digest,
+                                "path": str(fetched.path)}
+    # pretrained=True in the Python factory goes through the same resolution
+    monkeypatch.setattr(weights, "default_weights_for", lambda arch: spec)
+    loaded = smarties_vit_tiny_patch16(pretrained=True, sensor="S2").eval()
+    assert _same_outputs(model, loaded)
+    # offline (or the Hub gone): the newest cached commit, said so
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="smarties_terratorch.weights"):
+        assert weights.resolve_revision(spec) == HUB_COMMIT
+    assert f"at cached commit {HUB_COMMIT}" in caplog.text
+
+
+def test_declared_revision_and_sha256_are_honoured(hub, tiny_file: tuple[torch.nn.Module, Path]) -> None:
+    from http_server import HUB_COMMIT
+
+    digest = hashlib.sha256(tiny_file[1].read_bytes()).hexdigest()
+    spec = weights.SmartiesWeights("t", "x", "org/tiny", "tiny.safetensors", revision=HUB_COMMIT, sha256=digest)
+    fetched = weights.fetch_hub_weights(spec)
+    assert fetched.pinned and fetched.revision == HUB_COMMIT and fetched.sha256 == digest
+    assert not any("/api/models/" in p for _, p, _ in hub.requests)  # a pin is never re-resolved
+    bad = weights.SmartiesWeights("t", "x", "org/tiny", "tiny.safetensors", revision=HUB_COMMIT, sha256="0" * 64)
+    with pytest.raises(CheckpointError, match="expected 0{64}"):
+        weights.fetch_hub_weights(bad)
+
+
+def test_unresolvable_commit_names_repo_and_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     with torch.device("meta"):
         model = smarties_vit_base_patch16()
-    with pytest.raises(WeightsUnavailableError, match=r"No pinned Hub revision.*revision=.*huggingface-cli download"):
-        load_pretrained(model, "smarties-v1-vitb")
+    with pytest.raises(WeightsUnavailableError, match=r"gsumbul/SMARTIES-v1-ViT-B.*HF_HUB_OFFLINE.*huggingface-cli download"):
+        load_pretrained(model, "smarties-v1-vitb", cache_dir=tmp_path)
 
 
 def test_hub_download_uses_repo_file_revision(tiny_file: tuple[torch.nn.Module, Path], monkeypatch: pytest.MonkeyPatch) -> None:
