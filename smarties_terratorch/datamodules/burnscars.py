@@ -1,15 +1,6 @@
-"""HLS Burn Scars (``ibm-nasa-geospatial/hls_burn_scars``) for SMARTIES segmentation.
+"""HLS Burn Scars (``ibm-nasa-geospatial/hls_burn_scars``) data module for SMARTIES segmentation.
 
-On-disk layout (the Hugging Face release ``hls_burn_scars.tar.gz``, as TerraTorch's ``FireScarsNonGeoDataModule`` and
-PANGAEA's ``HLSBurnScars`` read it)::
-
-    <root>/training/subsetted_512x512_HLS.S30.T<tile>.<yyyyddd>.v1.4_merged.tif   6 bands, float32
-    <root>/training/subsetted_512x512_HLS.S30.T<tile>.<yyyyddd>.v1.4.mask.tif     1 band: 0 / 1, -1 = no data
-    <root>/validation/...                                                          same naming
-
-Images are HLS S30 (Sentinel-2-harmonised) surface reflectance in 0-1 units, bands BLUE, GREEN, RED, NIR_NARROW,
-SWIR_1, SWIR_2 (PANGAEA calls them B2, B3, B4, B8A, B11, B12). Images and masks are paired by file stem (not only by
-sorted position), so a missing or extra file is reported by name.
+The reader and the file layout: :mod:`smarties_terratorch.datasets.burnscars`.
 
 Splits (``protocol``):
 
@@ -24,45 +15,31 @@ B8A, B11, B12): HLS S30 is Sentinel-2 surface reflectance harmonised to Landsat,
 was pre-trained on (BigEarthNet L2A, reflectance x 10000), which matters most for a frozen encoder. The alternative,
 ``statistics: compute`` with ``scale: 1.0``, estimates dataset-specific p1/p99/mean/std on the training split with
 the same two-step rule. Report which one you used.
-
-Nodata: pixels that are NaN, equal to the raster's nodata tag or to one of ``nodata_values`` (HLS fill -9999; PANGAEA
-treats 9999 as invalid) in any band get the ignore index in the mask; mask value -1 is ignored as well.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from ..io import RasterReader, read_raster
-from .segmentation import SmartiesSegmentationDataModule, no_files_error, select_channels
+from ..datasets.burnscars import FOLDERS, HLS_BANDS, HLS_TO_S2, IMAGE_SUFFIX, MASK_SUFFIX, HLSBurnScars, find_pairs
+from ..datasets.segmentation import select_channels
+from .segmentation import SmartiesSegmentationDataModule
 
-__all__ = ["HLS_BANDS", "HLSBurnScarsDataModule", "HLS_TO_S2", "pangaea_train_val_split"]
-
-#: Channels of a ``*_merged.tif`` file, in file order (TerraTorch ``HLSBands`` names).
-HLS_BANDS = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
-#: The Sentinel-2 band of each HLS S30 band (rows of the ``S2-L2A`` statistics table).
-HLS_TO_S2 = {
-    "COASTAL_AEROSOL": "B01",
-    "BLUE": "B02",
-    "GREEN": "B03",
-    "RED": "B04",
-    "RED_EDGE_1": "B05",
-    "RED_EDGE_2": "B06",
-    "RED_EDGE_3": "B07",
-    "NIR_BROAD": "B08",
-    "NIR_NARROW": "B8A",
-    "WATER_VAPOR": "B09",
-    "SWIR_1": "B11",
-    "SWIR_2": "B12",
-}
-IMAGE_SUFFIX = "_merged.tif"
-MASK_SUFFIX = ".mask.tif"
-FOLDERS = {"training": "training", "validation": "validation"}
-
+# The layout constants are re-exported: they were importable from here before the reader moved.
+__all__ = [
+    "FOLDERS",
+    "HLS_BANDS",
+    "HLSBurnScarsDataModule",
+    "HLS_TO_S2",
+    "IMAGE_SUFFIX",
+    "MASK_SUFFIX",
+    "pangaea_train_val_split",
+]
 
 def pangaea_train_val_split(n: int, val_fraction: float = 0.1, seed: int = 23) -> tuple[list[int], list[int]]:
     """PANGAEA's train/val split of the sorted ``training/`` files: ``(train indices, val indices)``.
@@ -141,25 +118,9 @@ class HLSBurnScarsDataModule(SmartiesSegmentationDataModule):
         return None
 
     def pairs(self, folder: str) -> list[tuple[Path, Path]]:
-        """``(image, mask)`` paths of ``training`` or ``validation``, sorted and paired by stem."""
+        """``(image, mask)`` paths of ``training`` or ``validation``, sorted and paired by stem (read once)."""
         if folder not in self._pairs:
-            path = self.root / FOLDERS[folder]
-            images = {p.name[: -len(IMAGE_SUFFIX)]: p for p in path.glob(f"*{IMAGE_SUFFIX}")}
-            masks = {p.name[: -len(MASK_SUFFIX)]: p for p in path.glob(f"*{MASK_SUFFIX}")}
-            if not images:
-                raise no_files_error(path, f"*{IMAGE_SUFFIX}", f"{self.dataset_name} images")
-            if not masks:
-                raise no_files_error(path, f"*{MASK_SUFFIX}", f"{self.dataset_name} masks")
-            lonely_images = sorted(set(images) - set(masks))
-            lonely_masks = sorted(set(masks) - set(images))
-            if lonely_images or lonely_masks:
-                raise ValueError(
-                    f"{self.dataset_name}: {len(images)} images (*{IMAGE_SUFFIX}) and {len(masks)} masks "
-                    f"(*{MASK_SUFFIX}) in {path} do not pair up by name. Images without mask: "
-                    f"{[images[s].name for s in lonely_images[:5]]}; masks without image: "
-                    f"{[masks[s].name for s in lonely_masks[:5]]}."
-                )
-            self._pairs[folder] = [(images[s], masks[s]) for s in sorted(images)]
+            self._pairs[folder] = find_pairs(self.root, folder, self.dataset_name)
         return self._pairs[folder]
 
     def items(self, split: str) -> list[tuple[Path, Path]]:
@@ -173,20 +134,7 @@ class HLSBurnScarsDataModule(SmartiesSegmentationDataModule):
         train, val = pangaea_train_val_split(len(pairs), self.val_fraction, self.split_seed)
         return [pairs[i] for i in (train if split == "train" else val)]
 
-    def describe(self, item: tuple[Path, Path]) -> str:
-        return f"{self.dataset_name} image {item[0]}"
-
-    def load(self, item: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
-        image_path, mask_path = item
-        with RasterReader(image_path, gdal_cache_mb=16) as reader:
-            if reader.count != len(self.bands):
-                raise ValueError(
-                    f"{image_path}: {reader.count} bands in the file but {len(self.bands)} band names configured "
-                    f"({self.bands}); the band list must name every channel of the file, in file order."
-                )
-            image = reader.read()[self.channels]
-        for value in self.nodata_values:
-            image[image == value] = np.nan
-        mask = read_raster(mask_path, indexes=[1])[0]
-        mask = np.where(np.isnan(mask) | (mask == -1), self.ignore_index, mask).astype(np.int64)
-        return image, mask
+    def dataset(self, items: Sequence[tuple[Path, Path]], **kwargs: Any) -> HLSBurnScars:
+        return HLSBurnScars(
+            self.root, items, self.bands, self.output_bands, nodata_values=self.nodata_values, **kwargs
+        )

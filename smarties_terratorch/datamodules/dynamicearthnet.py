@@ -1,4 +1,5 @@
-"""DynamicEarthNet (PlanetFusion RGB + NIR time series, monthly land-cover labels) for SMARTIES segmentation.
+"""DynamicEarthNet (PlanetFusion RGB + NIR time series, monthly land-cover labels) data module for SMARTIES
+segmentation. The reader: :mod:`smarties_terratorch.datasets.dynamicearthnet`.
 
 Layout established from the dataset authors' reader (``data/utae_dynamicen.py`` in ``aysim/dynnet``, the official
 code; PANGAEA's ``pangaea/datasets/utae_dynamicen.py`` reads the same files) and the release (mediaTUM 1650201 / the
@@ -39,13 +40,13 @@ with ``statistics_bands: [B02, B03, B04, B08]`` is a documented alternative.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..io import RasterReader, read_raster
-from .segmentation import SmartiesSegmentationDataModule, select_channels
+from ..datasets.dynamicearthnet import DYNAMICEARTHNET_BANDS, DYNAMICEARTHNET_CLASSES, DynamicEarthNet
+from ..datasets.segmentation import select_channels
+from .segmentation import SmartiesSegmentationDataModule
 
 __all__ = [
     "DYNAMICEARTHNET_BANDS",
@@ -55,16 +56,6 @@ __all__ = [
     "DynamicEarthNetDataModule",
 ]
 
-#: Channels of a PF-SR file, in file order (resolver names; PlanetScope preset: NIR = broad NIR, not S2 B05).
-DYNAMICEARTHNET_BANDS = ["PlanetScope:BLUE", "PlanetScope:GREEN", "PlanetScope:RED", "PlanetScope:NIR"]
-DYNAMICEARTHNET_CLASSES = [
-    "impervious surface",
-    "agriculture",
-    "forest & other vegetation",
-    "wetlands",
-    "soil",
-    "water",
-]
 WEEKLY_DATES = ["01", "05", "10", "15", "20", "25"]
 #: PANGAEA's DynamicEarthNet ``sample_dates`` before its 2025-04 change (the same days as :data:`WEEKLY_DATES`).
 PANGAEA_DATES_BEFORE_2025_04 = WEEKLY_DATES
@@ -160,33 +151,13 @@ class DynamicEarthNetDataModule(SmartiesSegmentationDataModule):
             )
         return items
 
-    def describe(self, item: tuple[list[Path], Path]) -> str:
-        return f"DynamicEarthNet {item[0][0].parent} ({len(item[0])} dates), label {item[1]}"
-
-    def load(self, item: tuple[list[Path], Path]) -> tuple[np.ndarray, np.ndarray]:
-        images, label_path = item
-        frames = []
-        for path in images:
-            with RasterReader(path, gdal_cache_mb=16) as reader:
-                if reader.count != len(self.bands):
-                    raise ValueError(
-                        f"{path}: {reader.count} bands in the file but {len(self.bands)} band names configured "
-                        f"({self.bands}); PF-SR files hold Blue, Green, Red, NIR."
-                    )
-                frames.append(reader.read()[self.channels])
-        shapes = {f.shape for f in frames}
-        if len(shapes) > 1:
-            raise ValueError(f"DynamicEarthNet: dates of {images[0].parent} differ in shape: {sorted(shapes)}")
-        image = np.stack(frames, axis=1) if self.temporal else frames[0]
-        onehot = read_raster(label_path)  # NaN (a declared nodata) is no class: the pixel keeps the fill
-        if onehot.shape[0] != 7:
-            raise ValueError(
-                f"{label_path}: {onehot.shape[0]} bands; DynamicEarthNet labels have 7 one-hot bands "
-                f"(6 classes + snow & ice)."
-            )
-        fill = 0 if self.unlabelled_as_impervious else self.ignore_index
-        mask = np.full(onehot.shape[1:], fill, dtype=np.int64)
-        for k in range(6):
-            mask[onehot[k] == 255] = k
-        mask[onehot[6] == 255] = self.ignore_index  # snow & ice: ignored, as the authors
-        return image, mask
+    def dataset(self, items: Sequence[tuple[list[Path], Path]], **kwargs: Any) -> DynamicEarthNet:
+        return DynamicEarthNet(
+            self.root,
+            items,
+            self.bands,
+            self.output_bands,
+            temporal=self.temporal,
+            unlabelled_as_impervious=self.unlabelled_as_impervious,
+            **kwargs,
+        )

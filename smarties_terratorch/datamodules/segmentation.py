@@ -1,18 +1,16 @@
-"""Shared machinery of the SMARTIES segmentation data modules (HLS burn scars, DFC2020, SpaceNet7, DynamicEarthNet,
-SICKLE).
+"""Lightning side of the SMARTIES segmentation data modules (HLS burn scars, DFC2020, SpaceNet7, DynamicEarthNet,
+SICKLE, land cover).
 
-Every dataset module only knows *where* its samples are and *how to read one* (its real on-disk layout). Everything
-else happens here, identically for all datasets, per sample, on read:
+The readers live in :mod:`smarties_terratorch.datasets` (one torch ``Dataset`` per dataset, pixels through the
+raster layer, SMARTIES normalisation per sample: see :mod:`smarties_terratorch.datasets.segmentation`). A data
+module here only knows
 
-1. the channel count of the file is checked against the configured band list (clear error naming the file);
-2. ``scale`` converts raw units (e.g. HLS reflectance 0-1 -> x 10000 DN, to reuse the Sentinel-2 L2A statistics);
-3. every pixel that is NaN/nodata in *any* band (and any date) becomes ``ignore_index`` in the mask, so it never
-   counts in the loss or the metrics, and the image value there is set to the band mean after normalisation (0);
-4. SMARTIES' two-step normalisation (``clip((x - p1) / (p99 - p1), 0, 1)``, then ``(x - mean) / std``) with released
-   statistics (a table of ``data/normalization.yaml``), explicit values, or statistics computed on the training
-   split with the same rule (``statistics: compute``, see :func:`compute_statistics`);
-5. optional resize to the model input (``image_size``, images bilinear, masks nearest), random crop for training
-   (``crop_size``, PANGAEA's ``RandomCropToEncoder``) and flips (``augment``).
+- which samples form each split (:meth:`SmartiesSegmentationDataModule.items`, the dataset's protocol),
+- the normalisation statistics (a released table, explicit values, or ``statistics: compute`` on the training
+  split, :func:`compute_statistics`),
+- the training augmentations (torchvision v2: random crop, PANGAEA's ``RandomCropToEncoder``; flips; rotations by
+  multiples of 90 degrees, applied jointly to image and mask, :func:`segmentation_augmentation`),
+- and the loaders (:class:`~smarties_terratorch.datamodules.base.SmartiesDataModule`).
 
 Batches are ``{"image": float [B, C, H, W] (or [B, C, T, H, W] for time series, or a dict of modalities),
 "mask": long [B, H, W]}``: what TerraTorch's ``SemanticSegmentationTask`` expects, with nothing else (TerraTorch
@@ -22,37 +20,42 @@ forwards extra batch keys to the model).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
-from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
+from ..datasets.segmentation import (
+    IGNORE_INDEX,
+    SegmentationDataset,
+    check_mask_values,
+    no_files_error,
+    select_channels,
+)
 from ..io import write_text
 from ..transforms import NormalizationSpec, SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
 
 __all__ = [
     "IGNORE_INDEX",
+    "JointTransform",
+    "RandomRotation90",
     "SegmentationDataset",
     "SmartiesSegmentationDataModule",
     "check_mask_values",
     "compute_statistics",
     "no_files_error",
+    "segmentation_augmentation",
     "select_channels",
     "statistics_error",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Mask value of pixels that count neither in the loss nor in the metrics (set ``ignore_index: -1`` in the task).
-IGNORE_INDEX = -1
-
-Loader = Callable[[Any], tuple[np.ndarray, np.ndarray]]
 
 
 def statistics_error(where: str, err: Exception) -> Exception:
@@ -61,144 +64,86 @@ def statistics_error(where: str, err: Exception) -> Exception:
     return type(err)(f"{where}: {err}")
 
 
-def check_mask_values(mask: np.ndarray, num_classes: int, ignore_index: int, where: str) -> None:
-    """Raise if ``mask`` holds values other than ``0..num_classes-1`` and ``ignore_index`` (e.g. a 0/255 mask)."""
-    bad = np.setdiff1d(np.unique(mask), np.r_[np.arange(num_classes), ignore_index])
-    if bad.size:
-        raise ValueError(
-            f"{where}: mask values {bad.tolist()[:10]} are neither a class (0..{num_classes - 1}) nor the ignore index "
-            f"{ignore_index}. Check num_classes, or the label encoding of this file."
-        )
+class RandomRotation90(v2.Transform):
+    """Rotate by ``k * 90`` degrees, ``k`` uniform in 0..3 (one draw per call, shared by every input).
 
-
-def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Resize the last two dims of ``x`` (any leading dims)."""
-    if tuple(x.shape[-2:]) == size:
-        return x
-    lead = x.shape[:-2]
-    flat = x.reshape(1, -1, *x.shape[-2:])
-    if mode == "nearest":
-        out = F.interpolate(flat.float(), size=size, mode="nearest-exact")
-    else:
-        out = F.interpolate(flat, size=size, mode=mode, align_corners=False, antialias=True)
-    return out.reshape(*lead, *size).to(x.dtype)
-
-
-class SegmentationDataset(Dataset):
-    """Samples of one split: ``load(item) -> (raw image [C, H, W] or [C, T, H, W] float with NaN = nodata,
-    mask [H, W] int with ignore_index already applied)`` plus the shared steps of the module docstring.
-
-    Args:
-        items: one entry per sample, passed to ``load``.
-        load: reads one sample in its dataset's layout.
-        normalize: SMARTIES normalisation (``[..., C, H, W]``).
-        num_channels: expected ``C``.
-        describe: ``item -> str`` naming the sample's files in errors.
-        ignore_index: mask value of ignored pixels.
-        num_classes: if given, mask values are validated (:func:`check_mask_values`).
-        scale: multiplies the raw image before normalising.
-        image_size: resize image (bilinear) and mask (nearest) to this side (``None`` = keep).
-        crop_size: random crop of this side (training), ``None`` = none.
-        augment: random horizontal/vertical flips (training).
-        groups: split the channels into a dict of modalities ``{name: [channel indices]}`` (multi-modal backbones).
+    torchvision's ``RandomRotation`` draws continuous angles and resamples; quarter turns of square tiles are exact
+    with ``torch.rot90``.
     """
 
-    def __init__(
-        self,
-        items: Sequence[Any],
-        load: Loader,
-        normalize: SmartiesNormalize | Callable[[], SmartiesNormalize],
-        num_channels: int,
-        describe: Callable[[Any], str] = str,
-        ignore_index: int = IGNORE_INDEX,
-        num_classes: int | None = None,
-        scale: float = 1.0,
-        image_size: int | None = None,
-        crop_size: int | None = None,
-        augment: bool = False,
-        groups: Mapping[str, Sequence[int]] | None = None,
-    ) -> None:
-        self.items = list(items)
-        self.load = load
-        self._normalize = normalize
-        self.num_channels = num_channels
-        self.describe = describe
-        self.ignore_index = ignore_index
-        self.num_classes = num_classes
-        self.scale = scale
-        self.image_size = image_size
-        self.crop_size = crop_size
-        self.augment = augment
-        self.groups = {k: list(v) for k, v in groups.items()} if groups else None
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"k": int(torch.randint(0, 4, ()))}
 
-    def __len__(self) -> int:
-        return len(self.items)
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return tv_tensors.wrap(torch.rot90(inpt, params["k"], (-2, -1)), like=inpt)
 
-    @property
-    def normalize(self) -> SmartiesNormalize:
-        if not isinstance(self._normalize, SmartiesNormalize):
-            self._normalize = self._normalize()  # lazily computed statistics
-        return self._normalize
 
-    def raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The raw ``(image, mask)`` of a sample, channel count checked and ``scale`` applied (no normalisation)."""
-        item = self.items[index]
-        image, mask = self.load(item)
-        image = np.asarray(image, dtype=np.float32)
-        if image.ndim not in (3, 4) or image.shape[0] != self.num_channels:
-            raise ValueError(
-                f"{self.describe(item)}: image has shape {tuple(image.shape)} (channels first) but {self.num_channels} "
-                f"bands are configured. The band list must name every channel of the file, in file order."
-            )
-        if tuple(mask.shape) != tuple(image.shape[-2:]) and self.image_size is None:
-            raise ValueError(
-                f"{self.describe(item)}: mask shape {tuple(mask.shape)} differs from the image's "
-                f"{tuple(image.shape[-2:])}; set image_size to resample both to a common size."
-            )
-        if self.num_classes is not None:
-            check_mask_values(mask, self.num_classes, self.ignore_index, self.describe(item))
-        if self.scale != 1.0:
-            image = image * np.float32(self.scale)
-        return image, np.asarray(mask, dtype=np.int64)
+class _RandomCrop(v2.RandomCrop):
+    """``v2.RandomCrop`` whose error for a too-small sample names the setting to change."""
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        image, mask = self.raw(index)
-        x = torch.from_numpy(np.ascontiguousarray(image))
-        y = torch.from_numpy(np.ascontiguousarray(mask))
-        invalid = torch.isnan(x).reshape(-1, *x.shape[-2:]).any(dim=0)
-        if x.ndim == 4:  # [C, T, H, W] -> normalise per channel over [T, C, H, W]
-            x = self.normalize(x.transpose(0, 1)).transpose(0, 1)
-        else:
-            x = self.normalize(x)
-        x = torch.nan_to_num(x, nan=0.0)  # 0 = the band mean after standardisation; those pixels are ignored
-        if self.image_size is not None:
-            size = (self.image_size, self.image_size)
-            x = _resize(x, size, "bilinear")
-            y = _resize(y, size, "nearest")
-            invalid = _resize(invalid, size, "nearest")
-        y = torch.where(invalid, torch.full_like(y, self.ignore_index), y)
-        if self.crop_size is not None:
-            x, y = self._random_crop(x, y, self.crop_size)
-        if self.augment:
-            if torch.rand(()) < 0.5:
-                x, y = x.flip(-1), y.flip(-1)
-            if torch.rand(()) < 0.5:
-                x, y = x.flip(-2), y.flip(-2)
-        x = x.contiguous()
-        image_out: Any = {k: x[idx] for k, idx in self.groups.items()} if self.groups else x
-        return {"image": image_out, "mask": y.contiguous()}
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        h, w = v2.query_size(flat_inputs)
+        if h < self.size[0] or w < self.size[1]:
+            raise ValueError(f"crop_size {self.size[0]} is larger than the sample ({h} x {w}); lower crop_size.")
+        return super().make_params(flat_inputs)
 
-    def _random_crop(self, x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        h, w = y.shape[-2:]
-        if h < size or w < size:
-            raise ValueError(f"crop_size {size} is larger than the sample ({h} x {w}); lower crop_size.")
-        top = int(torch.randint(0, h - size + 1, ()))
-        left = int(torch.randint(0, w - size + 1, ()))
-        return x[..., top : top + size, left : left + size], y[..., top : top + size, left : left + size]
+
+class JointTransform:
+    """Apply a torchvision v2 transform to a ``{"image", "mask"}`` sample of plain tensors.
+
+    The image (each modality of a dict) goes in as ``tv_tensors.Image`` (``[..., H, W]``: time series too) and the
+    mask as ``tv_tensors.Mask``, so geometric transforms move both together and photometric ones leave the mask
+    alone; plain tensors come out.
+
+    Args:
+        transform: the v2 transform (e.g. a ``v2.Compose``).
+    """
+
+    def __init__(self, transform: Callable[[Any], Any]) -> None:
+        self.transform = transform
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        image = sample["image"]
+        wrapped = {
+            **sample,
+            "image": {k: tv_tensors.Image(v) for k, v in image.items()} if isinstance(image, dict) else tv_tensors.Image(image),
+            "mask": tv_tensors.Mask(sample["mask"]),
+        }
+        out = self.transform(wrapped)
+        return {k: _plain(v) for k, v in out.items()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.transform!r})"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value.as_subclass(torch.Tensor) if isinstance(value, torch.Tensor) else value
+
+
+def segmentation_augmentation(
+    crop_size: int | None = None, flips: bool = False, rot90: bool = False
+) -> JointTransform | None:
+    """Training augmentation of image and mask, in this order: random ``crop_size`` crop, random horizontal then
+    vertical flip (p = 0.5 each), random quarter turn. ``None`` when nothing is asked for.
+
+    The random draws are those of the global torch RNG, one per step (a crop along a side that equals
+    ``crop_size`` draws nothing).
+    """
+    steps: list[Any] = []
+    if crop_size is not None:
+        steps.append(_RandomCrop(crop_size))
+    if flips:
+        steps += [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5)]
+    if rot90:
+        steps.append(RandomRotation90())
+    return JointTransform(v2.Compose(steps)) if steps else None
 
 
 class SmartiesSegmentationDataModule(SmartiesDataModule):
-    """Base of the SMARTIES segmentation data modules: subclasses implement :meth:`items` and :meth:`load`.
+    """Base of the SMARTIES segmentation data modules: subclasses implement :meth:`items` (the split rules) and
+    :meth:`dataset` (the reader of :mod:`smarties_terratorch.datasets`).
 
     Args:
         statistics: ``"compute"`` (two-step statistics of the training split, :func:`compute_statistics`), a table
@@ -249,6 +194,7 @@ class SmartiesSegmentationDataModule(SmartiesDataModule):
         self.crop_size = crop_size
         self.augment = augment
         self._normalize: SmartiesNormalize | None = None
+        self._reader: SegmentationDataset | None = None
 
     # --- to implement -------------------------------------------------------------------------------------------
     @property
@@ -260,13 +206,10 @@ class SmartiesSegmentationDataModule(SmartiesDataModule):
         """Sample descriptors of ``split`` (``train``, ``val``, ``test``); raise if the data are not found."""
         raise NotImplementedError
 
-    def load(self, item: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Read one sample: raw image ``[C, H, W]``/``[C, T, H, W]`` (NaN = nodata) and mask ``[H, W]``."""
+    def dataset(self, items: Sequence[Any], **kwargs: Any) -> SegmentationDataset:
+        """The dataset reader of ``items``; ``kwargs`` are :class:`SegmentationDataset` options (``normalize``,
+        ``ignore_index``, ``num_classes``, ``scale``, ``image_size``, ``transforms``, ``groups``)."""
         raise NotImplementedError
-
-    def describe(self, item: Any) -> str:
-        """Where a sample comes from, for error messages."""
-        return f"{self.dataset_name} sample {item}"
 
     def default_statistics_bands(self) -> list[str] | None:
         """Table bands for a table name when ``statistics_bands`` is not given."""
@@ -277,20 +220,33 @@ class SmartiesSegmentationDataModule(SmartiesDataModule):
         return None
 
     # --- shared -------------------------------------------------------------------------------------------------
+    def reader(self) -> SegmentationDataset:
+        """A dataset without samples, for :meth:`load` and :meth:`describe` (built once)."""
+        if self._reader is None:
+            self._reader = self.dataset([], ignore_index=self.ignore_index)
+        return self._reader
+
+    def load(self, item: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Read one sample: raw image ``[C, H, W]``/``[C, T, H, W]`` (NaN = nodata) and mask ``[H, W]``."""
+        return self.reader().load(item)
+
+    def describe(self, item: Any) -> str:
+        """Where a sample comes from, for error messages."""
+        return self.reader().describe(item)
+
+    def train_transforms(self) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        """Augmentation of training samples: random crop (``crop_size``) and flips (``augment``)."""
+        return segmentation_augmentation(self.crop_size, flips=self.augment)
+
     def build_dataset(self, split: str) -> SegmentationDataset:
-        train = split == "train"
-        return SegmentationDataset(
+        return self.dataset(
             self.items(split),
-            self.load,
-            self.normalizer(),
-            num_channels=len(self.output_bands),
-            describe=self.describe,
+            normalize=self.normalizer(),
             ignore_index=self.ignore_index,
             num_classes=self.num_classes,
             scale=self.scale,
             image_size=self.image_size,
-            crop_size=self.crop_size if train else None,
-            augment=self.augment and train,
+            transforms=self.train_transforms() if split == "train" else None,
             groups=self.modality_groups(),
         )
 
@@ -339,33 +295,12 @@ class SmartiesSegmentationDataModule(SmartiesDataModule):
         items = self.items("train")
         n = min(max_samples or self.stats_samples, len(items))
         picks = np.unique(np.linspace(0, len(items) - 1, n).round().astype(int)) if n else []
-        ds = SegmentationDataset(
+        # num_classes=None: mask values are checked when training reads the sample, not while computing statistics.
+        ds = self.dataset(
             [items[i] for i in picks],
-            self.load,
-            lambda: None,  # type: ignore[arg-type,return-value]  # raw() does not normalise
-            len(self.output_bands),
-            self.describe,
+            ignore_index=self.ignore_index,
+            num_classes=None,
             scale=self.scale,
             image_size=self.image_size,
         )
         return compute_statistics((ds.raw(i)[0] for i in range(len(ds))), band_names=self.output_bands, **kwargs)
-
-
-def select_channels(all_bands: Sequence[str], wanted: Sequence[str] | None, where: str) -> list[int]:
-    """Positions of ``wanted`` band names in ``all_bands`` (``None`` = all), with a clear error for unknown names."""
-    if wanted is None:
-        return list(range(len(all_bands)))
-    index = {b: i for i, b in enumerate(all_bands)}
-    unknown = [b for b in wanted if b not in index]
-    if unknown:
-        raise ValueError(f"{where}: bands {unknown} are not channels of this dataset ({list(all_bands)}).")
-    return [index[b] for b in wanted]
-
-
-def no_files_error(folder: Path, pattern: str, what: str) -> FileNotFoundError:
-    """The error for a folder without matching files (or a missing folder)."""
-    if not folder.is_dir():
-        return FileNotFoundError(f"{what}: folder {folder} does not exist.")
-    others = sorted(p.name for p in folder.iterdir())[:5]
-    seen = f" It contains e.g. {others}." if others else " It is empty."
-    return FileNotFoundError(f"{what}: no files matching {pattern!r} in {folder}.{seen}")

@@ -1,4 +1,6 @@
-"""SICKLE (Cauvery delta paddy mapping, Landsat-8 incl. thermal) for SMARTIES segmentation.
+"""SICKLE (Cauvery delta paddy mapping, Landsat-8 incl. thermal) data module for SMARTIES segmentation.
+
+The reader: :mod:`smarties_terratorch.datasets.sickle`.
 
 Layout established from the dataset's official code (``Depanshu-Sani/SICKLE``: ``utils/dataset.py``, ``train.py``,
 the demo notebook's ``sickle_toy_dataset``) and confirmed by third-party readers of the release::
@@ -41,40 +43,21 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
-import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
+from ..datasets.segmentation import no_files_error
+from ..datasets.sickle import SICKLE, SICKLE_BANDS, SICKLE_CLASSES, acquisition_date, image_dir, mask_path
+from .segmentation import SmartiesSegmentationDataModule
 
-from ..io import RasterReader
-from .segmentation import SmartiesSegmentationDataModule, no_files_error
-
-__all__ = ["SICKLEDataModule", "SICKLE_BANDS", "SICKLE_CLASSES"]
+__all__ = ["SICKLEDataModule", "SICKLE_BANDS", "SICKLE_CLASSES", "acquisition_date"]
 
 log = logging.getLogger(__name__)
 
-#: npz keys per satellite, in the official code's order.
-SICKLE_BANDS = {
-    "L8": ["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7", "ST_B10"],
-    "S2": ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"],
-    "S1": ["VV", "VH"],
-}
-SICKLE_CLASSES = ["paddy", "non-paddy"]
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 CSV_NAMES = ("sickle_dataset_tabular.csv", "CSVs/clean_cauvery_dataset_with_split.csv")
-_DATE = re.compile(r"(?<!\d)(\d{8})(?!\d)")
-
-
-def acquisition_date(name: str) -> dt.date | None:
-    """The first valid ``YYYYMMDD`` token of a file name (Earth Engine ids of L8, S2 and S1), else ``None``."""
-    for token in _DATE.findall(name):
-        try:
-            return dt.date(int(token[:4]), int(token[4:6]), int(token[6:]))
-        except ValueError:
-            continue
-    return None
 
 
 class SICKLEDataModule(SmartiesSegmentationDataModule):
@@ -164,14 +147,12 @@ class SICKLEDataModule(SmartiesSegmentationDataModule):
         return self._rows
 
     def image_dir(self, uid: str) -> Path:
-        new = self.root / "images" / self.satellite / "npy" / uid
-        old = self.root / self.satellite / "npy" / uid
-        return new if new.is_dir() or not old.is_dir() else old
+        """The npz folder of sample ``uid``."""
+        return image_dir(self.root, self.satellite, uid)
 
     def mask_path(self, uid: str) -> Path:
-        new = self.root / "masks" / f"{self.mask_resolution}m" / f"{uid}.tif"
-        old = self.root / "masks" / "yield_distributed" / f"{self.mask_resolution}m" / f"{uid}.tif"
-        return new if new.is_file() or not old.is_file() else old
+        """The mask file of sample ``uid``."""
+        return mask_path(self.root, self.mask_resolution, uid)
 
     def season_start(self, row: dict[str, str]) -> dt.date:
         season = row["STANDARD_SEASON"].strip().lower()
@@ -217,57 +198,15 @@ class SICKLEDataModule(SmartiesSegmentationDataModule):
             raise no_files_error(self.image_dir(str(rows[0]["UNIQUE_ID"]).strip()), "*.npz", f"SICKLE {self.satellite}")
         return items
 
-    def describe(self, item: tuple[str, list[Path], frozenset[int]]) -> str:
-        return f"SICKLE sample {item[0]} ({self.image_dir(item[0])})"
-
-    # --- reading -----------------------------------------------------------------------------------------------
-    def _read_npz(self, path: Path) -> np.ndarray | None:
-        with np.load(path) as npz:
-            missing = [b for b in self.bands if b not in npz.files]
-            if missing:
-                log.debug("SICKLE: %s lacks bands %s; acquisition skipped", path, missing)
-                return None
-            arrays = [np.asarray(npz[b], dtype=np.float32) for b in self.bands]
-        shapes = {a.shape for a in arrays}
-        if len(shapes) != 1 or arrays[0].ndim != 2:
-            raise ValueError(f"{path}: bands {self.bands} must be 2-D arrays of one shape, got {sorted(shapes)}")
-        image = np.stack(arrays)
-        if self.nodata_value is not None:
-            image[image == self.nodata_value] = np.nan
-        return image
-
-    def load(self, item: tuple[str, list[Path], frozenset[int]]) -> tuple[np.ndarray, np.ndarray]:
-        uid, files, plots = item
-        candidates = []
-        for path in files:
-            image = self._read_npz(path)
-            if image is not None:
-                candidates.append((float(np.isnan(image[0]).mean()), path, image))
-        if not candidates:
-            raise ValueError(
-                f"SICKLE sample {uid}: none of its {len(files)} in-season acquisitions in {self.image_dir(uid)} has "
-                f"all bands {self.bands}."
-            )
-        good = [c for c in candidates if c[0] < self.max_nodata_fraction]
-        if not good or self.acquisition == "least_nodata":
-            image = min(candidates, key=lambda c: c[0])[2]
-        else:
-            index = {"first": 0, "last": len(good) - 1, "middle": (len(good) - 1) // 2}[self.acquisition]
-            image = good[index][2]
-        return image, self._mask(uid, plots)
-
-    def _mask(self, uid: str, plots: frozenset[int]) -> np.ndarray:
-        path = self.mask_path(uid)
-        with RasterReader(path, gdal_cache_mb=16) as reader:
-            if reader.count < 2:
-                raise ValueError(
-                    f"{path}: {reader.count} band(s); SICKLE masks have plot id and crop type bands (>= 2)."
-                )
-            # A nodata pixel (NaN) has no plot and no crop type: it is ignored below.
-            plot, crop = np.nan_to_num(reader.read()[:2], nan=0.0)
-        crop_type = crop.astype(np.int64) - 1
-        crop_type[crop_type > 1] = 1  # every other crop -> non-paddy
-        ignore = (crop_type < 0) | (plot <= 0)
-        other_split = ~np.isin(plot.astype(np.int64), list(plots))
-        crop_type[ignore | other_split] = self.ignore_index
-        return crop_type
+    def dataset(self, items: Sequence[tuple[str, list[Path], frozenset[int]]], **kwargs: Any) -> SICKLE:
+        return SICKLE(
+            self.root,
+            items,
+            self.satellite,
+            self.bands,
+            mask_resolution=self.mask_resolution,
+            acquisition=self.acquisition,
+            nodata_value=self.nodata_value,
+            max_nodata_fraction=self.max_nodata_fraction,
+            **kwargs,
+        )

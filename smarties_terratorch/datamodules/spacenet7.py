@@ -1,19 +1,8 @@
-"""SpaceNet 7 building mapping (PANGAEA's ``SN7MAPPING``) for SMARTIES segmentation.
+"""SpaceNet 7 building mapping (PANGAEA's ``SN7MAPPING``) data module for SMARTIES segmentation.
 
-Layout established from PANGAEA's reader (``pangaea/datasets/spacenet7.py`` in ``yurujaja/pangaea-bench``, same in
-``VMarsocci/pangaea-bench``), which reads the SpaceNet 7 training AOIs (SpaceNet AWS ``SN7_buildings_train.tar.gz``)
-after PANGAEA's preprocessing, which adds rasterised building masks (``labels_raster/``) and a metadata file::
+The reader and the file layout: :mod:`smarties_terratorch.datasets.spacenet7`.
 
-    <root>/metadata_train.json                                  {aoi_id: [{aoi_id, year, month, mask, label}, ...]}
-    <root>/train/<aoi_id>/images_masked/global_monthly_<YYYY>_<MM>_mosaic_<aoi_id>.tif            Planet RGB + alpha,
-                                                                                                    uint8, ~1024 x 1024
-    <root>/train/<aoi_id>/labels_raster/global_monthly_<YYYY>_<MM>_mosaic_<aoi_id>_Buildings.tif  buildings > 0
-
-``aoi_id`` looks like ``L15-0331E-1257N_1327_3160_13``. The official release also has ``images/``, ``labels/``
-(GeoJSON), ``labels_match*/`` and ``UDM_masks/``, which are not used. A month is used when its metadata entry has
-``label: true`` and ``mask: false`` (PANGAEA's rule); without ``metadata_train.json``, every image with a matching
-``*_Buildings.tif`` is used. Scenes are read resampled (nearest) to ``scene_size`` x ``scene_size`` (1024, as
-PANGAEA; a few scenes are 1023 px) and cut into non-overlapping ``tile_size`` tiles (256, PANGAEA's ``img_size``).
+Scenes are cut into non-overlapping ``tile_size`` tiles (256, PANGAEA's ``img_size``) of the ``scene_size`` grid.
 
 Splits (``split_mode``):
 
@@ -33,15 +22,13 @@ the same units as these uint8 Planet mosaics; bands R, G, B), matching the VHR R
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
-from ..io import RasterReader, read_raster
-from .segmentation import SmartiesSegmentationDataModule, no_files_error
+from ..datasets.spacenet7 import SPACENET7_BANDS, SpaceNet7, find_scenes, image_path, label_path
+from .segmentation import SmartiesSegmentationDataModule
 
 __all__ = ["SN7_SPLITS", "SpaceNet7DataModule"]
 
@@ -79,10 +66,6 @@ SN7_SPLITS: dict[str, list[str]] = {
 }
 
 
-def _image_name(aoi: str, year: int, month: int) -> str:
-    return f"global_monthly_{year}_{month:02d}_mosaic_{aoi}.tif"
-
-
 class SpaceNet7DataModule(SmartiesSegmentationDataModule):
     """SpaceNet 7 building mapping as PANGAEA reads it (layout and choices: module docstring).
 
@@ -99,7 +82,7 @@ class SpaceNet7DataModule(SmartiesSegmentationDataModule):
     """
 
     dataset_name = "SpaceNet7"
-    bands = ["R", "G", "B"]
+    bands = SPACENET7_BANDS
 
     def __init__(
         self,
@@ -140,7 +123,6 @@ class SpaceNet7DataModule(SmartiesSegmentationDataModule):
         self.image_folder = image_folder
         self.label_folder = label_folder
         self._scenes: dict[str, list[tuple[str, int, int]]] | None = None
-        self._cache: tuple[Any, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def output_bands(self) -> list[str]:
@@ -150,56 +132,17 @@ class SpaceNet7DataModule(SmartiesSegmentationDataModule):
         return list(self.bands) if isinstance(self.statistics, str) else None
 
     def image_path(self, aoi: str, year: int, month: int) -> Path:
-        return self.root / "train" / aoi / self.image_folder / _image_name(aoi, year, month)
+        """The mosaic of a scene."""
+        return image_path(self.root, aoi, year, month, self.image_folder)
 
     def label_path(self, aoi: str, year: int, month: int) -> Path:
-        name = _image_name(aoi, year, month).replace(".tif", "_Buildings.tif")
-        return self.root / "train" / aoi / self.label_folder / name
+        """The building mask of a scene."""
+        return label_path(self.root, aoi, year, month, self.label_folder)
 
     def scenes(self) -> dict[str, list[tuple[str, int, int]]]:
-        """Usable ``(aoi, year, month)`` scenes per AOI found under ``root/train``."""
+        """Usable ``(aoi, year, month)`` scenes per AOI found under ``root/train`` (searched once)."""
         if self._scenes is None:
-            train = self.root / "train"
-            if not train.is_dir():
-                raise FileNotFoundError(
-                    f"SpaceNet7: folder {train} does not exist (expected <root>/train/<aoi_id>/...)."
-                )
-            meta_file = self.root / "metadata_train.json"
-            scenes: dict[str, list[tuple[str, int, int]]] = {}
-            if meta_file.is_file():
-                metadata = json.loads(meta_file.read_text())
-                for aoi, entries in metadata.items():
-                    usable = [e for e in entries if e.get("label") and not e.get("mask")]
-                    keep = [(aoi, int(e["year"]), int(e["month"])) for e in usable]
-                    missing = [self.label_path(*s).name for s in keep if not self.label_path(*s).is_file()]
-                    missing += [self.image_path(*s).name for s in keep if not self.image_path(*s).is_file()]
-                    if missing and (train / aoi).is_dir():
-                        raise FileNotFoundError(
-                            f"SpaceNet7: {meta_file} lists labelled months of {aoi} whose files are missing under "
-                            f"{train / aoi}: {missing[:5]}"
-                        )
-                    if (train / aoi).is_dir():
-                        scenes[aoi] = keep
-            else:
-                for folder in sorted(p for p in train.iterdir() if p.is_dir()):
-                    aoi = folder.name
-                    images = sorted((folder / self.image_folder).glob("global_monthly_*_mosaic_*.tif"))
-                    if not images:
-                        pattern = "global_monthly_*_mosaic_*.tif"
-                        raise no_files_error(folder / self.image_folder, pattern, "SpaceNet7 images")
-                    keep = []
-                    for p in images:
-                        parts = p.name.split("_")  # global, monthly, YYYY, MM, mosaic, <aoi>.tif
-                        year, month = int(parts[2]), int(parts[3])
-                        if self.label_path(aoi, year, month).is_file():
-                            keep.append((aoi, year, month))
-                    if len(keep) < len(images):
-                        log.info("SpaceNet7 %s: %d of %d months have no *_Buildings.tif and are skipped (no label).",
-                                 aoi, len(images) - len(keep), len(images))
-                    scenes[aoi] = keep
-            if not any(scenes.values()):
-                raise FileNotFoundError(f"SpaceNet7: no labelled scenes under {train}.")
-            self._scenes = scenes
+            self._scenes = find_scenes(self.root, self.image_folder, self.label_folder)
         return self._scenes
 
     def items(self, split: str) -> list[tuple[str, int, int, int, int]]:
@@ -235,32 +178,13 @@ class SpaceNet7DataModule(SmartiesSegmentationDataModule):
             for j in range(j0, j1, t)
         ]
 
-    def describe(self, item: tuple[str, int, int, int, int]) -> str:
-        aoi, year, month, i, j = item
-        return f"SpaceNet7 {self.image_path(aoi, year, month)} tile ({i}, {j})"
-
-    def _scene(self, aoi: str, year: int, month: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (aoi, year, month)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        shape = (self.scene_size, self.scene_size)
-        path = self.image_path(aoi, year, month)
-        with RasterReader(path, resampling="nearest", gdal_cache_mb=16) as reader:
-            if reader.count not in (3, 4):
-                raise ValueError(
-                    f"{path}: {reader.count} bands; SpaceNet7 mosaics have R, G, B (+ alpha as band 4)."
-                )
-            data = reader.read(out_shape=shape)
-        image = data[:3]
-        if data.shape[0] == 4:
-            image[:, (data[3] == 0) | np.isnan(data[3])] = np.nan  # outside the mosaic / masked
-        label = read_raster(self.label_path(aoi, year, month), indexes=[1], out_shape=shape, resampling="nearest")[0]
-        mask = (label > 0).astype(np.int64)
-        self._cache = (key, (image, mask))
-        return image, mask
-
-    def load(self, item: tuple[str, int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        aoi, year, month, i, j = item
-        image, mask = self._scene(aoi, year, month)
-        t = self.tile_size
-        return image[:, i : i + t, j : j + t].copy(), mask[i : i + t, j : j + t].copy()
+    def dataset(self, items: Sequence[tuple[str, int, int, int, int]], **kwargs: Any) -> SpaceNet7:
+        return SpaceNet7(
+            self.root,
+            items,
+            tile_size=self.tile_size,
+            scene_size=self.scene_size,
+            image_folder=self.image_folder,
+            label_folder=self.label_folder,
+            **kwargs,
+        )
