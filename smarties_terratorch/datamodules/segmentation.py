@@ -104,11 +104,11 @@ class JointTransform:
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         image = sample["image"]
-        wrapped = {
-            **sample,
-            "image": {k: tv_tensors.Image(v) for k, v in image.items()} if isinstance(image, dict) else tv_tensors.Image(image),
-            "mask": tv_tensors.Mask(sample["mask"]),
-        }
+        if isinstance(image, dict):
+            image = {k: tv_tensors.Image(v) for k, v in image.items()}
+        else:
+            image = tv_tensors.Image(image)
+        wrapped = {**sample, "image": image, "mask": tv_tensors.Mask(sample["mask"])}
         out = self.transform(wrapped)
         return {k: _plain(v) for k, v in out.items()}
 
