@@ -8,8 +8,9 @@ On-disk layout (the v1.0 release)::
     <s1_root>/<S1 patch>/<S1 patch>_{VV,VH}.tif              float32 dB, 120x120
     <s1_root>/<S1 patch>/<S1 patch>_labels_metadata.json     ..., "corresponding_s2_patch": "<S2 patch>"
 
-Per sample: every band bilinearly resampled to 120x120 on read (as the authors) -> SMARTIES normalisation with
-the S2-L2A / S1-GRD statistics (each source its own) -> bicubic resize to 224 -> for fine-tuning, joint flips +
+Per sample (:class:`~smarties_terratorch.datasets.bigearthnet.BigEarthNetDataset`): every band bilinearly
+resampled to 120x120 on read (as the authors) -> SMARTIES normalisation with the S2-L2A / S1-GRD statistics (each
+source its own) -> bicubic resize to 224; this module adds the split files and, for fine-tuning, joint flips +
 rot90. Target: the 43 labels mapped to the 19-class multi-hot vector (``to_bigearthnet19``; for S1+S2 the labels
 of the S2 patch, as the authors).
 
@@ -29,84 +30,27 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
-from ..transforms import SmartiesNormalize, normalization_stats, resize_to
-from .base import SmartiesDataModule, prepare_image
-from .bigearthnet import (
+from ..datasets.bigearthnet import (
     BIGEARTHNET19_LABELS,
+    MODALITY_STATS,
     S1_BANDS,
     S2_L2A_BANDS,
-    read_bigearthnet_s1,
-    read_bigearthnet_s2,
-    read_labels,
+    BigEarthNetDataset,
     read_metadata,
-    to_bigearthnet19,
 )
-from .scene import holdout_indices, random_flip_rot90, read_split_file
+from ..transforms import normalization_stats
+from .base import SmartiesDataModule
+from .scene import ImageTransform, flip_rot90, holdout_indices, read_split_file
 
 __all__ = ["BigEarthNetDataModule", "BigEarthNetDataset"]
 
-_MODALITIES = {"S2": ("S2-L2A", S2_L2A_BANDS), "S1": ("S1-GRD", S1_BANDS)}
+_MODALITIES = MODALITY_STATS
 
-#: One sample: patch folder per modality (``None`` when the modality is not used).
+#: One sample: patch folder per modality.
 Sample = dict[str, Path]
-
-
-class BigEarthNetDataset(Dataset):
-    """Reads BigEarthNet samples (one folder per modality) into normalised, resized tensors + 19-class targets."""
-
-    def __init__(
-        self,
-        samples: Sequence[Sample],
-        modalities: Sequence[str],
-        bands: dict[str, list[str]],
-        size: int = 224,
-        augment: bool = False,
-        stack: bool = False,
-    ) -> None:
-        self.samples = list(samples)
-        self.modalities = list(modalities)
-        self.size = size
-        self.augment = augment
-        self.stack = stack
-        self.positions: dict[str, list[int]] = {}
-        self.normalize: dict[str, Any] = {}
-        for m in self.modalities:
-            table, _ = _MODALITIES[m]
-            stats = normalization_stats(table).select(bands[m])
-            self.positions[m] = list(stats.positions)
-            self.normalize[m] = SmartiesNormalize.from_spec(table, bands=list(stats.bands))
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def _read(self, modality: str, folder: Path) -> torch.Tensor:
-        reader = read_bigearthnet_s2 if modality == "S2" else read_bigearthnet_s1
-        raw, _ = reader(folder)
-        image, _ = prepare_image(raw[self.positions[modality]], self.normalize[modality])
-        return resize_to(image, self.size)
-
-    def labels(self, index: int) -> torch.Tensor:
-        sample = self.samples[index]
-        source = sample.get("S2") or sample["S1"]  # MM: labels of the S2 patch
-        return torch.from_numpy(to_bigearthnet19(read_labels(source)))
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = self.samples[index]
-        images = [self._read(m, sample[m]) for m in self.modalities]
-        if self.augment:
-            images = random_flip_rot90(images)
-        if len(images) == 1:
-            image: Any = images[0]
-        elif self.stack:
-            image = torch.cat(images, dim=0)
-        else:
-            image = dict(zip(self.modalities, images))
-        return {"image": image, "label": self.labels(index)}
 
 
 class BigEarthNetDataModule(SmartiesDataModule):
@@ -254,13 +198,14 @@ class BigEarthNetDataModule(SmartiesDataModule):
         return samples
 
     def build_dataset(self, split: str) -> Dataset:
+        augment = ImageTransform(flip_rot90()) if self.augment and split == "train" else None
         dataset = BigEarthNetDataset(
             self.split_samples(split),
             self.modalities,
             self.bands,
             size=self.size,
-            augment=self.augment and split == "train",
             stack=self.stack_modalities,
+            transforms=augment,
         )
         if self.skip_empty_labels:
             keep = [i for i in range(len(dataset)) if dataset.labels(i).any()]

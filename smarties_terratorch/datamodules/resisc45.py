@@ -1,44 +1,24 @@
-"""NWPU-RESISC45 (VHR RGB scenes) for TerraTorch, read as the SMARTIES authors do.
+"""NWPU-RESISC45 (VHR RGB scenes) data module for TerraTorch.
 
-On-disk layout (not in the authors' download script)::
-
-    <root>/<class>/<class>_<NNN>.jpg    RGB JPEG, 256 x 256, 45 classes
-
-Per sample: read (:func:`~smarties_terratorch.io.read_raster`) (GDAL's JPEG driver, ``[3, H, W]``) -> SMARTIES normalisation with the RESISC45
-statistics -> to 224:
-
-* evaluation and linear-probe training: rescale so the short side is ``resize_size`` (256), centre-crop 224;
-* fine-tuning training (``augment: true``): random flips + rot90, then RandomResizedCrop(scale 0.25-1,
-  ratio 1) to 224.
-
-Bands are the VHR RGB ranges: ``backbone_bands: [R, G, B]`` with ``backbone_sensor: RGB``.
+Reading and the evaluation geometry (short side to ``resize_size`` 256, centre crop 224) are
+:class:`~smarties_terratorch.datasets.resisc45.RESISC45Dataset`. Fine-tuning training (``augment: true``) reads the
+normalised image at its native size instead and applies random flips + rot90, then RandomResizedCrop(scale
+0.25-1, ratio 1) to 224. Bands are the VHR RGB ranges: ``backbone_bands: [R, G, B]`` with ``backbone_sensor: RGB``.
 """
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from rasterio.errors import NotGeoreferencedWarning
+from torchvision.transforms import v2
 
-from ..io import read_raster
-from ..transforms import SmartiesNormalize, normalization_stats
-from .base import prepare_image
-from .scene import (
-    ClassFolderDataModule,
-    center_crop,
-    check_channels,
-    random_flip_rot90,
-    random_resized_crop,
-    resize_short_side,
-)
+from ..datasets.resisc45 import RESISC45_BANDS, RESISC45Dataset
+from ..transforms import SmartiesNormalize
+from .scene import ClassFolderDataModule, ImageTransform, flip_rot90
 
 __all__ = ["RESISC45_BANDS", "RESISC45DataModule"]
-
-#: Channel order of a RESISC45 JPEG (and of the RESISC45 statistics).
-RESISC45_BANDS: tuple[str, ...] = normalization_stats("RESISC45").bands
 
 
 class RESISC45DataModule(ClassFolderDataModule):
@@ -53,9 +33,7 @@ class RESISC45DataModule(ClassFolderDataModule):
             see :class:`~smarties_terratorch.datamodules.scene.ClassFolderDataModule`.
     """
 
-    pattern = "*.jpg"
-    dataset_name = "RESISC45"
-    layout_hint = "<root>/<class>/<class>_<NNN>.jpg (RGB JPEG)"
+    dataset_class = RESISC45Dataset
 
     def __init__(
         self,
@@ -74,13 +52,16 @@ class RESISC45DataModule(ClassFolderDataModule):
         self.bands = list(RESISC45_BANDS)
         self.normalize = SmartiesNormalize.from_spec("RESISC45")
 
-    def load(self, path: Path, train: bool) -> torch.Tensor:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain JPEGs have no georeference
-            raw = read_raster(path)
-        check_channels(raw, len(RESISC45_BANDS), path, "RESISC45 RGB JPEG")
-        image, _ = prepare_image(raw, self.normalize)
+    def make_dataset(
+        self, files: Sequence[str | Path] | None, train: bool, source: str | Path | None = None
+    ) -> RESISC45Dataset:
         if train and self.augment:
-            (image,) = random_flip_rot90([image])
-            return random_resized_crop(image, self.size, scale=self.crop_scale)
-        return center_crop(resize_short_side(image, self.resize_size), self.size)
+            crop = v2.RandomResizedCrop(
+                self.size, scale=self.crop_scale, ratio=(1.0, 1.0), interpolation=v2.InterpolationMode.BICUBIC
+            )
+            augment = ImageTransform(v2.Compose([flip_rot90(), crop]))
+            # The crop resizes: the dataset hands over the normalised image at its native size.
+            return RESISC45Dataset(self.root, files, size=None, classes=self.classes, transforms=augment, source=source)
+        return RESISC45Dataset(
+            self.root, files, size=self.size, resize_size=self.resize_size, classes=self.classes, source=source
+        )

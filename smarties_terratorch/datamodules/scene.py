@@ -1,12 +1,15 @@
-"""Shared pieces of the scene-classification data modules (EuroSAT, RESISC45, BigEarthNet).
+"""Shared pieces of the scene-classification data modules (EuroSAT, RESISC45, UC-Merced, WHU-RS19, BigEarthNet).
+
+The datasets (:mod:`smarties_terratorch.datasets`) read and normalise; the data modules here choose the samples
+and the training augmentation:
 
 * Split files in the SMARTIES authors' formats (``eval_splits/``): single-label lines
   ``./<Class>/<file>`` (the class is the second path component), BigEarthNet lines ``<patch>``, BigEarthNet-MM /
   pair lines ``<first> <second>``. Blank lines and ``#`` comments are skipped.
 * Without a split file, a deterministic, stratified hold-out (``val_fraction``) stands in for ``val`` (and
   ``test``, since the authors evaluate on their val list); numbers from it are not comparable with the paper.
-* Augmentations of the fine-tuning protocol: joint flips + rot90 (several modalities move together) and
-  RandomResizedCrop(scale 0.25-1, ratio 1) for RESISC45.
+* Augmentations of the fine-tuning protocol, built from torchvision v2 transforms: joint flips + rot90 (several
+  modalities move together) and RandomResizedCrop(scale 0.25-1, ratio 1) for RESISC45.
 """
 
 from __future__ import annotations
@@ -14,22 +17,26 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
-from ..transforms import resize_to
-from ..datasets.utils import check_channels
+from ..datasets.classification import ClassFolderDataset
+from ..datasets.utils import center_crop, check_channels, resize_short_side
 from .base import SmartiesDataModule
 
 __all__ = [
     "ClassFolderDataModule",
     "ClassFolderDataset",
+    "ImageTransform",
+    "RandomRot90",
     "center_crop",
+    "check_channels",
+    "flip_rot90",
     "holdout_indices",
     "random_flip_rot90",
     "random_resized_crop",
@@ -68,81 +75,78 @@ def holdout_indices(n: int, fraction: float, offset: int = 0) -> set[int]:
     return {min(n - 1, int(math.floor(i * step + step / 2))) for i in range(k)}
 
 
+# ------------------------------------------------------------------------------------------------- augmentation
+class RandomRot90(v2.Transform):
+    """Rotate by ``k * 90`` degrees, ``k`` uniform in 0..3 (exact; torchvision's RandomRotation interpolates)."""
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"k": int(torch.randint(0, 4, ()))}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not params["k"] or not isinstance(inpt, torch.Tensor):
+            return inpt
+        return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
+
+
+def flip_rot90() -> v2.Transform:
+    """Random horizontal flip, vertical flip (p = 0.5 each) and rot90: the fine-tuning protocol's flips.
+
+    The random numbers are drawn in the order of the hand-written version this replaces (``rand`` for each flip,
+    then ``randint`` for ``k``), so a seed gives the same images as before."""
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90()])
+
+
+class ImageTransform:
+    """Apply an image transform to ``sample["image"]``, with the same random parameters for every modality when
+    the image is a ``{modality: tensor}`` dict (torchgeo-style sample transform; picklable for loader workers).
+
+    Args:
+        transform: a torchvision v2 transform of ``[C, H, W]`` images.
+    """
+
+    def __init__(self, transform: Callable[..., Any]) -> None:
+        self.transform = transform
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        image = sample["image"]
+        keys = list(image) if isinstance(image, dict) else None
+        images = [image[k] for k in keys] if keys is not None else [image]
+        out = _joint(self.transform, images)
+        sample = dict(sample)
+        sample["image"] = dict(zip(keys, out)) if keys is not None else out[0]
+        return sample
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.transform!r})"
+
+
+def _joint(transform: Callable[..., Any], images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    # Wrapped as tv_tensors.Image, every tensor is transformed with the one set of parameters drawn per call
+    # (plain tensors after the first would pass through untouched).
+    out = transform([tv_tensors.Image(x) for x in images])
+    return [x.as_subclass(torch.Tensor).contiguous() for x in out]
+
+
 def random_flip_rot90(images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """The same random horizontal/vertical flip and rot90 (k = 0..3) applied to every ``[C, H, W]`` image."""
-    hflip, vflip = bool(torch.rand(()) < 0.5), bool(torch.rand(()) < 0.5)
-    k = int(torch.randint(0, 4, ()))
-    out = []
-    for x in images:
-        if hflip:
-            x = x.flip(-1)
-        if vflip:
-            x = x.flip(-2)
-        if k:
-            x = torch.rot90(x, k, dims=(-2, -1))
-        out.append(x.contiguous())
-    return out
-
-
-def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize ``[C, H, W]`` so that its shorter side is ``size`` (bicubic, anti-aliased), keeping the aspect."""
-    h, w = x.shape[-2:]
-    if min(h, w) == size:
-        return x
-    scale = size / min(h, w)
-    return resize_to(x, (max(size, round(h * scale)), max(size, round(w * scale))))
-
-
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Centre ``size x size`` crop of ``[C, H, W]``."""
-    h, w = x.shape[-2:]
-    if h < size or w < size:
-        raise ValueError(f"Cannot centre-crop {size}x{size} from a {h}x{w} image")
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top : top + size, left : left + size]
+    return _joint(flip_rot90(), images)
 
 
 def random_resized_crop(
     x: torch.Tensor, size: int, scale: tuple[float, float] = (0.25, 1.0), ratio: tuple[float, float] = (1.0, 1.0)
 ) -> torch.Tensor:
-    """torchvision-style RandomResizedCrop of ``[C, H, W]`` (area fraction ``scale``, aspect ``ratio``), resized to
+    """torchvision's RandomResizedCrop of ``[C, H, W]`` (area fraction ``scale``, aspect ``ratio``), resized to
     ``size`` bicubically with anti-aliasing (the authors' RESISC45 fine-tuning augmentation)."""
-    h, w = x.shape[-2:]
-    area = h * w
-    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    for _ in range(10):
-        target = area * float(torch.empty(()).uniform_(*scale))
-        aspect = math.exp(float(torch.empty(()).uniform_(*log_ratio)))
-        cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-        if 0 < cw <= w and 0 < ch <= h:
-            top = int(torch.randint(0, h - ch + 1, ()))
-            left = int(torch.randint(0, w - cw + 1, ()))
-            return resize_to(x[..., top : top + ch, left : left + cw], size)
-    side = min(h, w)  # fallback: centre crop, as torchvision
-    return resize_to(center_crop(x, side), size)
+    crop = v2.RandomResizedCrop(size, scale=scale, ratio=ratio, interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
+    return crop(x)
 
 
-class ClassFolderDataset(Dataset):
-    """``(file, class index)`` samples read by ``load`` (file -> ``[C, H, W]`` tensor).
-
-    Items are ``{"image", "label"}`` dicts, as TerraTorch's classification task expects."""
-
-    def __init__(self, samples: Sequence[tuple[Path, int]], load: Callable[[Path], torch.Tensor]) -> None:
-        self.samples = list(samples)
-        self.load = load
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        path, label = self.samples[index]
-        return {"image": self.load(path), "label": torch.tensor(label, dtype=torch.long)}
-
-
+# ------------------------------------------------------------------------------------------------- data module
 class ClassFolderDataModule(SmartiesDataModule):
     """Scene classification from ``<root>/<Class>/<file>`` folders (ImageFolder-like), with the authors' split files.
 
-    Subclasses set :attr:`pattern` / :attr:`dataset_name` and implement :meth:`load` (read + normalise + resize).
+    Subclasses set :attr:`dataset_class` and implement :meth:`make_dataset` (the dataset of a file list, with the
+    training augmentation when ``train``).
 
     Args:
         root: folder with one sub-folder per class.
@@ -154,9 +158,7 @@ class ClassFolderDataModule(SmartiesDataModule):
         batch_size, num_workers, drop_last: loader settings.
     """
 
-    pattern = "*"
-    dataset_name = "dataset"
-    layout_hint = "<root>/<Class>/<file>"
+    dataset_class: type[ClassFolderDataset] = ClassFolderDataset
 
     def __init__(
         self,
@@ -179,55 +181,35 @@ class ClassFolderDataModule(SmartiesDataModule):
         self.augment = augment
         self.multilabel = False
 
-    # ---------------------------------------------------------------- classes and files
-    def _check_root(self) -> None:
-        if not self.root.is_dir():
-            raise FileNotFoundError(
-                f"{self.dataset_name} root {self.root} does not exist (expected the layout {self.layout_hint})"
-            )
+    # ---------------------------------------------------------------- layout (from the dataset class)
+    @property
+    def pattern(self) -> str:
+        return self.dataset_class.pattern
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset_class.dataset_name
+
+    @property
+    def layout_hint(self) -> str:
+        return self.dataset_class.layout_hint
 
     @property
     def classes(self) -> list[str]:
         if self._classes is None:
-            self._check_root()
-            found = sorted(d.name for d in self.root.iterdir() if d.is_dir() and any(d.glob(self.pattern)))
-            if not found:
-                raise FileNotFoundError(
-                    f"No class folder with {self.pattern} files under {self.root} (expected {self.layout_hint})"
-                )
-            self._classes = found
+            self._classes = self.dataset_class.find_classes(self.root)
         return self._classes
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def _all_files(self) -> dict[str, list[Path]]:
-        self._check_root()
-        per_class = {c: sorted((self.root / c).glob(self.pattern)) for c in self.classes}
-        missing = [c for c, files in per_class.items() if not files]
-        if missing:
-            raise FileNotFoundError(f"No {self.pattern} files for classes {missing} under {self.root}")
-        return per_class
-
+    # ---------------------------------------------------------------- samples
     def split_samples(self, split: str) -> list[tuple[Path, int]]:
         """``(path, label)`` pairs of ``split``, from its split file or the hold-out rule."""
-        index = {c: i for i, c in enumerate(self.classes)}
         split_file = self.split_files.get(split if split != "predict" else "test")
         if split_file is not None:
-            samples = []
-            for line in read_split_file(split_file):
-                parts = [p for p in Path(line).parts if p not in (".", "")]
-                if len(parts) < 2:
-                    raise ValueError(f"{split_file}: line {line!r} is not in the ./<Class>/<file> format")
-                cls = parts[-2]
-                if cls not in index:
-                    raise ValueError(f"{split_file}: class {cls!r} of {line!r} is not one of {self.classes}")
-                path = self.root.joinpath(*parts)
-                if not path.is_file():
-                    raise FileNotFoundError(f"{split_file}: {line!r} -> {path} does not exist")
-                samples.append((path, index[cls]))
-            return samples
+            return self.make_dataset(read_split_file(split_file), train=False, source=split_file).samples
         if split == "train" and any(self.split_files[s] for s in ("val", "test")):
             warnings.warn(f"{self.dataset_name}: no train_split given; training on every file not held out")
         elif split != "train" and self.split_files["train"]:
@@ -236,18 +218,23 @@ class ClassFolderDataModule(SmartiesDataModule):
                 "the root and may overlap the train list"
             )
         samples = []
-        for cls, files in self._all_files().items():
+        for label, (_, files) in enumerate(self.dataset_class.scan(self.root, self.classes).items()):
             held = holdout_indices(len(files), self.val_fraction)
-            keep = [f for i, f in enumerate(files) if (i in held) == (split != "train")]
-            samples.extend((f, index[cls]) for f in keep)
+            samples.extend((f, label) for i, f in enumerate(files) if (i in held) == (split != "train"))
         if not samples:
             raise ValueError(f"{self.dataset_name}: the {split} split is empty (too few files per class?)")
         return samples
 
-    # ---------------------------------------------------------------- datasets
-    def load(self, path: Path, train: bool) -> torch.Tensor:
+    def make_dataset(
+        self, files: Sequence[str | Path] | None, train: bool, source: str | Path | None = None
+    ) -> ClassFolderDataset:
+        """The dataset of ``files`` (split lines or paths), with the training augmentation when ``train``."""
         raise NotImplementedError
 
+    def load(self, path: Path, train: bool) -> torch.Tensor:
+        """The model input made from one file (read, normalise, resize; augmented when ``train``)."""
+        return self.make_dataset([path], train=train)[0]["image"]
+
     def build_dataset(self, split: str) -> Dataset:
-        train = split == "train"
-        return ClassFolderDataset(self.split_samples(split), partial(self.load, train=train))
+        files = [path for path, _ in self.split_samples(split)]
+        return self.make_dataset(files, train=split == "train")

@@ -1,13 +1,8 @@
-"""WHU-RS19 (VHR RGB scenes, 19 classes) for TerraTorch, read as the SMARTIES authors do.
+"""WHU-RS19 (VHR RGB scenes, 19 classes) data module for TerraTorch.
 
-On-disk layout (GitHub ``CAPTAIN-WHU/BED4RS``, ``datasets/WHU-RS19.zip``)::
-
-    <root>/<Class>/<class>_<i>.jpg     RGB JPEG, 600 x 600, 1,005 images in 19 class folders
-
-Per sample: rasterio read (``[3, H, W]``) -> SMARTIES normalisation with the WHU-RS19 statistics
--> **bilinear** (anti-aliased) resize to 224: WHU-RS19 is the one dataset the authors
-resize with scikit-image order 1 instead of bicubic. No augmentation (the paper evaluates it with kNN only).
-Bands are the VHR RGB ranges: ``backbone_bands: [R, G, B]`` with ``backbone_sensor: RGB``.
+Reading (normalisation with the WHU-RS19 statistics, **bilinear** resize to 224, the authors' one exception to
+bicubic) is :class:`~smarties_terratorch.datasets.whurs19.WHURS19Dataset`. No augmentation (the paper evaluates it
+with kNN only). Bands are the VHR RGB ranges: ``backbone_bands: [R, G, B]`` with ``backbone_sensor: RGB``.
 
 Split files: ``./<Class>/<file>`` lines (the paper's 898 / 107 split); without them a deterministic stratified
 hold-out is used (not the paper's split).
@@ -15,22 +10,15 @@ hold-out is used (not the paper's split).
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from rasterio.errors import NotGeoreferencedWarning
-
-from ..io import read_raster
-from ..transforms import SmartiesNormalize, normalization_stats, resize_to
-from .base import prepare_image
-from .scene import ClassFolderDataModule, check_channels
+from ..datasets.whurs19 import WHURS19_BANDS, WHURS19Dataset
+from ..transforms import SmartiesNormalize
+from .scene import ClassFolderDataModule
 
 __all__ = ["WHURS19_BANDS", "WHURS19DataModule"]
-
-#: Channel order of a WHU-RS19 JPEG (and of its statistics).
-WHURS19_BANDS: tuple[str, ...] = normalization_stats("WHU-RS19").bands
 
 
 class WHURS19DataModule(ClassFolderDataModule):
@@ -44,9 +32,7 @@ class WHURS19DataModule(ClassFolderDataModule):
             the paper has no training protocol for WHU-RS19).
     """
 
-    pattern = "*.jpg"
-    dataset_name = "WHU-RS19"
-    layout_hint = "<root>/<Class>/<class>_<i>.jpg (RGB JPEG, 600 x 600)"
+    dataset_class = WHURS19Dataset
 
     def __init__(self, root: str, size: int = 224, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
@@ -54,10 +40,7 @@ class WHURS19DataModule(ClassFolderDataModule):
         self.bands = list(WHURS19_BANDS)
         self.normalize = SmartiesNormalize.from_spec("WHU-RS19")
 
-    def load(self, path: Path, train: bool) -> torch.Tensor:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain JPEGs have no georeference
-            raw = read_raster(path)
-        check_channels(raw, len(WHURS19_BANDS), path, "WHU-RS19 RGB JPEG")
-        image, _ = prepare_image(raw, self.normalize)
-        return resize_to(image, self.size, mode="bilinear")
+    def make_dataset(
+        self, files: Sequence[str | Path] | None, train: bool, source: str | Path | None = None
+    ) -> WHURS19Dataset:
+        return WHURS19Dataset(self.root, files, size=self.size, classes=self.classes, source=source)

@@ -1,5 +1,6 @@
 """Pixel-level helpers shared by the dataset readers: band files onto one shape, normalisation with a nodata
-mask, channel-count checks. Everything reads through :mod:`smarties_terratorch.io`."""
+mask, channel-count checks, the evaluation geometry of the scene datasets (short-side resize, centre crop).
+Everything reads through :mod:`smarties_terratorch.io`."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import numpy as np
 import torch
 
 from ..io import RasterReader
+from ..transforms import resize_to
 
-__all__ = ["check_channels", "prepare_image", "read_band_files"]
+__all__ = ["center_crop", "check_channels", "prepare_image", "read_band_files", "resize_short_side"]
 
 PathType = str | os.PathLike
 
@@ -57,3 +59,24 @@ def check_channels(image: np.ndarray, expected: int, path: Path, what: str) -> N
     """Raise ``ValueError`` naming ``path`` unless ``image`` has ``expected`` channels."""
     if image.shape[0] != expected:
         raise ValueError(f"{path}: {image.shape[0]} channels, but {what} files have {expected}")
+
+
+# torchvision's F.resize(x, size) and F.center_crop differ from these in rounding (the long side is truncated, not
+# rounded; the crop offset is round((h - size) / 2), not floor) and F.center_crop pads a too-small image instead
+# of failing, so these two keep the exact pixels the data modules have always produced.
+def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``[C, H, W]`` so that its shorter side is ``size`` (bicubic, anti-aliased), keeping the aspect."""
+    h, w = x.shape[-2:]
+    if min(h, w) == size:
+        return x
+    scale = size / min(h, w)
+    return resize_to(x, (max(size, round(h * scale)), max(size, round(w * scale))))
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre ``size x size`` crop of ``[C, H, W]``; the offset is ``(H - size) // 2`` (floor)."""
+    h, w = x.shape[-2:]
+    if h < size or w < size:
+        raise ValueError(f"Cannot centre-crop {size}x{size} from a {h}x{w} image")
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top : top + size, left : left + size]
