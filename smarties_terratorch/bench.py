@@ -1,21 +1,24 @@
 """``smarties bench``: run the SMARTIES paper table through the project's own configs, and report it.
 
-``smarties bench run`` executes rows of ``benchmarks/paper_table.yaml`` (one per row of the paper's evaluation
-table and backbone), each in-process through TerraTorch's LightningCLI with the row's config, then records one
+``smarties bench run`` executes rows of the paper table shipped with the package (``data/paper_table.yaml``, one
+entry per row of the paper's evaluation table, configs from the package's ``configs/``: any working directory
+works), per backbone, each in-process through TerraTorch's LightningCLI with the row's config, then records one
 JSON result per row and backbone. ``smarties bench report`` turns the results into a markdown table of measured
 vs published numbers (with the difference), a CSV, a JSON file and a PNG bar chart.
 
 Three kinds of results, kept in separate folders and report sections, never mixed:
 
-* ``real``: the paper protocol on the real datasets (``--data-root``) with the official weights (``--weights``);
-  a row whose data or weights are missing is recorded as ``skipped: <what, where it was looked for>``.
+* ``real``: the paper protocol on the real datasets (``--data-root``, laid out by ``smarties data download``) with
+  the official weights (``--weights DIR|FILE``, or ``--weights hub``: fetched from the Hugging Face Hub at one
+  resolved commit); a row whose data or weights are missing is recorded as ``skipped: <what, where it was looked for>``.
 * ``smoke`` (``--smoke``): every row end-to-end on tiny generated files in the dataset's real on-disk layout
   (:mod:`smarties_terratorch.testing`), 2-block random backbone, a few batches: proves the wiring, measures nothing.
 * ``real-data`` (``--real-data``): the rows that run here on CPU on the real imagery shipped in registry packages
   (the land-cover scene, the six BigEarthNet patches); wiring checks on real pixels, not benchmarks.
 
 Results are written atomically (temporary file + ``os.replace``) when a row finishes, with the resolved config,
-seed, library versions, weights sha256 and wall time; re-running skips finished rows unless ``--force``, so a
+seed, library versions, the weights' sha256 (and Hub repo and commit), the data files' sha256 from the data root's
+lock file, and wall time; re-running skips finished rows unless ``--force``, so a
 killed run loses at most the row in progress.
 
 The authors' rows run the protocol that produced the published numbers unless ``--protocol paper`` is given
@@ -49,9 +52,10 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
+from .download import LOCK_NAME
 from .io import atomic_path, write_text
 from .testing import set_path, tiny_model_args
-from .weights import CheckpointError, check_checkpoint
+from .weights import CheckpointError, WeightsUnavailableError, check_checkpoint, fetch_hub_weights
 
 __all__ = [
     "KINDS",
@@ -70,8 +74,11 @@ __all__ = [
     "weights_problem",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TABLE = REPO / "benchmarks" / "paper_table.yaml"
+#: The installed package: the table and the configs ship inside it (package data), so any cwd works.
+PACKAGE = Path(__file__).resolve().parent
+DEFAULT_TABLE = PACKAGE / "data" / "paper_table.yaml"
+#: ``--weights hub``: each backbone's released file, fetched from the Hugging Face Hub.
+HUB = "hub"
 KINDS = ("real", "real-data", "smoke")
 _TQDM_BAR = "lightning.pytorch.callbacks.TQDMProgressBar"
 _VERSIONED = ("smarties-terratorch", "torch", "lightning", "terratorch", "timm", "torchmetrics", "torchgeo")
@@ -83,7 +90,7 @@ class RowKilled(BaseException):
 
 # ================================================================================================ table
 def load_table(path: str | Path | None = None) -> dict[str, Any]:
-    """Read and check ``benchmarks/paper_table.yaml`` (or ``path``).
+    """Read and check the shipped paper table (``data/paper_table.yaml`` in the package) or ``path``.
 
     Raises:
         FileNotFoundError: the table does not exist.
@@ -153,11 +160,27 @@ def select_jobs(
 
 
 # ================================================================================================ configs
-def _resolve_config(row: dict[str, Any]) -> Path:
-    path = REPO / row["config"]
-    if not path.is_file():
-        raise FileNotFoundError(f"config {path} not found (run `smarties bench` from a checkout of the repository)")
-    return path
+def _resolve_config(row: dict[str, Any], table: dict[str, Any] | None = None) -> Path:
+    """The file of a row's ``config:`` entry: an absolute path, else the package's own file (``configs/x.yaml``
+    ships in the package), else relative to the table's folder (a table of your own beside its configs).
+
+    Raises:
+        FileNotFoundError: none of these exists (every place tried is named).
+    """
+    rel = Path(row["config"]).expanduser()
+    tried = [rel] if rel.is_absolute() else [PACKAGE / rel]
+    if not rel.is_absolute() and table is not None and table.get("_path"):
+        tried.append(Path(table["_path"]).resolve().parent / rel)
+    for path in tried:
+        if path.is_file():
+            return path
+    where = ", ".join(map(str, tried))
+    raise FileNotFoundError(f"config {row['config']!r} of row {row['id']} not found (tried {where})")
+
+
+def _config_label(path: Path) -> str:
+    """How a result names its config: ``configs/x.yaml`` for the package's own (no install path), else the path."""
+    return path.relative_to(PACKAGE).as_posix() if path.is_relative_to(PACKAGE) else str(path)
 
 
 def _set_backbone(cfg: dict[str, Any], arch: str, ckpt: str | None, probe_indices: Sequence[int] | None) -> None:
@@ -199,6 +222,8 @@ class Prepared:
     config_file: Path
     missing: list[str] = field(default_factory=list)
     weights: Path | None = None
+    hub: dict[str, Any] | None = None  # repo_id, revision, pinned, sha256, path of weights fetched from the Hub
+    data_paths: list[str] = field(default_factory=list)  # root-relative paths the row reads (lock look-up)
     notes: list[str] = field(default_factory=list)
     protocol: dict[str, Any] = field(default_factory=dict)
 
@@ -247,7 +272,7 @@ def build_row_config(
     table: dict[str, Any],
     out: Path,
     data_root: Path | None = None,
-    weights: Path | None = None,
+    weights: Path | str | None = None,
     fixtures: Callable[[str], Path] | None = None,
     protocol: str = "released",
 ) -> Prepared:
@@ -258,12 +283,13 @@ def build_row_config(
         table: the loaded table (backbone definitions).
         out: the run folder of this kind (``OUT/<kind>``).
         data_root: the datasets' root (real runs).
-        weights: a folder with the official ``.safetensors`` files, or one file (real / real-data runs).
+        weights: a folder with the official ``.safetensors`` files, one file, or ``"hub"`` (each backbone's released
+            file from the Hugging Face Hub, :func:`hub_weights`) (real / real-data runs).
         fixtures: dataset name -> generated fixture root (smoke runs).
         protocol: the protocol variant of the table's ``protocols`` (:func:`apply_protocol`).
     """
     row = job.row
-    config_path = _resolve_config(row)
+    config_path = _resolve_config(row, table)
     cfg = copy.deepcopy(yaml.safe_load(config_path.read_text(encoding="utf-8")))
     prepared = Prepared(cfg, config_path)
     trainer = cfg.setdefault("trainer", {})
@@ -289,9 +315,18 @@ def build_row_config(
     if trainer.get("enable_progress_bar", True):  # per-row progress: Lightning's tqdm bar (under the overall one)
         trainer["callbacks"] = [*(trainer.get("callbacks") or []), {"class_path": _TQDM_BAR}]
     bb = table["backbones"][job.backbone]
-    ckpt = _find_weights(weights, bb["weights"])
-    if ckpt is None:
+    if weights == HUB:
+        ckpt, msg = None, ""
+        try:
+            fetched = hub_weights(bb.get("hub") or Path(bb["weights"]).stem)
+        except (WeightsUnavailableError, CheckpointError, KeyError) as err:
+            msg = f"weights {bb['weights']} from the Hugging Face Hub: {err}"
+        else:
+            ckpt, prepared.hub = Path(fetched["path"]), fetched
+    else:
+        ckpt = _find_weights(None if weights is None else Path(weights), bb["weights"])
         msg = f"weights {bb['weights']} " + (f"not found in {weights}" if weights else "not given (no --weights)")
+    if ckpt is None:
         if job.kind == "real":
             prepared.missing.append(msg)
         else:  # real-data rows run anyway, honestly labelled
@@ -318,8 +353,47 @@ def build_row_config(
         if path is None:
             prepared.missing.append(f"{dotted.rsplit('.', 1)[-1]}: {' or '.join(map(str, tried))}")
             path = tried[0]
+        elif path.is_relative_to(root.resolve()):
+            prepared.data_paths.append(path.relative_to(root.resolve()).as_posix())
         set_path(cfg, dotted, str(path))
     return prepared
+
+
+_HUB_FETCHED: dict[str, dict[str, Any]] = {}
+
+
+def hub_weights(tag: str) -> dict[str, Any]:
+    """The released weights ``tag`` fetched from the Hugging Face Hub once per process (every row of a run uses the
+    same commit): ``{"repo_id", "revision" (the commit), "pinned", "sha256", "path"}``.
+
+    Raises:
+        KeyError: an unknown weights tag.
+        WeightsUnavailableError, CheckpointError: the file cannot be fetched, or its declared sha256 differs.
+    """
+    if tag not in _HUB_FETCHED:
+        _HUB_FETCHED[tag] = fetch_hub_weights(tag).record()
+    return _HUB_FETCHED[tag]
+
+
+def data_provenance(root: Path, used: Sequence[str]) -> dict[str, Any]:
+    """The lock-file records (``smarties data download``) of the files behind the root-relative paths ``used``: a
+    file read as it is, or an archive extracted into (a parent of) a used folder."""
+    lock = root / LOCK_NAME
+    if not lock.is_file():
+        note = f"no {LOCK_NAME} under {root}: the data was not placed by smarties data download"
+        return {"lock": None, "files": {}, "note": note}
+    try:
+        records = json.loads(lock.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError) as err:
+        return {"lock": str(lock), "files": {}, "note": f"unreadable lock file: {err}"}
+
+    def covers(rel: str, rec: dict[str, Any]) -> bool:
+        into = rec.get("extracted_to")
+        return rel in used or bool(into) and any(u == into or u.startswith(f"{into}/") for u in used)
+
+    keep = ("url", "sha256", "size", "commit")
+    files = {rel: {k: rec[k] for k in keep if k in rec} for rel, rec in sorted(records.items()) if covers(rel, rec)}
+    return {"lock": str(lock), "files": files}
 
 
 def _first_existing(root: Path, rel: str | Sequence[str]) -> tuple[Path | None, list[Path]]:
@@ -561,7 +635,7 @@ def run_job(
     table: dict[str, Any],
     out: Path,
     data_root: Path | None,
-    weights: Path | None,
+    weights: Path | str | None,
     fixtures: Callable[[str], Path] | None,
     executor: Callable[[Job, Path, bool], dict[str, Any]] = execute,
     verbose: bool = False,
@@ -591,7 +665,7 @@ def run_job(
     if prepared is not None:
         for dotted, value in (job.options.get("trainer_overrides") or {}).items():  # e.g. trainer.devices: 4 (DDP)
             set_path(prepared.config, dotted, value)
-        result["config_file"] = str(prepared.config_file.relative_to(REPO))
+        result["config_file"] = _config_label(prepared.config_file)
         result["notes"] = prepared.notes
         result["protocol_variant"] = prepared.protocol
         problem = weights_problem(prepared.weights) if prepared.weights is not None else None
@@ -603,11 +677,15 @@ def run_job(
             run_config = out / job.kind / "configs" / f"{job.key}.yaml"
             write_text(run_config, yaml.safe_dump(prepared.config, sort_keys=False))
             result["config"] = prepared.config
-            result["weights"] = (
-                {"path": str(prepared.weights), "sha256": sha256_file(prepared.weights)}
-                if prepared.weights is not None
-                else {"path": None, "sha256": None, "note": "random initialisation"}
-            )
+            if prepared.hub is not None:  # fetched from the Hub: its repo, commit and whether it was pinned
+                result["weights"] = dict(prepared.hub)
+            elif prepared.weights is not None:
+                result["weights"] = {"path": str(prepared.weights), "sha256": sha256_file(prepared.weights)}
+            else:
+                result["weights"] = {"path": None, "sha256": None, "note": "random initialisation"}
+            if job.kind == "real":
+                root = data_root if data_root is not None else Path("data")
+                result["data"] = data_provenance(root.resolve(), prepared.data_paths)
             result["versions"] = versions()
             job.options.update(
                 cache_dir=str(out / job.kind / "feature_cache"), weights_sha256=result["weights"]["sha256"]
@@ -674,7 +752,7 @@ def run_jobs(
     table: dict[str, Any],
     out: Path,
     data_root: Path | None = None,
-    weights: Path | None = None,
+    weights: Path | str | None = None,
     force: bool = False,
     executor: Callable[[Job, Path, bool], dict[str, Any]] = execute,
     verbose: bool = False,
@@ -783,6 +861,7 @@ def render_report(
                 "status": _status(r),
                 "wall_time_s": r.get("wall_time_s"),
                 "weights_sha256": (r.get("weights") or {}).get("sha256"),
+                "weights_revision": (r.get("weights") or {}).get("revision"),
                 "feature_cache": bool((r.get("feature_cache") or {}).get("used")),
                 "notes": "; ".join(r.get("notes") or []),
             }
@@ -867,7 +946,7 @@ def report(out: Path | Sequence[Path], report_dir: Path | None = None) -> str:
     atomic_write_json(report_dir / "results.json", flat)
     fields = ["kind", "row", "backbone", "protocol", "protocol_variant", "metric", "value_max", "value_last"]
     fields += ["measured", "reported_as", "published", "difference", "provenance", "status", "wall_time_s"]
-    fields += ["weights_sha256", "feature_cache", "notes"]
+    fields += ["weights_sha256", "weights_revision", "feature_cache", "notes"]
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=fields)
     writer.writeheader()
@@ -964,6 +1043,10 @@ def _trainer_overrides(extra: Sequence[str]) -> dict[str, Any]:
 
 
 # ================================================================================================ CLI
+def _weights_arg(value: str) -> Path | str:
+    return HUB if value == HUB else Path(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smarties bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -971,7 +1054,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rows", nargs="+", metavar="ID", help="row ids (default: all; see --list)")
     run.add_argument("--backbone", nargs="+", choices=["vitb", "vitl"], help="backbones (default: all the row has)")
     run.add_argument("--data-root", type=Path, default=Path("data"), help="datasets root (default: ./data)")
-    run.add_argument("--weights", type=Path, help="folder with smarties-v1-vit{b,l}.safetensors, or one file")
+    run.add_argument(
+        "--weights",
+        type=_weights_arg,
+        help="folder with smarties-v1-vit{b,l}.safetensors, one file, or 'hub': each backbone's released file from "
+        "the Hugging Face Hub (the declared commit, else the repo's current commit, logged and recorded)",
+    )
     run.add_argument(
         "--out", type=Path, default=Path("bench_results"), help="results folder (default: ./bench_results)"
     )
@@ -979,7 +1067,7 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--smoke", action="store_true", help="every row on tiny generated data (wiring check)")
     mode.add_argument("--real-data", action="store_true", help="the CPU rows on registry-shipped real imagery")
     run.add_argument("--force", action="store_true", help="re-run rows that already have a finished result")
-    run.add_argument("--table", type=Path, help="benchmark table (default: benchmarks/paper_table.yaml)")
+    run.add_argument("--table", type=Path, help="benchmark table (default: the paper table shipped with the package)")
     run.add_argument(
         "--protocol",
         default="released",
