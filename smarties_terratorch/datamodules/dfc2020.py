@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from ..datasets.dfc2020 import DFC2020, DFC2020_BANDS, DFC2020_S2_BANDS, load_dfc2020
 from ..datasets.segmentation import select_channels
-from .segmentation import JointTransform, RandomRotation90, SmartiesSegmentationDataModule
+from .segmentation import SmartiesSegmentationDataModule, segmentation_augmentation
 
 __all__ = ["DFC2020_BANDS", "DFC2020DataModule", "DFC2020_S2_BANDS", "RandomRot90"]
 
@@ -129,7 +129,7 @@ class RandomRot90(Dataset):
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
-        self.rotate = JointTransform(RandomRotation90())
+        self.rotate = segmentation_augmentation(rot90=True)  # never None with rot90
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]

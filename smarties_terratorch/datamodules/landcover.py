@@ -51,7 +51,8 @@ from ..datasets.landcover import (
 )
 from ..transforms import SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
-from .segmentation import JointTransform, RandomRotation90
+from .scene import RandomRot90
+from .segmentation import JointTransform
 
 __all__ = [
     "BAND_FILES",
@@ -226,7 +227,7 @@ class LandCoverDataModule(SmartiesDataModule):
         """Random quarter turn, then random horizontal flip (``augment``), jointly on image and mask."""
         if not self.augment:
             return None
-        return JointTransform(v2.Compose([RandomRotation90(), v2.RandomHorizontalFlip(0.5)]))
+        return JointTransform(v2.Compose([RandomRot90(), v2.RandomHorizontalFlip(0.5)]))
 
     @property
     def val_dataset(self) -> Dataset:

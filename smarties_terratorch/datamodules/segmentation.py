@@ -40,11 +40,11 @@ from ..datasets.segmentation import (
 from ..io import write_text
 from ..transforms import NormalizationSpec, SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
+from .scene import RandomRot90  # the quarter-turn transform shared with the scene data modules
 
 __all__ = [
     "IGNORE_INDEX",
     "JointTransform",
-    "RandomRotation90",
     "SegmentationDataset",
     "SmartiesSegmentationDataModule",
     "check_mask_values",
@@ -62,20 +62,6 @@ def statistics_error(where: str, err: Exception) -> Exception:
     """``err`` (from :meth:`SmartiesNormalize.from_spec`, which names the table or file) prefixed with the data
     module's name, same type."""
     return type(err)(f"{where}: {err}")
-
-
-class RandomRotation90(v2.Transform):
-    """Rotate by ``k * 90`` degrees, ``k`` uniform in 0..3 (one draw per call, shared by every input).
-
-    torchvision's ``RandomRotation`` draws continuous angles and resamples; quarter turns of square tiles are exact
-    with ``torch.rot90``.
-    """
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        return {"k": int(torch.randint(0, 4, ()))}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        return tv_tensors.wrap(torch.rot90(inpt, params["k"], (-2, -1)), like=inpt)
 
 
 class _RandomCrop(v2.RandomCrop):
@@ -137,7 +123,7 @@ def segmentation_augmentation(
     if flips:
         steps += [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5)]
     if rot90:
-        steps.append(RandomRotation90())
+        steps.append(RandomRot90())
     return JointTransform(v2.Compose(steps)) if steps else None
 
 

@@ -79,7 +79,8 @@ def find_scenes(
         for aoi, entries in metadata.items():
             usable = [e for e in entries if e.get("label") and not e.get("mask")]
             keep = [(aoi, int(e["year"]), int(e["month"])) for e in usable]
-            files = [p for s in keep for p in (label_path(root, *s, label_folder), image_path(root, *s, image_folder))]
+            files = [label_path(root, *s, label_folder) for s in keep]
+            files += [image_path(root, *s, image_folder) for s in keep]
             missing = [p.name for p in files if not p.is_file()]
             if missing and (train / aoi).is_dir():
                 raise FileNotFoundError(
