@@ -125,3 +125,14 @@ def test_retrieval_rejects_mismatched_inputs() -> None:
         cross_modal_retrieval(torch.randn(4, 3), torch.randn(5, 3))
     with pytest.raises(ValueError, match="same N"):
         cross_modal_retrieval(torch.randn(1, 3), torch.randn(1, 3))
+
+
+def test_retrieval_top_k() -> None:
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    b = torch.tensor([[1.0, 0.5], [1.0, 0.2], [-1.0, 0.0]])
+    res = cross_modal_retrieval(a, b, center=False, top_k=2)
+    assert res["chance"] == pytest.approx(2 / 3)
+    # every partner is among the two nearest (a1's partner b1 ranks second, b1's partner a1 too)
+    assert res["first_to_second"] == res["second_to_first"] == 1.0
+    with pytest.raises(ValueError, match="top_k"):
+        cross_modal_retrieval(a, b, top_k=4)
