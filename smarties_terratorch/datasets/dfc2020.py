@@ -8,8 +8,9 @@ authors' ``data/DFC2020/DFC_preprocessed.pt``): **one** PyTorch file holding a d
     train_labels        [N, 96, 96] (or flattened / [N, 1, 96, 96]): 8 classes 0..7, -1 = no label
     validation_labels   [M, ...]
 
-Labels -1 become the ignore index. A thin reader: torchgeo's ``SEN12MS`` / ``DFC2022`` read per-patch GeoTIFFs of
-the original releases, not this single tensor file. The file is loaded with ``torch.load(weights_only=True)``
+Labels -1 become the ignore index. A thin reader: torchgeo 0.8.1's DFC2020 classes
+(``CopernicusBenchDFC2020S1``/``S2``) read Copernicus-Bench's per-patch GeoTIFFs with 11 classes, not this
+single 8-class tensor file. The file is loaded with ``torch.load(weights_only=True)``
 unless ``trust_pickle`` (a copy that pickles numpy arrays).
 """
 

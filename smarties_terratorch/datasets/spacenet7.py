@@ -15,8 +15,9 @@ and ``mask: false`` (PANGAEA's rule); without ``metadata_train.json``, every ima
 ``scene_size`` (1024, as PANGAEA; a few scenes are 1023 px) and cut into ``tile_size`` tiles. Classes: 0 background,
 1 building; pixels with alpha = 0 (outside the mosaic / masked) are ignored.
 
-A thin reader: torchgeo's ``SpaceNet7`` reads the original ``images/`` and rasterises the GeoJSON ``labels/`` itself,
-not PANGAEA's ``images_masked/`` and ``labels_raster/``, so its samples differ from the ones PANGAEA scores.
+A thin reader: torchgeo 0.8.1's ``SpaceNet7`` reads the same mosaics but rasterises the GeoJSON ``labels*/`` itself
+and has no ``metadata_train.json`` rule, so its masks and months are not the ones PANGAEA scores (from
+``labels_raster/``).
 """
 
 from __future__ import annotations
