@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 
 from smarties_terratorch.datamodules.burnscars import HLSBurnScarsDataModule
@@ -279,3 +280,32 @@ def test_rotation_moves_every_modality_with_the_mask() -> None:
     assert torch.equal(out["mask"], torch.rot90(sample["mask"], k, (-2, -1)))
     for name, image in sample["image"].items():
         assert torch.equal(out["image"][name], torch.rot90(image, k, (-2, -1)))
+
+
+def _write_tif(path: Path, bands: int, size: int = 16) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": bands, "dtype": "uint8", "crs": "EPSG:32631",
+               "transform": rasterio.transform.from_origin(500000, 5000000, 1, 1)}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.zeros((bands, size, size), dtype=np.uint8))
+
+
+def test_reader_errors_name_the_bad_file(roots: dict[str, Path], tmp_path: Path) -> None:
+    # DynamicEarthNet: a label that is not the 7-band one-hot raster
+    dm = DynamicEarthNetDataModule(str(roots["dynamicearthnet"]), crop_size=None)
+    images, _ = dm.items("train")[0]
+    label = tmp_path / "den" / "label.tif"
+    _write_tif(label, bands=3)
+    with pytest.raises(ValueError, match=r"label\.tif: 3 bands; DynamicEarthNet labels have 7"):
+        DynamicEarthNet(roots["dynamicearthnet"], [(images, label)]).raw(0)
+    # SICKLE: no acquisition holds the requested bands -> the sample's folder is named
+    sk = SICKLEDataModule(str(roots["sickle"]))
+    uid, files, plots = sk.items("train")[0]
+    with pytest.raises(ValueError, match=f"SICKLE sample {uid}: .*{sk.image_dir(uid).name}"):
+        SICKLE(roots["sickle"], [(uid, files, plots)], bands=["NOT_A_BAND"]).raw(0)
+    # SpaceNet7: a mosaic with two bands
+    aoi, (year, month) = "L15-0331E-1257N_1327_3160_13", (2018, 1)
+    bad = SpaceNet7(tmp_path / "sn7", [(aoi, year, month, 0, 0)], tile_size=16, scene_size=16, image_folder="bad")
+    _write_tif(bad.image_path(aoi, year, month), bands=2)
+    with pytest.raises(ValueError, match=f"{bad.image_path(aoi, year, month).name}: 2 bands"):
+        bad.raw(0)
