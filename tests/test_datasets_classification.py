@@ -10,6 +10,7 @@ an upgrade changes interpolation or JPEG decoding, recompute them from a checkou
 from __future__ import annotations
 
 import hashlib
+import pickle
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -138,6 +139,8 @@ def test_eurosat_samples_unchanged(fx: dict[str, Path]) -> None:
     sample = dataset[0]
     assert sample["image"].dtype == torch.float32 and sample["image"].shape == (12, 224, 224)
     assert sample["label"].dtype == torch.long and dataset.classes[0] == "AnnualCrop"
+    torch.manual_seed(0)  # loader workers get a pickled copy, augmentation included
+    assert _digest(pickle.loads(pickle.dumps(dataset))[0]) == REFERENCE["eurosat_train_aug"][0]
     # band subset + hold-out through the data module
     dm = EuroSATDataModule(str(root), bands=["B04", "B03", "B02", "B8A"], size=96)
     assert _digests(dm.build_dataset("train")) == REFERENCE["eurosat_rgbn_holdout_train"]
@@ -153,7 +156,9 @@ def test_resisc45_samples_unchanged(fx: dict[str, Path]) -> None:
         val_split=str(_split(root, "resisc45", "val")),
         augment=True,
     )
-    assert _digests(dm.build_dataset("train"), seed=3) == REFERENCE["resisc45_train_aug"]
+    train = dm.build_dataset("train")
+    assert _digests(train, seed=3) == REFERENCE["resisc45_train_aug"]
+    assert _digests(pickle.loads(pickle.dumps(train)), seed=3) == REFERENCE["resisc45_train_aug"]
     val = RESISC45Dataset(root, read_split_file(_split(root, "resisc45", "val")))
     assert _digests(val) == REFERENCE["resisc45_val"]
     holdout = RESISC45DataModule(str(root), size=200, resize_size=230).build_dataset("train")
@@ -191,6 +196,7 @@ def test_bigearthnet_samples_unchanged(fx: dict[str, Path]) -> None:
     mm = [{"S2": s2 / a, "S1": s1 / b} for a, b in pairs]
     mm_data = BigEarthNetDataset(mm, ["S2", "S1"], {"S2": ["B04", "B03", "B02"]}, size=64, transforms=aug)
     assert _digests(mm_data) == REFERENCE["ben_mm_dict_aug"]
+    assert _digests(pickle.loads(pickle.dumps(mm_data))) == REFERENCE["ben_mm_dict_aug"]
     dm = BigEarthNetDataModule(str(s2), str(s1), modalities=["S1", "S2"], stack_modalities=True, size=64)
     stacked = dm.build_dataset("train")
     assert _digests(stacked) == REFERENCE["ben_mm_stack_holdout_train"]

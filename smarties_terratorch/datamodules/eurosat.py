@@ -1,7 +1,8 @@
 """EuroSAT (multispectral, ``EuroSAT_MS``) data module for TerraTorch.
 
-Reading (layout, band order, normalisation, resize to 224) is :class:`~smarties_terratorch.datasets.eurosat.EuroSATDataset`;
-this module adds the split files and, for fine-tuning, random flips + rot90. The model's ``backbone_bands`` must
+Reading (layout, band order, normalisation, resize to 224) is
+:class:`~smarties_terratorch.datasets.eurosat.EuroSATDataset`; this module adds the split files and, for
+fine-tuning, random flips + rot90. The model's ``backbone_bands`` must
 list the same bands in the same order: ``EUROSAT_BANDS`` by default.
 
 Split files: the authors' ``./<Class>/<file>`` lines (21,600 train / 5,400 val). Without them a deterministic

@@ -57,7 +57,11 @@ class RESISC45DataModule(ClassFolderDataModule):
     ) -> RESISC45Dataset:
         if train and self.augment:
             crop = v2.RandomResizedCrop(
-                self.size, scale=self.crop_scale, ratio=(1.0, 1.0), interpolation=v2.InterpolationMode.BICUBIC
+                self.size,
+                scale=self.crop_scale,
+                ratio=(1.0, 1.0),
+                interpolation=v2.InterpolationMode.BICUBIC,
+                antialias=True,
             )
             augment = ImageTransform(v2.Compose([flip_rot90(), crop]))
             # The crop resizes: the dataset hands over the normalised image at its native size.

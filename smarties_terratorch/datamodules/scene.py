@@ -136,9 +136,13 @@ def random_resized_crop(
     x: torch.Tensor, size: int, scale: tuple[float, float] = (0.25, 1.0), ratio: tuple[float, float] = (1.0, 1.0)
 ) -> torch.Tensor:
     """torchvision's RandomResizedCrop of ``[C, H, W]`` (area fraction ``scale``, aspect ``ratio``), resized to
-    ``size`` bicubically with anti-aliasing (the authors' RESISC45 fine-tuning augmentation)."""
-    crop = v2.RandomResizedCrop(size, scale=scale, ratio=ratio, interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
-    return crop(x)
+    ``size`` bicubically with anti-aliasing (the authors' RESISC45 fine-tuning augmentation).
+
+    With the protocol's ``ratio=(1, 1)`` a seed gives the pixels of the hand-written version this replaces. With
+    another ratio the aspect is drawn in float32 and, after ten failed draws, the fallback is torchvision's (the
+    whole image when its aspect lies inside ``ratio``), no longer a square centre crop."""
+    bicubic = v2.InterpolationMode.BICUBIC
+    return v2.RandomResizedCrop(size, scale=scale, ratio=ratio, interpolation=bicubic, antialias=True)(x)
 
 
 # ------------------------------------------------------------------------------------------------- data module

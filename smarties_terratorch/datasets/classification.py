@@ -88,7 +88,9 @@ class ClassFolderDataset(Dataset):
         """``root`` as a ``Path``; raises ``FileNotFoundError`` naming it and the layout when it is no folder."""
         path = Path(root)
         if not path.is_dir():
-            raise FileNotFoundError(f"{cls.dataset_name} root {path} does not exist (expected the layout {cls.layout_hint})")
+            raise FileNotFoundError(
+                f"{cls.dataset_name} root {path} does not exist (expected the layout {cls.layout_hint})"
+            )
         return path
 
     @classmethod
@@ -97,7 +99,9 @@ class ClassFolderDataset(Dataset):
         root = cls.check_root(root)
         found = sorted(d.name for d in root.iterdir() if d.is_dir() and any(d.glob(cls.pattern)))
         if not found:
-            raise FileNotFoundError(f"No class folder with {cls.pattern} files under {root} (expected {cls.layout_hint})")
+            raise FileNotFoundError(
+                f"No class folder with {cls.pattern} files under {root} (expected {cls.layout_hint})"
+            )
         return found
 
     @classmethod

@@ -76,8 +76,9 @@ class EuroSATDataset(ClassFolderDataset):
     ) -> None:
         stats = normalization_stats("EuroSAT")
         # Band names are checked before any file is touched: a typo or B10 fails with the valid names.
-        self.stats = stats.select(list(bands)) if bands is not None else stats
-        self.bands = list(self.stats.bands)
+        stats = stats.select(list(bands)) if bands is not None else stats
+        self.bands = list(stats.bands)
+        self.positions = list(stats.positions)  # channels of the file, in output order
         self.size = size
         self.normalize = SmartiesNormalize.from_spec("EuroSAT", bands=self.bands)
         super().__init__(root, files, classes=classes, transforms=transforms, source=source)
@@ -86,5 +87,5 @@ class EuroSATDataset(ClassFolderDataset):
         """Read, select the bands, normalise and resize one EuroSAT_MS file."""
         raw = read_raster(path)
         check_channels(raw, len(EUROSAT_FILE_BANDS), path, f"EuroSAT_MS ({', '.join(EUROSAT_FILE_BANDS)})")
-        image, _ = prepare_image(raw[list(self.stats.positions)], self.normalize)
+        image, _ = prepare_image(raw[self.positions], self.normalize)
         return resize_to(image, self.size) if self.size is not None else image
