@@ -13,6 +13,7 @@ from affine import Affine
 from rasterio.transform import from_origin
 
 from smarties_terratorch.io import (
+    BackgroundWriter,
     OutputError,
     RasterError,
     RasterReader,
@@ -225,6 +226,30 @@ def test_open_geotiff_writes_atomically(tmp_path: Path) -> None:
         dst.write(data[:, :2], window=rasterio.windows.Window(0, 0, 6, 2))
         raise RuntimeError("killed half-way")
     assert out.read_bytes() == before and _hidden(tmp_path) == []
+
+
+def test_background_writer_writes_every_window_and_raises_write_errors(tmp_path: Path) -> None:
+    out = tmp_path / "bg.tif"
+    data = np.random.default_rng(0).normal(size=(3, 10, 6)).astype(np.float32)
+    kwargs = {"height": 10, "width": 6, "count": 3, "dtype": "float32", "crs": CRS,
+              "transform": from_origin(X0, Y0, 10, 10)}  # fmt: skip
+    with open_geotiff(out, **kwargs) as dst, BackgroundWriter(dst, depth=2) as writer:
+        for r in range(0, 10, 3):
+            writer.write(data[:, r : r + 3].copy(), window=rasterio.windows.Window(0, r, 6, min(3, 10 - r)))
+    with rasterio.open(out) as src:
+        np.testing.assert_array_equal(src.read(), data)
+    before = out.read_bytes()
+
+    class Failing:  # a write that fails in the background thread fails the caller's block, so no output
+        def write(self, array: np.ndarray, window: object) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OutputError, match="no space left"), open_geotiff(out, **kwargs):
+        with BackgroundWriter(Failing()) as writer:
+            writer.write(data, window=rasterio.windows.Window(0, 0, 6, 10))
+    assert out.read_bytes() == before and _hidden(tmp_path) == []
+    with pytest.raises(ValueError, match="depth"):
+        BackgroundWriter(Failing(), depth=0)
 
 
 def test_grid_of_coarsens_the_reader_grid(tmp_path: Path) -> None:

@@ -442,6 +442,27 @@ def test_tiles_are_blended_on_the_device(tmp_path: Path) -> None:
     assert all(isinstance(s.values, np.ndarray) for s in strips)
 
 
+def test_normalisation_runs_on_the_model_thread(tmp_path: Path) -> None:
+    # The reader thread does numpy work only: a torch op there would start a second OpenMP team competing with the
+    # model's threads for the cores. Values are as if normalised before masking: invalid pixels are 0.
+    import threading
+
+    data = np.full((2, 40, 40), 3.0, dtype=np.float32)
+    data[0, :8, :8] = np.nan
+    path = write_tif(tmp_path / "scene.tif", data)
+    threads = []
+
+    def normalize(x: torch.Tensor) -> torch.Tensor:
+        threads.append(threading.current_thread())
+        return x - 1.0
+
+    with RasterReader(path) as reader:
+        out, _ = collect(tiled_inference(reader, lambda x: x, out_channels=2, tile_size=32, overlap=16,
+                                         normalize=normalize, progress=False), 2, 40, 40)  # fmt: skip
+    assert threads and all(t is threading.main_thread() for t in threads)
+    assert (out[:, :8, :8] == 0).all() and (out[:, 8:, 8:] == 2).all()
+
+
 # ---------------------------------------------------------------------------------------------------- catalogues
 from smarties_terratorch.scene import expand_scenes, parse_shard, take_shard  # noqa: E402
 

@@ -6,9 +6,10 @@ killed run never leaves a partial file or replaces an earlier output).
 """
 
 from .reader import RasterError, RasterReader, read_raster, resampling_kernel
-from .writer import OutputError, atomic_path, check_output, grid_of, open_geotiff, write_bytes, write_text
+from .writer import BackgroundWriter, OutputError, atomic_path, check_output, grid_of, open_geotiff, write_bytes, write_text
 
 __all__ = [
+    "BackgroundWriter",
     "OutputError",
     "RasterError",
     "RasterReader",

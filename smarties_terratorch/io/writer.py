@@ -13,7 +13,9 @@ import errno
 import math
 import os
 import tempfile
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,10 @@ import rasterio
 import rasterio.errors
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.windows import Window
 
 __all__ = [
+    "BackgroundWriter",
     "OutputError",
     "atomic_path",
     "check_output",
@@ -171,3 +175,49 @@ def grid_of(reader: Any, scale: int = 1) -> dict[str, Any]:
         "transform": reader.transform @ Affine.scale(scale),
     }
 
+
+
+class BackgroundWriter:
+    """Windowed writes to an open rasterio dataset on one background thread, so compression overlaps compute.
+
+    GDAL compresses a block when it is written, on the calling thread and with the GIL released; on the model's
+    thread that time is lost to the model. At most ``depth`` writes wait at a time (each holds its array), so
+    memory stays bounded. An error of a write is raised by the next :meth:`write`, by :meth:`flush` or on leaving
+    the ``with`` block, inside the caller's :func:`open_geotiff`, so the output is discarded as for a direct write.
+    Leave this ``with`` block before the dataset's: the dataset must not close while a write runs.
+
+    Args:
+        dst: a dataset open for writing (e.g. from :func:`open_geotiff`), used by no other thread meanwhile.
+        depth: writes that may be pending before :meth:`write` waits for the oldest.
+    """
+
+    def __init__(self, dst: Any, depth: int = 1) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self.dst, self.depth = dst, depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raster-writer")
+        self._pending: deque[Future] = deque()
+
+    def write(self, array: Any, window: Window) -> None:
+        """Queue ``dst.write(array, window=window)``; ``array`` must not change until the write is done."""
+        while len(self._pending) >= self.depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self.dst.write, array, window=window))
+
+    def flush(self) -> None:
+        """Wait for every queued write; raise the first error."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            for fut in self._pending:  # an error already propagates: drop what has not started, wait for the rest
+                fut.cancel()
+            self._pool.shutdown(wait=True)
+            self._pending.clear()

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
-from ..io import check_output, grid_of, open_geotiff
+from ..io import BackgroundWriter, check_output, grid_of, open_geotiff
 from .tiling import Strip, tile_grid, tiled_inference
 
 __all__ = ["EmptyOutputError", "embed_scene", "strip_window", "token_fn"]
@@ -96,16 +96,21 @@ def embed_scene(
         fn = torch.compile(fn)  # a smaller last batch recompiles once with a dynamic batch
     d, p = model.embed_dim, model.patch_size
     n_valid = 0
-    with open_geotiff(out, count=d, dtype="float32", nodata=float("nan"), **grid_of(reader, p)) as dst:
+    # Deflate level 1: float features barely compress at any level (measured: the same size within 0.3 %
+    # at level 6), and level 1 costs about 20 % less CPU. The strips are compressed and written on a background
+    # thread while the model runs on the next batch.
+    grid = grid_of(reader, p)
+    with open_geotiff(out, count=d, dtype="float32", nodata=float("nan"), zlevel=1, **grid) as dst:
         strips = tiled_inference(
             reader, fn, out_channels=d, scale=p, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
             normalize=normalize, precision=precision, device=device, progress=progress,
         )  # fmt: skip
-        for strip in strips:
-            keep = strip.valid >= min_valid - 1e-6
-            strip.values[:, ~keep] = np.nan
-            n_valid += int(keep.sum())
-            dst.write(strip.values, window=strip_window(strip))
+        with BackgroundWriter(dst) as writer:
+            for strip in strips:
+                keep = strip.valid >= min_valid - 1e-6
+                strip.values[:, ~keep] = np.nan
+                n_valid += int(keep.sum())
+                writer.write(strip.values, window=strip_window(strip))
         shape = (dst.count, dst.height, dst.width)
         if n_valid == 0 and not allow_empty:
             # Raised inside the writer: the temporary file is discarded and an earlier output stays as it was.

@@ -196,12 +196,11 @@ def tiled_inference(
     source = _TileRows(reader, tile_size, stride, per_block=max(batch_size, 4))
 
     def prepare(batch: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(np.stack([source.tile(r, c) for r, c in batch])).to(device)
-        with torch.inference_mode():
-            valid = ~torch.isnan(x).any(dim=1)
-            if normalize is not None:
-                x = normalize(x)
-            return x.masked_fill_(~valid[:, None], 0.0), valid
+        # numpy only: a torch op here would start a second OpenMP team that fights the model's threads for the
+        # cores (the mask and normalisation run on the model's thread instead, see below).
+        x = np.stack([source.tile(r, c) for r, c in batch])
+        valid = ~np.isnan(x).any(axis=1)
+        return torch.from_numpy(x).to(device), torch.from_numpy(valid).to(device)
 
     bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress)
     # One reader thread prepares the next batch (GDAL reads release the GIL) while the model runs on this one.
@@ -213,6 +212,9 @@ def tiled_inference(
             if k + 1 < len(batches):
                 pending = pool.submit(prepare, batches[k + 1])
             with torch.inference_mode():
+                if normalize is not None:
+                    x = normalize(x)
+                x = x.masked_fill_(~valid[:, None], 0.0)
                 with autocast_context(precision, device):
                     y = fn(x)
                 y = y.float()
