@@ -447,3 +447,68 @@ def test_vitl_rows_use_the_vitl_scripts_evaluation_period(tmp_path: Path) -> Non
         config = bench.build_row_config(job, TABLE, tmp_path, tmp_path).config
         periods[bb] = config["trainer"]["check_val_every_n_epoch"]
     assert periods == {"vitb": 20, "vitl": 25}
+
+
+def test_table_and_configs_come_from_an_installed_copy_of_the_package(tmp_path: Path) -> None:
+    """A copy of the package outside the checkout (as a non-editable install is), run from another folder, finds
+    its table and every row's config inside itself and records configs without an install path."""
+    import shutil
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    shutil.copytree(bench.PACKAGE, site / "smarties_terratorch", ignore=shutil.ignore_patterns("__pycache__"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        "import smarties_terratorch as p, smarties_terratorch.bench as b\n"
+        "t = b.load_table()\n"
+        "rows = [b._resolve_config(r, t) for r in t['rows'] + t['real_data_rows']]\n"
+        "print(p.__file__, b.DEFAULT_TABLE, all(r.is_relative_to(b.PACKAGE) for r in rows), "
+        "sorted({b._config_label(r).split('/')[0] for r in rows}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    module, table, inside, labels = proc.stdout.split(" ", 3)
+    assert module.startswith(str(site)) and table.startswith(str(site)) and inside == "True"
+    assert labels.strip() == "['configs']"
+
+
+def test_a_table_of_your_own_resolves_configs_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text("x: 1\n")
+    table = {"_path": str(tmp_path / "table.yaml")}
+    assert bench._resolve_config({"id": "r", "config": "mine.yaml"}, table) == tmp_path / "mine.yaml"
+    assert bench._resolve_config({"id": "r", "config": "configs/eurosat_knn.yaml"}, table).is_relative_to(bench.PACKAGE)
+    with pytest.raises(FileNotFoundError, match="nope.yaml.*row r.*tried"):
+        bench._resolve_config({"id": "r", "config": "nope.yaml"}, table)
+
+
+def test_data_provenance_reads_the_lock_file(tmp_path: Path) -> None:
+    from smarties_terratorch.download import LOCK_NAME
+
+    assert bench.data_provenance(tmp_path, ["EuroSAT/EuroSAT_MS"])["lock"] is None
+    files = {
+        "downloads/EuroSAT_MS.zip": {"url": "u1", "sha256": "a" * 64, "extracted_to": "EuroSAT/EuroSAT_MS"},
+        "eval_splits/EuroSAT-train.txt": {"url": "u2", "sha256": "b" * 64},
+        "eval_splits/RESISC45-train.txt": {"url": "u3", "sha256": "c" * 64},
+        "DFC2020/DFC_preprocessed.pt": {"url": "u4", "sha256": "d" * 64, "commit": "e" * 40},
+    }
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"format": 1, "files": files}))
+    found = bench.data_provenance(tmp_path, ["EuroSAT/EuroSAT_MS", "eval_splits/EuroSAT-train.txt",
+                                             "DFC2020/DFC_preprocessed.pt"])["files"]  # fmt: skip
+    assert sorted(found) == ["DFC2020/DFC_preprocessed.pt", "downloads/EuroSAT_MS.zip", "eval_splits/EuroSAT-train.txt"]
+    assert found["DFC2020/DFC_preprocessed.pt"] == {"url": "u4", "sha256": "d" * 64, "commit": "e" * 40}
+
+
+def test_hub_weights_that_cannot_be_fetched_skip_the_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(bench, "_HUB_FETCHED", {})
+    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"])
+    result = bench.run_jobs(jobs, TABLE, tmp_path / "out", tmp_path / "data", bench.HUB, executor=_fake({}))[0]
+    assert result["status"] == "skipped"
+    assert "smarties-v1-vitb.safetensors from the Hugging Face Hub" in result["reason"]
+    assert "gsumbul/SMARTIES-v1-ViT-B" in result["reason"] and "HF_HUB_OFFLINE" in result["reason"]
