@@ -233,6 +233,13 @@ def test_torchvision_augmentations_keep_the_old_pixels() -> None:
     a, b = random_flip_rot90([x[:, :64, :64], x[:2, :64, :64] * 2])
     assert torch.equal(out["image"]["S2"], a) and torch.equal(out["image"]["S1"], b) and out["label"] == 1
     assert type(a) is torch.Tensor and a.is_contiguous()
+    # a mask moves with the image; the label passes through untouched
+    image, mask = torch.arange(32.0).reshape(2, 4, 4), torch.arange(16).reshape(4, 4)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        out = ImageTransform(flip_rot90())({"image": image, "mask": mask, "label": torch.tensor(3)})
+        assert torch.equal(out["image"][0], out["mask"].float()) and out["mask"].dtype == torch.int64
+        assert type(out["mask"]) is torch.Tensor and out["label"] == 3
 
 
 def test_band_orders_match_torchgeo() -> None:

@@ -83,6 +83,8 @@ class RandomRot90(v2.Transform):
         return {"k": int(torch.randint(0, 4, ()))}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.BoundingBoxes):
+            raise TypeError("RandomRot90 rotates images and masks, not bounding boxes")
         if not params["k"] or not isinstance(inpt, torch.Tensor):
             return inpt
         return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
@@ -97,11 +99,14 @@ def flip_rot90() -> v2.Transform:
 
 
 class ImageTransform:
-    """Apply an image transform to ``sample["image"]``, with the same random parameters for every modality when
-    the image is a ``{modality: tensor}`` dict (torchgeo-style sample transform; picklable for loader workers).
+    """Apply a torchvision v2 transform to a sample dict (torchgeo-style sample transform; picklable for workers).
+
+    ``sample["image"]`` (a ``[C, H, W]`` tensor, or a ``{modality: tensor}`` dict whose modalities then move
+    together) goes in as ``tv_tensors.Image`` and an optional ``sample["mask"]`` as ``tv_tensors.Mask``, so one set
+    of random parameters moves them all; other keys (the label) pass through. Plain, contiguous tensors come out.
 
     Args:
-        transform: a torchvision v2 transform of ``[C, H, W]`` images.
+        transform: the v2 transform (e.g. :func:`flip_rot90` or a ``v2.Compose``).
     """
 
     def __init__(self, transform: Callable[..., Any]) -> None:
@@ -109,27 +114,31 @@ class ImageTransform:
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         image = sample["image"]
-        keys = list(image) if isinstance(image, dict) else None
-        images = [image[k] for k in keys] if keys is not None else [image]
-        out = _joint(self.transform, images)
-        sample = dict(sample)
-        sample["image"] = dict(zip(keys, out)) if keys is not None else out[0]
-        return sample
+        wrapped = dict(sample)
+        if isinstance(image, dict):
+            wrapped["image"] = {k: tv_tensors.Image(v) for k, v in image.items()}
+        else:
+            wrapped["image"] = tv_tensors.Image(image)
+        if "mask" in sample:
+            wrapped["mask"] = tv_tensors.Mask(sample["mask"])
+        return {k: _plain(v) for k, v in self.transform(wrapped).items()}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.transform!r})"
 
 
-def _joint(transform: Callable[..., Any], images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    # Wrapped as tv_tensors.Image, every tensor is transformed with the one set of parameters drawn per call
-    # (plain tensors after the first would pass through untouched).
-    out = transform([tv_tensors.Image(x) for x in images])
-    return [x.as_subclass(torch.Tensor).contiguous() for x in out]
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tv_tensors.TVTensor):
+        return value.as_subclass(torch.Tensor).contiguous()
+    return value
 
 
 def random_flip_rot90(images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """The same random horizontal/vertical flip and rot90 (k = 0..3) applied to every ``[C, H, W]`` image."""
-    return _joint(flip_rot90(), images)
+    out = ImageTransform(flip_rot90())({"image": dict(enumerate(images))})["image"]
+    return [out[i] for i in range(len(images))]
 
 
 def random_resized_crop(
