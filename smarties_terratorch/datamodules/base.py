@@ -1,4 +1,5 @@
-"""Building blocks shared by the dataset readers and Lightning data modules.
+"""The base of the Lightning data modules (loaders, batching, workers); the readers are in
+:mod:`smarties_terratorch.datasets` (``prepare_image``, ``read_band_files`` and ``read_raster`` stay importable here).
 
 TerraTorch's generic data modules standardise with plain mean/std after the batch is on the device; SMARTIES
 needs the percentile clip first (``transforms.SmartiesNormalize``), in raw data units. Our data modules therefore
