@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 from .download import LOCK_NAME
 from .io import atomic_path, write_text
 from .testing import set_path, tiny_model_args
-from .weights import CheckpointError, WeightsUnavailableError, check_checkpoint, fetch_hub_weights
+from .weights import CheckpointError, WeightsUnavailableError, check_checkpoint, fetch_hub_weights, get_weights
 
 __all__ = [
     "KINDS",
@@ -318,7 +318,7 @@ def build_row_config(
     if weights == HUB:
         ckpt, msg = None, ""
         try:
-            fetched = hub_weights(bb.get("hub") or Path(bb["weights"]).stem)
+            fetched = hub_weights(_hub_tag(bb))
         except (WeightsUnavailableError, CheckpointError, KeyError) as err:
             msg = f"weights {bb['weights']} from the Hugging Face Hub: {err}"
         else:
@@ -362,17 +362,29 @@ def build_row_config(
 _HUB_FETCHED: dict[str, dict[str, Any]] = {}
 
 
-def hub_weights(tag: str) -> dict[str, Any]:
+def hub_weights(tag: str, commit: str | None = None) -> dict[str, Any]:
     """The released weights ``tag`` fetched from the Hugging Face Hub once per process (every row of a run uses the
     same commit): ``{"repo_id", "revision" (the commit), "pinned", "sha256", "path"}``.
+
+    Args:
+        tag: a declared weights tag (``smarties-v1-vitb``).
+        commit: the commit the parent process of a parallel run resolved (its workers fetch that one).
 
     Raises:
         KeyError: an unknown weights tag.
         WeightsUnavailableError, CheckpointError: the file cannot be fetched, or its declared sha256 differs.
     """
     if tag not in _HUB_FETCHED:
-        _HUB_FETCHED[tag] = fetch_hub_weights(tag).record()
+        record = fetch_hub_weights(tag, commit).record()
+        if commit is not None:  # pinned only if the package declares it, whoever resolved it
+            record["pinned"] = get_weights(tag).revision is not None
+        _HUB_FETCHED[tag] = record
     return _HUB_FETCHED[tag]
+
+
+def _hub_tag(backbone: dict[str, Any]) -> str:
+    """The weights tag of a table backbone: its ``hub`` entry, else its file name without ``.safetensors``."""
+    return backbone.get("hub") or Path(backbone["weights"]).stem
 
 
 def data_provenance(root: Path, used: Sequence[str]) -> dict[str, Any]:
@@ -1081,6 +1093,8 @@ def _parser() -> argparse.ArgumentParser:
         help="re-encode every image every epoch in the frozen-encoder rows (default: encode once, cache features)",
     )
     run.add_argument("--list", action="store_true", help="list the selected jobs (with their index) and exit")
+    # the commits a parallel run's parent resolved for --weights hub: every worker fetches the same bytes
+    run.add_argument("--hub-commit", action="append", default=[], metavar="TAG=SHA", help=argparse.SUPPRESS)
     run.add_argument("--verbose", action="store_true", help="Lightning's own progress bars and summaries")
     scale = run.add_argument_group("scale out")
     scale.add_argument(
@@ -1173,8 +1187,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in dict.fromkeys(job.row["smoke"]["fixture"] for job in jobs):
                 smoke_fixture(args.out, name)
         todo = jobs if args.force else [j for j in jobs if not _finished(args.out, j)]
-        results = run_parallel(todo, _worker_argv(argv[1:]), slots, args.out)
+        worker_argv = _worker_argv(argv[1:])
+        if args.weights == HUB and kind != "smoke":
+            worker_argv += _resolve_hub_once(todo, table)
+        results = run_parallel(todo, worker_argv, slots, args.out)
     else:
+        for item in args.hub_commit:
+            tag, _, commit = item.partition("=")
+            try:
+                hub_weights(tag, commit or None)
+            except (WeightsUnavailableError, CheckpointError, KeyError):
+                pass  # the row that needs it records why (build_row_config asks again)
         results = run_jobs(
             jobs,
             table,
@@ -1192,6 +1215,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(results)} {kind} jobs: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed")
     print(f"Results: {(args.out / kind / 'results').resolve()}  (report: smarties bench report --out {args.out})")
     return 1 if counts["failed"] else 0
+
+
+def _resolve_hub_once(jobs: Sequence[Job], table: dict[str, Any]) -> list[str]:
+    """Fetch the Hub weights of ``jobs`` in this process; ``--hub-commit TAG=SHA`` options for the workers."""
+    options = []
+    for tag in dict.fromkeys(_hub_tag(table["backbones"][job.backbone]) for job in jobs):
+        try:
+            options += ["--hub-commit", f"{tag}={hub_weights(tag)['revision']}"]
+        except (WeightsUnavailableError, CheckpointError, KeyError):
+            pass  # each worker then records why its rows were skipped
+    return options
 
 
 def _finished(out: Path, job: Job) -> bool:

@@ -512,3 +512,22 @@ def test_hub_weights_that_cannot_be_fetched_skip_the_row(tmp_path: Path, monkeyp
     assert result["status"] == "skipped"
     assert "smarties-v1-vitb.safetensors from the Hugging Face Hub" in result["reason"]
     assert "gsumbul/SMARTIES-v1-ViT-B" in result["reason"] and "HF_HUB_OFFLINE" in result["reason"]
+
+
+def test_parallel_workers_fetch_the_commit_the_parent_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smarties_terratorch.weights import HubFile
+
+    calls = []
+
+    def fake_fetch(tag: str, revision: str | None = None) -> HubFile:
+        calls.append((tag, revision))
+        return HubFile("gsumbul/x", revision or "c" * 40, revision is not None, "s" * 64, Path("/cache/x"))
+
+    monkeypatch.setattr(bench, "fetch_hub_weights", fake_fetch)
+    monkeypatch.setattr(bench, "_HUB_FETCHED", {})
+    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn", "eurosat_linprobe"], ["vitb"])
+    assert bench._resolve_hub_once(jobs, TABLE) == ["--hub-commit", f"smarties-v1-vitb={'c' * 40}"]  # once
+    monkeypatch.setattr(bench, "_HUB_FETCHED", {})  # a worker process
+    record = bench.hub_weights("smarties-v1-vitb", "c" * 40)
+    assert calls == [("smarties-v1-vitb", None), ("smarties-v1-vitb", "c" * 40)]
+    assert record["revision"] == "c" * 40 and record["pinned"] is False  # resolved by the parent, not pinned
