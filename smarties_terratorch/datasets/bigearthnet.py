@@ -38,13 +38,13 @@ from .utils import prepare_image, read_band_files
 
 __all__ = [
     "BIGEARTHNET19_LABELS",
-    "BigEarthNetDataset",
-    "MODALITY_STATS",
     "BIGEARTHNET43_LABELS",
     "BIGEARTHNET43_TO_19",
+    "MODALITY_STATS",
     "PATCH_SIZE",
     "S1_BANDS",
     "S2_L2A_BANDS",
+    "BigEarthNetDataset",
     "read_bigearthnet_s1",
     "read_bigearthnet_s2",
     "read_labels",
