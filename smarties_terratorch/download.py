@@ -397,6 +397,8 @@ class _Run:
     mirror: str | None
     keep_archives: bool
     log: Callable[[str], None]
+    # where the split files' sha256 come from: the authors' published ones, or a sources table of the user's
+    declared: str = "published for the authors' commit"
 
 
 def _ensure_split(fname: str, run: _Run) -> bool:
@@ -409,7 +411,7 @@ def _ensure_split(fname: str, run: _Run) -> bool:
     final = run.root / rel
     locked = run.lock.get(rel)
     expected = info.get("sha256") or (locked or {}).get("sha256")
-    origin = "published for the authors' commit" if info.get("sha256") else f"recorded in {run.lock.path}"
+    origin = run.declared if info.get("sha256") else f"recorded in {run.lock.path}"
     if final.exists():
         if expected:
             _verify_present(final, expected, origin)
@@ -422,7 +424,7 @@ def _ensure_split(fname: str, run: _Run) -> bool:
     path, _ = _fetch(remote, final.with_name(f".{fname}.part"), run.mirror)
     sha = _check_fetched(path, remote, expected, origin, shown)
     os.replace(path, final)
-    check = "sha256 published for the authors' commit" if info.get("sha256") else "no published sha256: pinned here"
+    check = f"sha256 {run.declared}" if info.get("sha256") else "no published sha256: pinned here"
     run.lock.record(rel, url=remote.url, sha256=sha, size=final.stat().st_size, complete=True, checked=check)
     return True
 
@@ -549,7 +551,8 @@ def download(
         names: dataset names (case-insensitive, aliases accepted); ``"splits"`` selects the split files.
         root: the data root (``smarties bench run --data-root``).
         mirror: fetch every file from ``<mirror>/<original host>/<original path>`` instead.
-        sources: the sources table (default: the shipped ``data/sources.yaml``).
+        sources: the sources table (default: the shipped ``data/sources.yaml``); the split files' checksums of
+            another table are recorded as declared by it, not as the authors' published ones.
         keep_archives: keep fetched archives under ``<root>/downloads/`` after extraction.
         log: where progress lines go.
 
@@ -559,11 +562,12 @@ def download(
     Raises:
         DownloadError: an unknown name or an unreadable lock file.
     """
+    declared = "published for the authors' commit" if sources is None else "declared in the sources table given"
     sources = sources if sources is not None else load_sources()
     selected = resolve_names(names, sources)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    run = _Run(root, sources, Lock(root), mirror, keep_archives, log)
+    run = _Run(root, sources, Lock(root), mirror, keep_archives, log, declared)
     statuses = []
     for name in selected:
         title = SPLITS if name == SPLITS else sources["datasets"][name].get("title", name)
@@ -596,6 +600,7 @@ def main(argv: Sequence[str] | None = None, *, sources: Mapping[str, Any] | None
                   f"{SOURCES_FILE.name})", file=sys.stderr)
             return 2
         sources = load_sources(known.sources)
+    custom = sources  # None: the shipped table
     table = sources if sources is not None else load_sources()
     names = ", ".join([*table["datasets"], SPLITS])
     parser = argparse.ArgumentParser(prog="smarties data", description="Evaluation datasets and split files.")
@@ -615,7 +620,7 @@ def main(argv: Sequence[str] | None = None, *, sources: Mapping[str, Any] | None
                          "checksums, archive layouts), e.g. for a mirror whose files differ")
     args = parser.parse_args(argv)
     try:
-        statuses = download(args.names, args.root, mirror=args.mirror, sources=table,
+        statuses = download(args.names, args.root, mirror=args.mirror, sources=custom,
                             keep_archives=args.keep_archives, log=lambda line: print(line, flush=True))
     except DownloadError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -152,6 +152,8 @@ def test_download_then_bench_with_hub_weights(
     lock = _lock(root)
     assert lock["downloads/EuroSAT_MS.zip"]["sha256"] == hashlib.sha256(site["files"][EUROSAT_ZIP]).hexdigest()
     assert lock["downloads/EuroSAT_MS.zip"]["extracted_to"] == "EuroSAT/EuroSAT_MS"
+    # the split hashes came from the test's table, and the lock says so (not "published for the authors' commit")
+    assert lock["eval_splits/EuroSAT-train.txt"]["checked"] == "sha256 declared in the sources table given"
     assert (root / "EuroSAT/EuroSAT_MS/Forest/Forest_1.tif").is_file() and (root / "hls_burn_scars/training").is_dir()
     # a second download is a no-op: nothing is requested, the lock is unchanged
     before, text = len(server.requests), (root / dl.LOCK_NAME).read_text()

@@ -443,3 +443,16 @@ def test_resisc45_source_is_read_from_torchgeo() -> None:
     assert remote.url == RESISC45.url == RESISC45_URL and remote.md5 == RESISC45.md5
     assert remote.hub == ("isaaccorley/resisc45", "NWPU-RESISC45.zip", RESISC45.url.split("/")[-2])
     assert dl.mirror_url(remote.url, "http://m/") == "http://m/hf.co" + urlsplit(RESISC45.url).path
+
+
+def test_sources_file_option(tmp_path: Path, server: Server, site: dict[str, Any],
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    table = tmp_path / "my_sources.yaml"
+    table.write_text(yaml.safe_dump(site["sources"]))
+    root = tmp_path / "data"
+    assert dl.main(["download", "uc-merced", "--root", str(root), "--mirror", server.url, "--sources", str(table)]) == 0
+    assert _lock(root)["eval_splits/UC-Merced-train.txt"]["checked"] == "sha256 declared in the sources table given"
+    assert dl.main(["download", "--root", str(root), "--sources", str(tmp_path / "nope.yaml")]) == 2
+    assert "--sources" in capsys.readouterr().err
