@@ -141,13 +141,17 @@ def retrieval(ckpt: str | None, seed: int, spec: dict[str, Any], pairs: list[tup
     source = SourceSpec.from_dict(spec)
     torch.manual_seed(seed)  # the random encoder of this seed
     encoder = smarties_vit_tiny_patch16(ckpt_path=ckpt, out_indices=[-1], img_size=96).eval()
-    embeddings = []
-    for view, column in ((source.first, 0), (source.second, 1)):
+    embeddings, scale = [], {}
+    for view, column, sensor in ((source.first, 0, "S2"), (source.second, 1, "S1")):
         norm = view.normalizer()
         batch = torch.cat([tiles(norm(torch.from_numpy(read_view(p[column], view))), tile, size) for p in pairs])
-        tokens = encoder.forward_block_tokens(batch, [-1], bands=view.bands)[0]
-        embeddings.append(tokens[:, encoder.num_prefix_tokens :].mean(1))
-    out: dict[str, Any] = {"n": len(embeddings[0])}
+        tokens = encoder.forward_block_tokens(batch, [-1], bands=view.bands)[0][:, encoder.num_prefix_tokens :]
+        embeddings.append(tokens.mean(1))
+        # the token scale the probe's feature normalisation removes: mean token length, spread of per-dim stds
+        dim_std = tokens.reshape(-1, tokens.shape[-1]).std(0)
+        scale[sensor] = {"token_norm": round(float(tokens.norm(dim=-1).mean()), 3),
+                         "dim_std_max_over_min": round(float(dim_std.max() / dim_std.min()), 2)}  # fmt: skip
+    out: dict[str, Any] = {"n": len(embeddings[0]), "token_scale": scale}
     for k in (1, 5):
         res = cross_modal_retrieval(embeddings[1], embeddings[0], top_k=k)  # first = S1 queries, second = S2
         out.update({f"s1_to_s2_top{k}": round(res["first_to_second"], 4),
