@@ -449,7 +449,9 @@ def create_smarties_vit(
     **kwargs: Any,
 ) -> SmartiesViT:
     """Build ``variant`` (a key of :data:`default_cfgs`) and load weights: ``ckpt_path`` whenever given (local first),
-    else ``pretrained`` (``True`` = the variant's released weights, a string = a declared weights tag)."""
+    else ``pretrained`` (``True`` = the variant's released weights, a string = a declared weights tag), fetched
+    from the Hub at ``revision``, else at the declared or the repo's current commit (logged; see
+    :func:`~smarties_terratorch.weights.resolve_revision`)."""
     if variant not in default_cfgs:
         raise ValueError(f"Unknown SMARTIES variant {variant!r}; choose one of {', '.join(default_cfgs)}.")
     model = model_cls(**{**default_cfgs[variant].model_kwargs(), **kwargs})
