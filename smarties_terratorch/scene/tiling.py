@@ -1,9 +1,9 @@
 """Tiling with bounded memory: tile offsets, blending ramp, a strip blender and :func:`tiled_inference`.
 
 A scene is cut into overlapping tiles on a fixed stride. Tiles are read in blocks of a few tiles (one windowed read
-per band per block), moved to the device, normalised and batched by a reader thread while the model runs on the
-previous batch; overlapping outputs are blended on the device with a linear ramp over the overlap, and every output
-row is handed back as soon as no later tile can touch it. Memory is therefore independent of the scene's height
+per band per block), batched and moved to the device by a reader thread (GDAL and numpy only) while the model runs
+on the previous batch, and normalised on the model's thread; overlapping outputs are blended on the device with a
+linear ramp over the overlap, and every output row is handed back as soon as no later tile can touch it. Memory is therefore independent of the scene's height
 and, apart from one strip of output rows, of its width.
 
 Nodata: a pixel is invalid where the reader returns NaN in any band (nodata value, mask, NaN, outside a band
@@ -195,12 +195,12 @@ def tiled_inference(
     blender = _StripBlender(out_channels, out_h, out_w, capacity, device)
     source = _TileRows(reader, tile_size, stride, per_block=max(batch_size, 4))
 
-    def prepare(batch: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def prepare(batch: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor, bool]:
         # numpy only: a torch op here would start a second OpenMP team that fights the model's threads for the
         # cores (the mask and normalisation run on the model's thread instead, see below).
         x = np.stack([source.tile(r, c) for r, c in batch])
         valid = ~np.isnan(x).any(axis=1)
-        return torch.from_numpy(x).to(device), torch.from_numpy(valid).to(device)
+        return torch.from_numpy(x).to(device), torch.from_numpy(valid).to(device), bool(valid.all())
 
     bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress)
     # One reader thread prepares the next batch (GDAL reads release the GIL) while the model runs on this one.
@@ -208,13 +208,14 @@ def tiled_inference(
     try:
         pending = pool.submit(prepare, batches[0])
         for k, batch in enumerate(batches):
-            x, valid = pending.result()
+            x, valid, all_valid = pending.result()
             if k + 1 < len(batches):
                 pending = pool.submit(prepare, batches[k + 1])
             with torch.inference_mode():
                 if normalize is not None:
                     x = normalize(x)
-                x = x.masked_fill_(~valid[:, None], 0.0)
+                if not all_valid:  # most batches of a scene are: skip a full pass over the batch
+                    x = x.masked_fill_(~valid[:, None], 0.0)
                 with autocast_context(precision, device):
                     y = fn(x)
                 y = y.float()
