@@ -57,7 +57,7 @@ def _demo(args: argparse.Namespace) -> int:
     import torch
 
     from . import models
-    from .datamodules.bigearthnet import read_bigearthnet_s1, read_bigearthnet_s2, read_labels, to_bigearthnet19
+    from .datasets.bigearthnet import read_bigearthnet_s1, read_bigearthnet_s2, read_labels, to_bigearthnet19
     from .sample_data import bigearthnet_examples
     from .transforms import SmartiesNormalize, resize_to
 

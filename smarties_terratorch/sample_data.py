@@ -31,6 +31,7 @@ import numpy as np
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from .datasets.bigearthnet import S2_L2A_BANDS, read_metadata
 from .io import RasterReader, open_geotiff, write_text
 from .transforms import compute_statistics
 
@@ -141,9 +142,6 @@ def bigearthnet_examples(cache_dir: PathType | None = None) -> list[BigEarthNetE
         ImportError: ``bigearthnet-common`` is not installed (the message gives the pip command).
         RuntimeError: an archive is missing, unsafe, or an S2 patch has no S1 partner.
     """
-    # imported here: the data modules import this module (the paired one for its demo data)
-    from .datamodules.bigearthnet import read_metadata
-
     files = _package_files()
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / "bigearthnet-examples"
     folders = {}
@@ -285,8 +283,6 @@ def demo_sources(root: PathType) -> list[dict[str, Any]]:
       projections of the encoder are not trained by the demo);
     * Landsat-8 tiles, SAME SENSOR: the tile's own B4/B3/B2 paired with all its 8 bands.
     """
-    from .datamodules.bigearthnet import S2_L2A_BANDS  # here: the data modules import this module
-
     root = Path(root)
     l8 = json.loads((root / "l8_stats.json").read_text())
     l8_bands = [f"L8:{b}" for b in L8_USED]

@@ -196,19 +196,21 @@ def test_dfc2020_authors_probe_config(dfc_path: Path, tmp_path: Path) -> None:
 
 
 def test_dfc2020_rot90_rotates_image_and_mask_together(dfc_path: Path) -> None:
-    from smarties_terratorch.datamodules.dfc2020 import RandomRot90
+    from smarties_terratorch.transforms import RandomRot90
 
     dm = DFC2020DataModule(str(dfc_path), image_size=None, augment=True, rot90=True)
     dm.setup("fit")
-    assert isinstance(dm.datasets["train"], RandomRot90) and not isinstance(dm.datasets["val"], RandomRot90)
-    base = dm.datasets["train"].dataset
+    steps = dm.datasets["train"].transforms.transform.transforms
+    assert isinstance(steps[-1], RandomRot90) and dm.datasets["val"].transforms is None
+    flips_only = DFC2020DataModule(str(dfc_path), image_size=None, augment=True, rot90=False)
+    flips_only.setup("fit")
     torch.manual_seed(0)
     seen = set()
     for _ in range(12):
         state = torch.get_rng_state()
-        plain = base[0]  # the flips the wrapped dataset draws, then the rotation
+        plain = flips_only.datasets["train"][0]  # the flips, drawn first
         torch.set_rng_state(state)
-        rotated = dm.datasets["train"][0]
+        rotated = dm.datasets["train"][0]  # the same flips, then the rotation
         k = next(k for k in range(4) if torch.equal(torch.rot90(plain["mask"], k, (-2, -1)), rotated["mask"]))
         assert torch.equal(torch.rot90(plain["image"], k, (-2, -1)), rotated["image"])
         seen.add(k)

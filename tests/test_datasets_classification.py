@@ -36,12 +36,12 @@ from smarties_terratorch.datamodules.scene import (
     resize_short_side,
 )
 from smarties_terratorch.datamodules.whurs19 import WHURS19DataModule
-from smarties_terratorch.datasets.bigearthnet import S1_BANDS, S2_L2A_BANDS, BigEarthNetDataset
+from smarties_terratorch.datasets.bigearthnet import S1_BANDS, S2_L2A_BANDS, BigEarthNet
 from smarties_terratorch.datasets.classification import ClassFolderDataset
-from smarties_terratorch.datasets.eurosat import EUROSAT_FILE_BANDS, EuroSATDataset
-from smarties_terratorch.datasets.resisc45 import RESISC45Dataset
-from smarties_terratorch.datasets.ucmerced import UCMercedDataset
-from smarties_terratorch.datasets.whurs19 import WHURS19Dataset
+from smarties_terratorch.datasets.eurosat import EUROSAT_FILE_BANDS, EuroSAT
+from smarties_terratorch.datasets.resisc45 import RESISC45
+from smarties_terratorch.datasets.ucmerced import UCMerced
+from smarties_terratorch.datasets.whurs19 import WHURS19
 from smarties_terratorch.io import RasterError
 from smarties_terratorch.testing import make_fixture
 
@@ -133,9 +133,9 @@ def test_eurosat_samples_unchanged(fx: dict[str, Path]) -> None:
     root = fx["eurosat"]
     train = _split(root, "eurosat", "train")
     aug = ImageTransform(flip_rot90())
-    dataset = EuroSATDataset(root, read_split_file(train), transforms=aug, source=train)
+    dataset = EuroSAT(root, read_split_file(train), transforms=aug, source=train)
     assert _digests(dataset) == REFERENCE["eurosat_train_aug"]
-    assert _digests(EuroSATDataset(root, read_split_file(_split(root, "eurosat", "val")))) == REFERENCE["eurosat_val"]
+    assert _digests(EuroSAT(root, read_split_file(_split(root, "eurosat", "val")))) == REFERENCE["eurosat_val"]
     sample = dataset[0]
     assert sample["image"].dtype == torch.float32 and sample["image"].shape == (12, 224, 224)
     assert sample["label"].dtype == torch.long and dataset.classes[0] == "AnnualCrop"
@@ -145,7 +145,7 @@ def test_eurosat_samples_unchanged(fx: dict[str, Path]) -> None:
     dm = EuroSATDataModule(str(root), bands=["B04", "B03", "B02", "B8A"], size=96)
     assert _digests(dm.build_dataset("train")) == REFERENCE["eurosat_rgbn_holdout_train"]
     assert _digests(dm.build_dataset("val")) == REFERENCE["eurosat_rgbn_holdout_val"]
-    assert EuroSATDataset(root, ["./Forest/Forest_1.tif"], size=None)[0]["image"].shape == (12, 64, 64)
+    assert EuroSAT(root, ["./Forest/Forest_1.tif"], size=None)[0]["image"].shape == (12, 64, 64)
 
 
 def test_resisc45_samples_unchanged(fx: dict[str, Path]) -> None:
@@ -159,23 +159,23 @@ def test_resisc45_samples_unchanged(fx: dict[str, Path]) -> None:
     train = dm.build_dataset("train")
     assert _digests(train, seed=3) == REFERENCE["resisc45_train_aug"]
     assert _digests(pickle.loads(pickle.dumps(train)), seed=3) == REFERENCE["resisc45_train_aug"]
-    val = RESISC45Dataset(root, read_split_file(_split(root, "resisc45", "val")))
+    val = RESISC45(root, read_split_file(_split(root, "resisc45", "val")))
     assert _digests(val) == REFERENCE["resisc45_val"]
     holdout = RESISC45DataModule(str(root), size=200, resize_size=230).build_dataset("train")
     assert _digests(holdout) == REFERENCE["resisc45_holdout_train"]
-    assert RESISC45Dataset(root, ["./airplane/airplane_001.jpg"], size=None)[0]["image"].shape == (3, 256, 256)
+    assert RESISC45(root, ["./airplane/airplane_001.jpg"], size=None)[0]["image"].shape == (3, 256, 256)
 
 
 def test_ucmerced_and_whurs19_samples_unchanged(fx: dict[str, Path]) -> None:
     ucm = fx["ucmerced"]
     splits = ucm.parent.parent / "eval_splits"
-    train = UCMercedDataset(ucm, read_split_file(splits / "ucmerced-train.txt"))
+    train = UCMerced(ucm, read_split_file(splits / "ucmerced-train.txt"))
     assert _digests(train) == REFERENCE["ucmerced_train"]
-    assert _digests(UCMercedDataset(ucm, read_split_file(splits / "ucmerced-val.txt"))) == REFERENCE["ucmerced_val"]
+    assert _digests(UCMerced(ucm, read_split_file(splits / "ucmerced-val.txt"))) == REFERENCE["ucmerced_val"]
     assert len(train.classes) == 21 and train[0]["image"].shape == (3, 224, 224)
     whu = fx["whurs19"]
     whu_train = _split(whu, "whurs19", "train")
-    assert _digests(WHURS19Dataset(whu, read_split_file(whu_train))) == REFERENCE["whurs19_train"]
+    assert _digests(WHURS19(whu, read_split_file(whu_train))) == REFERENCE["whurs19_train"]
     dm = WHURS19DataModule(str(whu), train_split=str(whu_train))
     with pytest.warns(UserWarning, match="may overlap the train list"):
         assert _digests(dm.build_dataset("val")) == REFERENCE["whurs19_val_holdout"]
@@ -186,15 +186,15 @@ def test_bigearthnet_samples_unchanged(fx: dict[str, Path]) -> None:
     s2, s1, splits = ben / "BigEarthNet-v1.0", ben / "BigEarthNet-S1-v1.0", ben / "eval_splits"
     s2_train = [{"S2": s2 / name} for name in read_split_file(splits / "BigEarthNet-S2-train.txt")]
     aug = ImageTransform(flip_rot90())
-    assert _digests(BigEarthNetDataset(s2_train, ["S2"], size=64, transforms=aug)) == REFERENCE["ben_s2_train_aug"]
+    assert _digests(BigEarthNet(s2_train, ["S2"], size=64, transforms=aug)) == REFERENCE["ben_s2_train_aug"]
     s2_val = [{"S2": s2 / name} for name in read_split_file(splits / "BigEarthNet-S2-val.txt")]
-    assert _digests(BigEarthNetDataset(s2_val, ["S2"], size=64)) == REFERENCE["ben_s2_val"]
+    assert _digests(BigEarthNet(s2_val, ["S2"], size=64)) == REFERENCE["ben_s2_val"]
     s1_train = [{"S1": s1 / name} for name in read_split_file(splits / "BigEarthNet-S1-train.txt")]
-    s1_data = BigEarthNetDataset(s1_train, ["S1"], size=64)
+    s1_data = BigEarthNet(s1_train, ["S1"], size=64)
     assert _digests(s1_data) == REFERENCE["ben_s1_train"]
     pairs = [line.split() for line in read_split_file(splits / "BigEarthNet-MM-train.txt")]
     mm = [{"S2": s2 / a, "S1": s1 / b} for a, b in pairs]
-    mm_data = BigEarthNetDataset(mm, ["S2", "S1"], {"S2": ["B04", "B03", "B02"]}, size=64, transforms=aug)
+    mm_data = BigEarthNet(mm, ["S2", "S1"], {"S2": ["B04", "B03", "B02"]}, size=64, transforms=aug)
     assert _digests(mm_data) == REFERENCE["ben_mm_dict_aug"]
     assert _digests(pickle.loads(pickle.dumps(mm_data))) == REFERENCE["ben_mm_dict_aug"]
     dm = BigEarthNetDataModule(str(s2), str(s1), modalities=["S1", "S2"], stack_modalities=True, size=64)
@@ -205,8 +205,8 @@ def test_bigearthnet_samples_unchanged(fx: dict[str, Path]) -> None:
     assert set(sample["image"]) == {"S2", "S1"} and sample["image"]["S2"].shape == (3, 64, 64)
     assert sample["label"].dtype == torch.float32 and sample["label"].shape == (19,)
     assert stacked[0]["image"].shape == (len(S1_BANDS) + len(S2_L2A_BANDS), 64, 64)
-    assert torch.equal(mm_data.labels(0), BigEarthNetDataset(mm[:1], ["S2"]).labels(0))
-    assert BigEarthNetDataset(s2_val, ["S2"], size=None)[0]["image"].shape == (12, 120, 120)
+    assert torch.equal(mm_data.labels(0), BigEarthNet(mm[:1], ["S2"]).labels(0))
+    assert BigEarthNet(s2_val, ["S2"], size=None)[0]["image"].shape == (12, 120, 120)
 
 
 # ------------------------------------------------------------------------------------------------- augmentation
@@ -256,24 +256,24 @@ def test_band_orders_match_torchgeo() -> None:
 def test_errors_name_the_file(fx: dict[str, Path], tmp_path: Path) -> None:
     root = fx["eurosat"]
     with pytest.raises(FileNotFoundError, match=r"EuroSAT_MS root .*missing does not exist \(expected the layout"):
-        EuroSATDataset(tmp_path / "missing")
+        EuroSAT(tmp_path / "missing")
     (tmp_path / "empty" / "Forest").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="No class folder with \\*.jpg files under"):
-        WHURS19Dataset(tmp_path / "empty")
+        WHURS19(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match=r"No \*.tif files for classes \['Forest'\]"):
-        EuroSATDataset(tmp_path / "empty", classes=["Forest"])
+        EuroSAT(tmp_path / "empty", classes=["Forest"])
     with pytest.raises(FileNotFoundError, match=r"split.txt: './Forest/Forest_9.tif' -> .*Forest_9.tif does not exist"):
-        EuroSATDataset(root, ["./Forest/Forest_9.tif"], source="split.txt")
+        EuroSAT(root, ["./Forest/Forest_9.tif"], source="split.txt")
     with pytest.raises(ValueError, match="split.txt: class 'Desert' of './Desert/x.tif' is not one of"):
-        EuroSATDataset(root, ["./Desert/x.tif"], source="split.txt")
+        EuroSAT(root, ["./Desert/x.tif"], source="split.txt")
     with pytest.raises(ValueError, match="line 'Forest_1.tif' is not in the ./<Class>/<file> format"):
-        EuroSATDataset(root, ["Forest_1.tif"])
+        EuroSAT(root, ["Forest_1.tif"])
     with pytest.raises(ValueError, match="is not under the EuroSAT_MS root"):
-        EuroSATDataset(root, [tmp_path / "Forest" / "Forest_1.tif"])
+        EuroSAT(root, [tmp_path / "Forest" / "Forest_1.tif"])
     with pytest.raises(ValueError, match="B10"):
-        EuroSATDataset(root, bands=["B02", "B10"])
+        EuroSAT(root, bands=["B02", "B10"])
     with pytest.raises(ValueError, match=r"resize_size \(200\) must be >= size \(224\)"):
-        UCMercedDataset(fx["ucmerced"], resize_size=200)
+        UCMerced(fx["ucmerced"], resize_size=200)
     # a file with the wrong channel count is named
     bad = tmp_path / "bad" / "Forest"
     bad.mkdir(parents=True)
@@ -281,11 +281,11 @@ def test_errors_name_the_file(fx: dict[str, Path], tmp_path: Path) -> None:
     with rasterio.open(bad / "Forest_1.tif", "w", **profile) as dst:
         dst.write(np.ones((3, 8, 8), dtype=np.uint16))
     with pytest.raises(ValueError, match=r"Forest_1.tif: 3 channels, but EuroSAT_MS .* files have 13"):
-        EuroSATDataset(bad.parent)[0]
+        EuroSAT(bad.parent)[0]
     # an unreadable file is named by the raster layer
     (bad / "Forest_1.tif").write_bytes(b"not a tiff")
     with pytest.raises(RasterError, match="Forest_1.tif"):
-        EuroSATDataset(bad.parent)[0]
+        EuroSAT(bad.parent)[0]
 
 
 def test_bigearthnet_errors_name_the_file(fx: dict[str, Path], tmp_path: Path) -> None:
@@ -293,24 +293,24 @@ def test_bigearthnet_errors_name_the_file(fx: dict[str, Path], tmp_path: Path) -
     patch = tmp_path / src.name
     shutil.copytree(src, patch)
     (patch / f"{patch.name}_B05.tif").unlink()
-    dataset = BigEarthNetDataset([{"S2": patch}], ["S2"], size=None)
+    dataset = BigEarthNet([{"S2": patch}], ["S2"], size=None)
     with pytest.raises(FileNotFoundError, match=f"Missing band file .*{patch.name}_B05.tif"):
         dataset[0]
     with pytest.raises(ValueError, match="modalities must be 'S2', 'S1' or both"):
-        BigEarthNetDataset([{"S2": patch}], ["S3"])
+        BigEarthNet([{"S2": patch}], ["S3"])
     with pytest.raises(ValueError, match="Band 'B10'"):
-        BigEarthNetDataset([{"S2": patch}], ["S2"], {"S2": ["B10"]})
+        BigEarthNet([{"S2": patch}], ["S2"], {"S2": ["B10"]})
 
 
 def test_class_folder_dataset_lists_files(fx: dict[str, Path]) -> None:
     root = fx["resisc45"]
-    every = RESISC45Dataset(root, classes=["airplane", "beach"])
+    every = RESISC45(root, classes=["airplane", "beach"])
     assert [(p.name, y) for p, y in every.samples] == [
         ("airplane_001.jpg", 0), ("airplane_002.jpg", 0), ("beach_001.jpg", 1), ("beach_002.jpg", 1),
     ]  # fmt: skip
     # split lines, relative paths and absolute paths under the root name the same samples
     forms: Sequence[Any] = ["./beach/beach_002.jpg", "beach/beach_002.jpg", root / "beach" / "beach_002.jpg"]
-    assert {tuple(RESISC45Dataset(root, [f]).samples) for f in forms} == {((root / "beach/beach_002.jpg", 4),)}
+    assert {tuple(RESISC45(root, [f]).samples) for f in forms} == {((root / "beach/beach_002.jpg", 4),)}
     assert isinstance(every, ClassFolderDataset) and len(every) == 4
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the JPEGs carry no georeference; reading them is quiet

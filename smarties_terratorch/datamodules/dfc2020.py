@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
 from ..datasets.dfc2020 import DFC2020, DFC2020_BANDS, DFC2020_S2_BANDS, load_dfc2020
 from ..datasets.segmentation import select_channels
+from ..transforms import ImageTransform
 from .segmentation import SmartiesSegmentationDataModule, segmentation_augmentation
 
-__all__ = ["DFC2020_BANDS", "DFC2020DataModule", "DFC2020_S2_BANDS", "RandomRot90"]
+__all__ = ["DFC2020_BANDS", "DFC2020DataModule", "DFC2020_S2_BANDS"]
 
 KEYS = {"train": "train", "val": "validation", "test": "validation", "predict": "validation"}
 
@@ -105,11 +105,9 @@ class DFC2020DataModule(SmartiesSegmentationDataModule):
             self._data = load_dfc2020(self.path, self.trust_pickle)
         return self._data
 
-    def build_dataset(self, split: str) -> Dataset:
-        dataset = super().build_dataset(split)
-        if split == "train" and self.augment and self.rot90:
-            return RandomRot90(dataset)
-        return dataset
+    def train_transforms(self) -> ImageTransform | None:
+        """Crop and flips as the other data modules, then (``rot90``) a random quarter turn, as the authors' probe."""
+        return segmentation_augmentation(self.crop_size, flips=self.augment, rot90=self.augment and self.rot90)
 
     def items(self, split: str) -> list[tuple[str, int]]:
         key = KEYS[split]
@@ -117,22 +115,3 @@ class DFC2020DataModule(SmartiesSegmentationDataModule):
 
     def dataset(self, items: Sequence[tuple[str, int]], **kwargs: Any) -> DFC2020:
         return DFC2020(self.path, items, self.output_bands, data=self.data, **kwargs)
-
-
-class RandomRot90(Dataset):
-    """A segmentation dataset whose square samples are rotated together with their masks by ``k * 90`` degrees,
-    ``k`` uniform in 0..3 (drawn from the global torch RNG after the wrapped dataset's own augmentation).
-
-    Args:
-        dataset: the wrapped dataset (its samples may hold a dict of modalities; all rotate together).
-    """
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-        self.rotate = segmentation_augmentation(rot90=True)  # never None with rot90
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.rotate(dict(self.dataset[index]))

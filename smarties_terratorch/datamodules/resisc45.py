@@ -1,7 +1,7 @@
 """NWPU-RESISC45 (VHR RGB scenes) data module for TerraTorch.
 
 Reading and the evaluation geometry (short side to ``resize_size`` 256, centre crop 224) are
-:class:`~smarties_terratorch.datasets.resisc45.RESISC45Dataset`. Fine-tuning training (``augment: true``) reads the
+:class:`~smarties_terratorch.datasets.resisc45.RESISC45`. Fine-tuning training (``augment: true``) reads the
 normalised image at its native size instead and applies random flips + rot90, then RandomResizedCrop(scale
 0.25-1, ratio 1) to 224. Bands are the VHR RGB ranges: ``backbone_bands: [R, G, B]`` with ``backbone_sensor: RGB``.
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 from torchvision.transforms import v2
 
-from ..datasets.resisc45 import RESISC45_BANDS, RESISC45Dataset
-from ..transforms import SmartiesNormalize
-from .scene import ClassFolderDataModule, ImageTransform, flip_rot90
+from ..datasets.resisc45 import RESISC45, RESISC45_BANDS
+from ..transforms import ImageTransform, SmartiesNormalize, flip_rot90
+from .scene import ClassFolderDataModule
 
 __all__ = ["RESISC45_BANDS", "RESISC45DataModule"]
 
@@ -33,7 +33,7 @@ class RESISC45DataModule(ClassFolderDataModule):
             see :class:`~smarties_terratorch.datamodules.scene.ClassFolderDataModule`.
     """
 
-    dataset_class = RESISC45Dataset
+    dataset_class = RESISC45
 
     def __init__(
         self,
@@ -54,7 +54,7 @@ class RESISC45DataModule(ClassFolderDataModule):
 
     def make_dataset(
         self, files: Sequence[str | Path] | None, train: bool, source: str | Path | None = None
-    ) -> RESISC45Dataset:
+    ) -> RESISC45:
         if train and self.augment:
             crop = v2.RandomResizedCrop(
                 self.size,
@@ -65,7 +65,7 @@ class RESISC45DataModule(ClassFolderDataModule):
             )
             augment = ImageTransform(v2.Compose([flip_rot90(), crop]))
             # The crop resizes: the dataset hands over the normalised image at its native size.
-            return RESISC45Dataset(self.root, files, size=None, classes=self.classes, transforms=augment, source=source)
-        return RESISC45Dataset(
+            return RESISC45(self.root, files, size=None, classes=self.classes, transforms=augment, source=source)
+        return RESISC45(
             self.root, files, size=self.size, resize_size=self.resize_size, classes=self.classes, source=source
         )

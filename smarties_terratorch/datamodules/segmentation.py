@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..datasets.segmentation import (
@@ -38,13 +37,11 @@ from ..datasets.segmentation import (
     select_channels,
 )
 from ..io import write_text
-from ..transforms import NormalizationSpec, SmartiesNormalize, compute_statistics
+from ..transforms import ImageTransform, NormalizationSpec, RandomRot90, SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
-from .scene import RandomRot90  # the quarter-turn transform shared with the scene data modules
 
 __all__ = [
     "IGNORE_INDEX",
-    "JointTransform",
     "SegmentationDataset",
     "SmartiesSegmentationDataModule",
     "check_mask_values",
@@ -74,43 +71,9 @@ class _RandomCrop(v2.RandomCrop):
         return super().make_params(flat_inputs)
 
 
-class JointTransform:
-    """Apply a torchvision v2 transform to a ``{"image", "mask"}`` sample of plain tensors.
-
-    The image (each modality of a dict) goes in as ``tv_tensors.Image`` (``[..., H, W]``: time series too) and the
-    mask as ``tv_tensors.Mask``, so geometric transforms move both together and photometric ones leave the mask
-    alone; plain tensors come out.
-
-    Args:
-        transform: the v2 transform (e.g. a ``v2.Compose``).
-    """
-
-    def __init__(self, transform: Callable[[Any], Any]) -> None:
-        self.transform = transform
-
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        image = sample["image"]
-        if isinstance(image, dict):
-            image = {k: tv_tensors.Image(v) for k, v in image.items()}
-        else:
-            image = tv_tensors.Image(image)
-        wrapped = {**sample, "image": image, "mask": tv_tensors.Mask(sample["mask"])}
-        out = self.transform(wrapped)
-        return {k: _plain(v) for k, v in out.items()}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.transform!r})"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value.as_subclass(torch.Tensor) if isinstance(value, torch.Tensor) else value
-
-
 def segmentation_augmentation(
     crop_size: int | None = None, flips: bool = False, rot90: bool = False
-) -> JointTransform | None:
+) -> ImageTransform | None:
     """Training augmentation of image and mask, in this order: random ``crop_size`` crop, random horizontal then
     vertical flip (p = 0.5 each), random quarter turn. ``None`` when nothing is asked for.
 
@@ -124,7 +87,7 @@ def segmentation_augmentation(
         steps += [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5)]
     if rot90:
         steps.append(RandomRot90())
-    return JointTransform(v2.Compose(steps)) if steps else None
+    return ImageTransform(v2.Compose(steps)) if steps else None
 
 
 class SmartiesSegmentationDataModule(SmartiesDataModule):

@@ -1,7 +1,7 @@
 """UC-Merced Land Use (VHR RGB scenes, 21 classes) data module for TerraTorch.
 
 Reading (normalisation with the UC-Merced statistics, short side to ``resize_size`` 256, centre crop 224) is
-:class:`~smarties_terratorch.datasets.ucmerced.UCMercedDataset`. No augmentation (the paper evaluates it with kNN
+:class:`~smarties_terratorch.datasets.ucmerced.UCMerced`. No augmentation (the paper evaluates it with kNN
 only). Bands: ``backbone_bands: [R, G, B]`` with ``backbone_sensor: RGB``.
 
 Split files: ``./<class>/<file>`` lines (the paper's 1,890 / 210 split); without them a deterministic stratified
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..datasets.ucmerced import UCMERCED_BANDS, UCMercedDataset
+from ..datasets.ucmerced import UCMERCED_BANDS, UCMerced
 from ..transforms import SmartiesNormalize
 from .scene import ClassFolderDataModule
 
@@ -32,7 +32,7 @@ class UCMercedDataModule(ClassFolderDataModule):
             see :class:`~smarties_terratorch.datamodules.scene.ClassFolderDataModule` (``augment`` is ignored).
     """
 
-    dataset_class = UCMercedDataset
+    dataset_class = UCMerced
 
     def __init__(self, root: str, size: int = 224, resize_size: int = 256, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
@@ -45,7 +45,7 @@ class UCMercedDataModule(ClassFolderDataModule):
 
     def make_dataset(
         self, files: Sequence[str | Path] | None, train: bool, source: str | Path | None = None
-    ) -> UCMercedDataset:
-        return UCMercedDataset(
+    ) -> UCMerced:
+        return UCMerced(
             self.root, files, size=self.size, resize_size=self.resize_size, classes=self.classes, source=source
         )

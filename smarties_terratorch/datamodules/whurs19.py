@@ -1,7 +1,7 @@
 """WHU-RS19 (VHR RGB scenes, 19 classes) data module for TerraTorch.
 
 Reading (normalisation with the WHU-RS19 statistics, **bilinear** resize to 224, the authors' one exception to
-bicubic) is :class:`~smarties_terratorch.datasets.whurs19.WHURS19Dataset`. No augmentation (the paper evaluates it
+bicubic) is :class:`~smarties_terratorch.datasets.whurs19.WHURS19`. No augmentation (the paper evaluates it
 with kNN only). Bands are the VHR RGB ranges: ``backbone_bands: [R, G, B]`` with ``backbone_sensor: RGB``.
 
 Split files: ``./<Class>/<file>`` lines (the paper's 898 / 107 split); without them a deterministic stratified
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..datasets.whurs19 import WHURS19_BANDS, WHURS19Dataset
+from ..datasets.whurs19 import WHURS19_BANDS, WHURS19
 from ..transforms import SmartiesNormalize
 from .scene import ClassFolderDataModule
 
@@ -32,7 +32,7 @@ class WHURS19DataModule(ClassFolderDataModule):
             the paper has no training protocol for WHU-RS19).
     """
 
-    dataset_class = WHURS19Dataset
+    dataset_class = WHURS19
 
     def __init__(self, root: str, size: int = 224, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
@@ -42,5 +42,5 @@ class WHURS19DataModule(ClassFolderDataModule):
 
     def make_dataset(
         self, files: Sequence[str | Path] | None, train: bool, source: str | Path | None = None
-    ) -> WHURS19Dataset:
-        return WHURS19Dataset(self.root, files, size=self.size, classes=self.classes, source=source)
+    ) -> WHURS19:
+        return WHURS19(self.root, files, size=self.size, classes=self.classes, source=source)

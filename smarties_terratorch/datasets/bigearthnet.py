@@ -10,7 +10,7 @@ S2 bands come at three resolutions: 120 x 120 (10 m: B02, B03, B04, B08), 60 x 6
 B01, B09). Like the SMARTIES authors, :func:`read_bigearthnet_s2` resamples every band bilinearly to 120 x 120
 while reading and stacks them in :data:`S2_L2A_BANDS` order, the order of the S2-L2A normalisation table.
 
-:class:`BigEarthNetDataset` turns a list of patch folders (one per modality) into normalised, resized images and
+:class:`BigEarthNet` turns a list of patch folders (one per modality) into normalised, resized images and
 19-class multi-hot targets. torchgeo's ``BigEarthNet`` reads the same band files in the same S2 order but is not
 reused: it needs both modalities under one root with its own CSV split lists, casts every band to int32 (the S1
 backscatter in dB included), ignores nodata and, for S1+S2, takes the labels from the S1 patch, where the authors
@@ -44,7 +44,7 @@ __all__ = [
     "PATCH_SIZE",
     "S1_BANDS",
     "S2_L2A_BANDS",
-    "BigEarthNetDataset",
+    "BigEarthNet",
     "read_bigearthnet_s1",
     "read_bigearthnet_s2",
     "read_labels",
@@ -249,7 +249,7 @@ def to_bigearthnet19(labels: Iterable[str], dtype: Any = np.float32) -> np.ndarr
     return target
 
 
-class BigEarthNetDataset(Dataset):
+class BigEarthNet(Dataset):
     """BigEarthNet samples (one patch folder per modality) -> normalised, resized images + 19-class targets.
 
     Per sample and modality: :func:`read_bigearthnet_s2` / :func:`read_bigearthnet_s1` (bilinear to 120 x 120 on

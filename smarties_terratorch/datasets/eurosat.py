@@ -27,7 +27,7 @@ from ..transforms import SmartiesNormalize, normalization_stats, resize_to
 from .classification import ClassFolderDataset, PathType, Transforms
 from .utils import check_channels, prepare_image
 
-__all__ = ["EUROSAT_BANDS", "EUROSAT_CLASSES", "EUROSAT_FILE_BANDS", "EuroSATDataset"]
+__all__ = ["EUROSAT_BANDS", "EUROSAT_CLASSES", "EUROSAT_FILE_BANDS", "EuroSAT"]
 
 #: Every channel of an EuroSAT_MS file, in file order (B8A last).
 EUROSAT_FILE_BANDS: tuple[str, ...] = normalization_stats("EuroSAT").file_bands
@@ -48,7 +48,7 @@ EUROSAT_CLASSES: tuple[str, ...] = (
 )
 
 
-class EuroSATDataset(ClassFolderDataset):
+class EuroSAT(ClassFolderDataset):
     """EuroSAT_MS class folders -> ``{"image": [C, size, size] float, "label": long}`` samples.
 
     Args:

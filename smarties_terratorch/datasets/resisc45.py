@@ -25,13 +25,13 @@ from ..transforms import SmartiesNormalize, normalization_stats
 from .classification import ClassFolderDataset, PathType, Transforms, read_plain_image
 from .utils import center_crop, check_channels, prepare_image, resize_short_side
 
-__all__ = ["RESISC45_BANDS", "RESISC45Dataset"]
+__all__ = ["RESISC45_BANDS", "RESISC45"]
 
 #: Channel order of a RESISC45 JPEG (and of the RESISC45 statistics).
 RESISC45_BANDS: tuple[str, ...] = normalization_stats("RESISC45").bands
 
 
-class RESISC45Dataset(ClassFolderDataset):
+class RESISC45(ClassFolderDataset):
     """RESISC45 class folders -> ``{"image": [3, size, size] float, "label": long}`` samples.
 
     Args:

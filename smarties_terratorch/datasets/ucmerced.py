@@ -23,13 +23,13 @@ from ..transforms import SmartiesNormalize, normalization_stats
 from .classification import ClassFolderDataset, PathType, Transforms, read_plain_image
 from .utils import center_crop, check_channels, prepare_image, resize_short_side
 
-__all__ = ["UCMERCED_BANDS", "UCMercedDataset"]
+__all__ = ["UCMERCED_BANDS", "UCMerced"]
 
 #: Channel order of a UC-Merced TIFF (and of its statistics).
 UCMERCED_BANDS: tuple[str, ...] = normalization_stats("UC-Merced").bands
 
 
-class UCMercedDataset(ClassFolderDataset):
+class UCMerced(ClassFolderDataset):
     """UC-Merced class folders -> ``{"image": [3, size, size] float, "label": long}`` samples.
 
     Args:

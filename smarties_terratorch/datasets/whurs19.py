@@ -23,13 +23,13 @@ from ..transforms import SmartiesNormalize, normalization_stats, resize_to
 from .classification import ClassFolderDataset, PathType, Transforms, read_plain_image
 from .utils import check_channels, prepare_image
 
-__all__ = ["WHURS19_BANDS", "WHURS19Dataset"]
+__all__ = ["WHURS19_BANDS", "WHURS19"]
 
 #: Channel order of a WHU-RS19 JPEG (and of its statistics).
 WHURS19_BANDS: tuple[str, ...] = normalization_stats("WHU-RS19").bands
 
 
-class WHURS19Dataset(ClassFolderDataset):
+class WHURS19(ClassFolderDataset):
     """WHU-RS19 class folders -> ``{"image": [3, size, size] float, "label": long}`` samples.
 
     Args:
