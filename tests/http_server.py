@@ -40,6 +40,7 @@ class Server:
         self.requests: list[tuple[str, str, str | None]] = []
         self.cut: dict[str, tuple[int, threading.Event | None]] = {}  # path -> (bytes to send, then wait) once
         self.sent: dict[str, int] = {}
+        self.closed = False
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -77,6 +78,7 @@ class Server:
         for _, event in self.cut.values():
             if event is not None:
                 event.set()
+        self.closed = True  # a kept-alive connection's handler thread outlives shutdown(): it refuses from now on
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -95,6 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         srv: Server = self.server.owner  # type: ignore[attr-defined]
+        if srv.closed:  # the "Hub gone": drop the connection without an answer
+            self.close_connection = True
+            return
         path = urlsplit(self.path).path
         rng = self.headers.get("Range")
         srv.requests.append((self.command, path, rng))

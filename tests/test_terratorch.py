@@ -24,6 +24,8 @@ import smarties_terratorch
 from smarties_terratorch.backbone import SmartiesBackbone
 from smarties_terratorch.weights import save_weights
 
+from http_server import HUB_COMMIT, Server, use_hub
+
 TINY = "smarties_vit_tiny_patch16"
 # name -> (embed_dim, depth)
 NAMES = {
@@ -684,63 +686,10 @@ def test_cli_fit_custom_module_fallbacks(fallback_runs: dict[str, tuple[int, str
 
 
 # ------------------------------------------------------------------------------------------------ pretrained: true
-class _FakeHub:
-    """A local HTTP server answering like the Hugging Face Hub: the model-info API and the file resolve endpoint."""
-
-    def __init__(self, repo_id: str, filename: str, payload: bytes, sha: str) -> None:
-        import hashlib
-        import http.server
-        import json
-        import threading
-
-        self.requests: list[tuple[str, str]] = []
-        hub = self
-        etag = hashlib.sha256(payload).hexdigest()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self, body: bool) -> None:
-                hub.requests.append((self.command, self.path))
-                path = self.path.split("?")[0]
-                if path == f"/api/models/{repo_id}":
-                    data = json.dumps({"id": repo_id, "sha": sha, "siblings": [{"rfilename": filename}]}).encode()
-                    headers = {"Content-Type": "application/json"}
-                elif path == f"/{repo_id}/resolve/{sha}/{filename}":
-                    data = payload
-                    headers = {"X-Repo-Commit": sha, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
-                else:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                for k, v in {**headers, "Content-Length": str(len(data))}.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._answer(body=True)
-
-            def do_HEAD(self) -> None:  # noqa: N802
-                self._answer(body=False)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_pretrained_true_downloads_the_current_hub_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No pinned revision: the repo's current commit is resolved through the Hub API, logged, and downloaded."""
-    import huggingface_hub.constants as hf_constants
-
     from smarties_terratorch import weights
 
     src = build(bands=HLS)
@@ -751,21 +700,16 @@ def test_pretrained_true_downloads_the_current_hub_commit(
     declared = weights.SmartiesWeights(
         name="smarties-test-tiny", arch=TINY, repo_id="example-org/SMARTIES-tiny", filename="tiny.safetensors"
     )
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    hub = _FakeHub(declared.repo_id, declared.filename, path.read_bytes(), sha)
+    sha = HUB_COMMIT
+    hub = Server({}, models={(declared.repo_id, declared.filename): path.read_bytes()})
     try:
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.setattr(hf_constants, "ENDPOINT", hub.url)  # read at import; the env var is for subprocesses
-        monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
-        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+        use_hub(monkeypatch, hub.hub_url, cache=str(tmp_path / "hub-cache"))
         monkeypatch.setattr(weights, "default_weights_for", lambda arch: declared)
-        with caplog.at_level("WARNING", logger="smarties_terratorch.backbone"):
+        with caplog.at_level("WARNING", logger="smarties_terratorch"):
             model = build_model(backbone_pretrained=True)
         assert f"example-org/SMARTIES-tiny at commit {sha} (not pinned by this package)" in caplog.text
-        assert ("GET", f"/api/models/{declared.repo_id}") in hub.requests
-        assert any(p.endswith(f"/resolve/{sha}/tiny.safetensors") for _, p in hub.requests), hub.requests
+        assert hub.gets("/hub/api/models/example-org/SMARTIES-tiny")  # the current commit was asked for
+        assert any(p.endswith(f"/resolve/{sha}/tiny.safetensors") for _, p, _ in hub.requests), hub.requests
     finally:
         hub.close()
     x = torch.randn(1, 6, H, W)
@@ -773,6 +717,8 @@ def test_pretrained_true_downloads_the_current_hub_commit(
         assert torch.equal(a, b)
 
     # The Hub gone (server closed) or HF_HUB_OFFLINE: the newest cached commit is used, and said so.
+    import huggingface_hub.constants as hf_constants
+
     for offline in (False, True):
         monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", offline)
         caplog.clear()
@@ -786,18 +732,14 @@ def test_pretrained_true_downloads_the_current_hub_commit(
 def test_pretrained_true_when_the_hub_cannot_be_reached_names_the_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import huggingface_hub.constants as hf_constants
-
     from smarties_terratorch import weights
 
     declared = weights.SmartiesWeights(
         name="smarties-test-tiny", arch=TINY, repo_id="example-org/SMARTIES-tiny", filename="tiny.safetensors"
     )
-    hub = _FakeHub("other/repo", "x", b"", "0" * 40)  # answers 404 for our repo
+    hub = Server({}, models={("other/repo", "x"): b""})  # answers 404 for our repo
     try:
-        monkeypatch.setattr(hf_constants, "ENDPOINT", hub.url)
-        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+        use_hub(monkeypatch, hub.hub_url, cache=str(tmp_path / "empty-cache"))
         monkeypatch.setattr(weights, "default_weights_for", lambda arch: declared)
         with pytest.raises(ValueError, match="backbone_pretrained: could not resolve .*not in the Hub cache.*backbone_revision.*backbone_ckpt_path"):
             build(bands=HLS, pretrained=True)
