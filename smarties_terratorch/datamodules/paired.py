@@ -2,9 +2,9 @@
 
 The pieces, one concern per module:
 
-* :mod:`~smarties_terratorch.datamodules.pairs`: pair lists (``first second`` per line) and view specs (bands,
+* :mod:`~smarties_terratorch.datasets.pairs`: pair lists (``first second`` per line) and view specs (bands,
   channels, statistics), reading one view of an entry;
-* :mod:`~smarties_terratorch.datamodules.paired_dataset`: the dataset (read, normalise per sensor, joint flips/rot90
+* :mod:`~smarties_terratorch.datasets.paired`: the dataset (read, normalise per sensor, joint flips/rot90
   and paired random-resized crop) and the per-source collate;
 * :mod:`~smarties_terratorch.datamodules.sampling`: one-source batches, seeded per epoch, sharded over DDP ranks,
   resumable mid-epoch;
@@ -31,8 +31,8 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
 from ..sample_data import demo_sources, prepare_demo_data
-from .paired_dataset import PairedImageDataset, _Collate, collate_pairs, paired_augment
-from .pairs import SourceSpec, ViewSpec, read_pairs_list, read_view
+from ..datasets.paired import PairedImageDataset, _Collate, collate_pairs, paired_augment
+from ..datasets.pairs import SourceSpec, ViewSpec, read_pairs_list, read_view
 from .sampling import ResumableDataLoader, SourceBatchSampler
 
 __all__ = [
@@ -52,8 +52,8 @@ __all__ = [
 
 
 class PairedPretrainDataModule(pl.LightningDataModule):
-    """Paired multi-sensor pre-training data: list format in :mod:`~smarties_terratorch.datamodules.pairs`, sample
-    pipeline in :mod:`~smarties_terratorch.datamodules.paired_dataset`, batching in
+    """Paired multi-sensor pre-training data: list format in :mod:`~smarties_terratorch.datasets.pairs`, sample
+    pipeline in :mod:`~smarties_terratorch.datasets.paired`, batching in
     :mod:`~smarties_terratorch.datamodules.sampling`.
 
     Args:

@@ -24,6 +24,8 @@ from .dfc2020 import DFC2020, DFC2020_BANDS, load_dfc2020
 from .dynamicearthnet import DYNAMICEARTHNET_BANDS, DynamicEarthNet
 from .eurosat import EUROSAT_BANDS, EUROSAT_CLASSES, EUROSAT_FILE_BANDS, EuroSAT
 from .landcover import L7_BANDS, LANDCOVER_CLASSES, LandCoverScene, LandCoverTiles, load_landcover_scene
+from .paired import PairedImageDataset
+from .pairs import SourceSpec, ViewSpec, read_pairs_list, read_view
 from .resisc45 import RESISC45, RESISC45_BANDS
 from .segmentation import IGNORE_INDEX, SegmentationDataset
 from .sickle import SICKLE, SICKLE_BANDS
@@ -62,14 +64,19 @@ __all__ = [
     "HLSBurnScars",
     "LandCoverScene",
     "LandCoverTiles",
+    "PairedImageDataset",
     "SegmentationDataset",
+    "SourceSpec",
     "SpaceNet7",
     "UCMerced",
+    "ViewSpec",
     "load_dfc2020",
     "load_landcover_scene",
     "read_bigearthnet_s1",
     "read_bigearthnet_s2",
     "read_labels",
     "read_metadata",
+    "read_pairs_list",
+    "read_view",
     "to_bigearthnet19",
 ]

@@ -1,6 +1,6 @@
 """The paired pre-training dataset: both views of a pair, normalised per sensor and augmented jointly.
 
-Per sample: read both views (:func:`~smarties_terratorch.datamodules.pairs.read_view`, nodata as NaN) -> SMARTIES
+Per sample: read both views (:func:`~smarties_terratorch.datasets.pairs.read_view`, nodata as NaN) -> SMARTIES
 two-step normalisation per sensor (:meth:`~smarties_terratorch.transforms.SmartiesNormalize.from_spec`; NaN and
 nodata become 0, the band mean) -> joint random vertical/horizontal flips and rot90 -> paired random-resized crop
 (area scale 0.25-1, aspect 1, the same *relative* window on both images, so views of different pixel sizes stay

@@ -29,7 +29,7 @@ from rasterio.warp import transform_bounds
 from ..io import RasterReader, read_raster
 from ..spectrum import ResolvedBands, resolve_bands
 from ..transforms import SmartiesNormalize
-from .base import read_band_files
+from .utils import read_band_files
 
 __all__ = ["SourceSpec", "ViewSpec", "check_overlap", "read_pairs_list", "read_view"]
 
