@@ -28,7 +28,6 @@ fine-tuning configs set) reproduces the published runs; the scripts' stated ``0.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -44,6 +43,8 @@ from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1Score
+
+from .schedules import cosine_warmup_factor
 
 __all__ = [
     "LabelSmoothedMultiLabelLoss",
@@ -160,15 +161,6 @@ class _TaskLayers:
 
     def group_matcher(self, coarse: bool = False) -> Callable[[str], int]:  # noqa: ARG002 (timm's signature)
         return self.layer_id
-
-
-def cosine_warmup_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """LR multiplier: linear warmup from 0 over ``warmup_steps``, then half-cosine to 0 at ``total_steps``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return step / warmup_steps
-    span = max(total_steps - warmup_steps, 1)
-    progress = min(max(step - warmup_steps, 0) / span, 1.0)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class LabelSmoothedMultiLabelLoss(nn.Module):

@@ -41,7 +41,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from ..models.mae import MixupMode, SmartiesMAE
 from ..weights import save_weights
-from .classification import cosine_warmup_factor
+from .schedules import cosine_warmup_factor
 
 __all__ = ["SmartiesPretrainTask", "cli_main"]
 
