@@ -41,7 +41,13 @@ from typing import Any
 import torch
 
 from smarties_terratorch.backbone import smarties_vit_tiny_patch16
-from smarties_terratorch.datamodules.paired import SourceSpec, demo_sources, prepare_demo_data, read_pairs_list, read_view
+from smarties_terratorch.datamodules.paired import (
+    SourceSpec,
+    demo_sources,
+    prepare_demo_data,
+    read_pairs_list,
+    read_view,
+)
 from smarties_terratorch.io import write_text
 from smarties_terratorch.tasks.probing import cross_modal_retrieval
 from smarties_terratorch.transforms import resize_to
@@ -88,9 +94,11 @@ def pretrain(workdir: Path, seed: int, heldout: set[int], epochs: int | None) ->
     workdir.mkdir(parents=True, exist_ok=True)
     ben["list"] = str(write_text(workdir / "ben_train_pairs.txt", "".join(f"{a} {b}\n" for a, b in train)))
     ben["repeat"] = max(1, round(BEN_SAMPLES_PER_EPOCH / len(train)))
-    override = {"seed_everything": seed, "model": {"seed": seed}, "data": {"init_args": {"sources": sources, "seed": seed}}}
+    data = {"init_args": {"sources": sources, "seed": seed}}
+    override = {"seed_everything": seed, "model": {"seed": seed}, "data": data}
     write_text(workdir / "holdout.yaml", json.dumps(override, indent=1))  # JSON is YAML
-    cmd = [str(BIN / "smarties"), "pretrain", "fit", "-c", str(REPO / "configs/pretrain_demo.yaml"), "-c", "holdout.yaml"]
+    cmd = [str(BIN / "smarties"), "pretrain", "fit", "-c", str(REPO / "configs/pretrain_demo.yaml")]
+    cmd += ["-c", "holdout.yaml"]
     if epochs is not None:
         cmd += ["--trainer.max_epochs", str(epochs)]
     wall = run(cmd, workdir)
@@ -139,7 +147,8 @@ def tiles(image: torch.Tensor, tile: int, size: int) -> torch.Tensor:
 @torch.no_grad()
 def retrieval(ckpt: str | None, seed: int, spec: dict[str, Any], pairs: list[tuple[Path, Path]], tile: int,
               size: int) -> dict[str, Any]:  # fmt: skip
-    """Top-1 S1 <-> S2 retrieval among the tiles of the held-out pairs, for one encoder (random if no ``ckpt``)."""
+    """Top-1 and top-5 S1 <-> S2 retrieval among the tiles of the held-out pairs, and the token scale, for one
+    encoder (random if no ``ckpt``)."""
     source = SourceSpec.from_dict(spec)
     torch.manual_seed(seed)  # the random encoder of this seed
     encoder = smarties_vit_tiny_patch16(ckpt_path=ckpt, out_indices=[-1], img_size=96).eval()
@@ -156,8 +165,9 @@ def retrieval(ckpt: str | None, seed: int, spec: dict[str, Any], pairs: list[tup
     out: dict[str, Any] = {"n": len(embeddings[0]), "token_scale": scale}
     for k in (1, 5):
         res = cross_modal_retrieval(embeddings[1], embeddings[0], top_k=k)  # first = S1 queries, second = S2
-        out.update({f"s1_to_s2_top{k}": round(res["first_to_second"], 4),
-                    f"s2_to_s1_top{k}": round(res["second_to_first"], 4), f"chance_top{k}": round(res["chance"], 4)})  # fmt: skip
+        out[f"s1_to_s2_top{k}"] = round(res["first_to_second"], 4)
+        out[f"s2_to_s1_top{k}"] = round(res["second_to_first"], 4)
+        out[f"chance_top{k}"] = round(res["chance"], 4)
     return out
 
 
@@ -170,6 +180,8 @@ def verdict(pre: dict[str, Any], rnd: dict[str, Any]) -> tuple[float, str]:
     """Difference of means and what it says; a difference inside the seed-to-seed spread is no evidence."""
     diff = round(pre["mean"] - rnd["mean"], 4)
     noise = max(pre["std"], rnd["std"])
+    if len(pre["values"]) < 2:
+        return diff, "one seed: no spread, no verdict"
     if diff <= 0:
         return diff, "did NOT help"
     return diff, "helped" if diff > noise else "no clear difference (within the seed spread)"
@@ -193,8 +205,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def print_summary(summary: dict[str, Any], seeds: list[int]) -> None:
     print(f"\nPretrained vs random encoder, mean +- std over seeds {seeds} (tiny ViT, frozen):")
     rows = [(f"land-cover mIoU, {h.replace('_', ' ')}", summary["probe_miou"][h]) for h in HEADS]
-    rows += [(f"retrieval {k.replace('_to_', '->').replace('_', ' ').upper()} (chance {summary['retrieval'][k]['chance']:.3f})",
-              summary["retrieval"][k]) for k in RETRIEVAL_KEYS]  # fmt: skip
+    for k in RETRIEVAL_KEYS:
+        name = k.replace("_to_", "->").replace("_", " ").upper()
+        rows.append((f"retrieval {name} (chance {summary['retrieval'][k]['chance']:.3f})", summary["retrieval"][k]))
     for label, s in rows:
         pre, rnd = s["pretrained"], s["random_init"]
         print(f"  {label:42s} {pre['mean']:.4f} +- {pre['std']:.4f}  vs  {rnd['mean']:.4f} +- {rnd['std']:.4f}  "
@@ -237,8 +250,9 @@ def main() -> int:
     parser.add_argument("--tile-input", type=int, default=64, help="encoder input side of a retrieval tile")
     parser.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results_pretrain.json")
-    parser.add_argument("--merge", type=Path, nargs="+", default=None,
-                        help="run nothing: combine the runs of these results files (same settings) into --out")  # fmt: skip
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None, help="run nothing: combine these results files' runs in --out"
+    )
     args = parser.parse_args()
     if args.merge:
         return merge(args.merge, args.out)
