@@ -276,3 +276,15 @@ def test_albumentations_transform_is_built_lazily_and_pickles():
         import smarties_terratorch.transforms as mod
 
         mod.Nope  # noqa: B018
+
+
+def test_normalize_in_place_path_equals_the_differentiable_one() -> None:
+    """Inputs without grad are normalised in place on one temporary; the values equal the out-of-place steps."""
+    norm = SmartiesNormalize.from_spec("S2-L2A")
+    x = torch.rand(2, 12, 16, 16) * 12000
+    x[0, 0, 0, 0], x[0, 1, 0, 0], x[1, 2, 3, 4] = float("nan"), float("inf"), -float("inf")
+    before = x.clone()
+    fast = norm(x)
+    slow = norm(x.clone().requires_grad_(True))
+    assert torch.equal(x.nan_to_num(nan=123.0), before.nan_to_num(nan=123.0))  # the input is never modified
+    assert torch.equal(torch.nan_to_num(fast, nan=123.0), torch.nan_to_num(slow.detach(), nan=123.0))
