@@ -176,14 +176,17 @@ def mean_std(values: list[float]) -> dict[str, Any]:
             "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}  # fmt: skip
 
 
-def verdict(pre: dict[str, Any], rnd: dict[str, Any]) -> tuple[float, str]:
-    """Difference of means and what it says; a difference inside the seed-to-seed spread is no evidence."""
+def verdict(pre: dict[str, Any], rnd: dict[str, Any], chance: float | None = None) -> tuple[float, str]:
+    """Difference of means and what it says. A difference inside the seed-to-seed spread is no evidence, and a
+    retrieval score (``chance`` given) must also clear chance by more than its own spread."""
     diff = round(pre["mean"] - rnd["mean"], 4)
     noise = max(pre["std"], rnd["std"])
     if len(pre["values"]) < 2:
         return diff, "one seed: no spread, no verdict"
     if diff <= 0:
         return diff, "did NOT help"
+    if chance is not None and pre["mean"] - chance <= pre["std"]:
+        return diff, "not clearly above chance"
     return diff, "helped" if diff > noise else "no clear difference (within the seed spread)"
 
 
@@ -196,8 +199,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         summary["probe_miou"][head] = {**stats, "difference": diff, "verdict": word}
     for key in RETRIEVAL_KEYS:
         stats = {enc: mean_std([r["retrieval"][enc][key] for r in runs]) for enc in ENCODERS}
-        diff, word = verdict(stats["pretrained"], stats["random_init"])
         chance = runs[0]["retrieval"]["pretrained"]["chance_" + key.rsplit("_", 1)[1]]
+        diff, word = verdict(stats["pretrained"], stats["random_init"], chance)
         summary["retrieval"][key] = {**stats, "chance": chance, "difference": diff, "verdict": word}
     return summary
 
