@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -55,7 +54,14 @@ from tqdm.auto import tqdm
 from .download import LOCK_NAME
 from .io import atomic_path, write_text
 from .testing import set_path, tiny_model_args
-from .weights import CheckpointError, WeightsUnavailableError, check_checkpoint, fetch_hub_weights, get_weights
+from .weights import (
+    CheckpointError,
+    WeightsUnavailableError,
+    check_checkpoint,
+    fetch_hub_weights,
+    file_sha256,
+    get_weights,
+)
 
 __all__ = [
     "KINDS",
@@ -503,11 +509,7 @@ def sha256_file(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime)
     if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        _SHA_CACHE[key] = digest.hexdigest()
+        _SHA_CACHE[key] = file_sha256(path)
     return _SHA_CACHE[key]
 
 

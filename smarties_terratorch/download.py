@@ -208,8 +208,8 @@ class Lock:
 # ------------------------------------------------------------------------------------------------ hashing, fetching
 
 
-def file_sha256(path: Path, md5: bool = False) -> tuple[str, str | None]:
-    """sha256 (and optionally md5) hex digests of ``path``, read once."""
+def file_digests(path: Path, md5: bool = False) -> tuple[str, str | None]:
+    """sha256 (and optionally md5, for sources that publish one) hex digests of ``path``, in one read."""
     sha = hashlib.sha256()
     other = hashlib.md5(usedforsecurity=False) if md5 else None
     with open(path, "rb") as fh:
@@ -294,7 +294,7 @@ def _fetch_hub(remote: Remote, part: Path) -> tuple[Path, dict[str, Any]]:
 
 def _check_fetched(path: Path, remote: Remote, expected: str | None, origin: str, shown_url: str) -> str:
     """sha256 of a fresh download, checked against ``expected`` and torchgeo's md5; on mismatch nothing is kept."""
-    sha, md5 = file_sha256(path, md5=remote.md5 is not None)
+    sha, md5 = file_digests(path, md5=remote.md5 is not None)
     problem = None
     if expected and sha != expected:
         problem = f"sha256 {sha}, expected {expected} ({origin})"
@@ -311,7 +311,7 @@ def _check_fetched(path: Path, remote: Remote, expected: str | None, origin: str
 
 def _verify_present(path: Path, expected: str, origin: str) -> None:
     """Check a file already on disk against a known sha256 (no network)."""
-    sha, _ = file_sha256(path)
+    sha, _ = file_digests(path)
     if sha != expected:
         raise DownloadError(
             f"{path}: sha256 is {sha}, expected {expected} ({origin}); delete {path} and re-run "
@@ -416,7 +416,7 @@ def _ensure_split(fname: str, run: _Run) -> bool:
         if expected:
             _verify_present(final, expected, origin)
         else:  # placed by hand, no published checksum: pin what is there
-            run.lock.record(rel, url=None, sha256=file_sha256(final)[0], size=final.stat().st_size, complete=True)
+            run.lock.record(rel, url=None, sha256=file_digests(final)[0], size=final.stat().st_size, complete=True)
         return False
     remote = Remote(fname, table["url"].format(commit=table["commit"], name=fname), sha256=info.get("sha256"))
     shown = mirror_url(remote.url, run.mirror) if run.mirror else remote.url
@@ -443,7 +443,7 @@ def _ensure_file(name: str, spec: Mapping[str, Any], run: _Run) -> bool:
             _verify_present(final, locked["sha256"], origin)
         return False
     if final.exists():  # a kept archive, or a run stopped before extracting it: reuse it
-        sha = file_sha256(final)[0]
+        sha = file_digests(final)[0]
         if locked and sha != locked["sha256"]:
             raise DownloadError(f"{final}: sha256 is {sha}, expected {locked['sha256']} ({origin}); delete {final} "
                                 "and re-run `smarties data download` to fetch it again.")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import _compat_pickle
 import argparse
 import contextlib
-import hashlib
 import io
 import logging
 import pathlib
@@ -43,6 +42,7 @@ from .models.vit import default_cfgs, variant_of  # the variant table; models im
 __all__ = [
     "WEIGHTS",
     "CheckpointError",
+    "HubFile",
     "LoadReport",
     "SmartiesWeights",
     "WeightsUnavailableError",
@@ -50,7 +50,6 @@ __all__ = [
     "check_checkpoint",
     "checkpoint_filter_fn",
     "checkpoint_path",
-    "HubFile",
     "default_weights_for",
     "fetch_hub_weights",
     "file_sha256",
@@ -287,12 +286,11 @@ def _download(w: SmartiesWeights, revision: str | None, cache_dir: str | Path | 
 
 
 def file_sha256(path: str | Path) -> str:
-    """sha256 hex digest of a file, read in chunks (weights files are large)."""
-    digest = hashlib.sha256()
+    """sha256 hex digest of a file, read in chunks (huggingface_hub's ``sha_fileobj``: weights files are large)."""
+    from huggingface_hub.utils.sha import sha_fileobj
+
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha_fileobj(fh).hex()
 
 
 @dataclass(frozen=True)
