@@ -352,6 +352,10 @@ def test_export_disk_full(tmp_path: Path, capsys, frozen, monkeypatch) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- real kills
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_embed(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     """A ``smarties embed`` run of several seconds over a 1024 x 1024 scene, replacing an earlier output."""
     data = (np.random.default_rng(3).random((4, 1024, 1024)) * 3000).astype(np.uint16)
@@ -361,7 +365,9 @@ def _start_embed(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     out.write_bytes(b"the earlier output, complete")
     cmd = [sys.executable, "-m", "smarties_terratorch.cli", "embed", str(scene), "--bands", ",".join(BANDS), "--arch",
            TINY, "--tile-size", "64", "--overlap", "48", "--batch-size", "2", "--out", str(out), "--overwrite"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A child inherits an ignored SIGINT (as under `cmd &` or nohup), and Python then keeps ignoring Ctrl-C: give
+    # the run the default disposition, as in an interactive shell.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.time() + 120
     while not list(out.parent.glob(".big_embed.tif.*.partial*")):  # the run has started writing
         assert proc.poll() is None, proc.communicate()
