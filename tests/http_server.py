@@ -13,10 +13,14 @@ Every request is recorded as (method, path, Range), so tests can assert what was
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+import tarfile
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -156,3 +160,24 @@ def use_hub(monkeypatch: pytest.MonkeyPatch, endpoint: str, cache: str | None = 
     if cache is not None:
         monkeypatch.setattr(hf, "HF_HUB_CACHE", cache)
         monkeypatch.setenv("HF_HUB_CACHE", cache)
+
+
+# ------------------------------------------------------------------------------------------------ archives
+def zip_folder(folder: Path, arcroot: str) -> bytes:
+    """Zip ``folder`` with every member below ``arcroot/`` (how the public zips are packed)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{arcroot}/", "")
+        for path in sorted(folder.rglob("*")):
+            zf.write(path, f"{arcroot}/{path.relative_to(folder).as_posix()}")
+    return buf.getvalue()
+
+
+def targz_folders(members: dict[str, Path]) -> bytes:
+    """tar.gz of folders, each under its archive name (``{arcname: folder}``)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for arcname, folder in members.items():
+            tf.add(folder, arcname=arcname)
+    return buf.getvalue()
+

@@ -14,23 +14,20 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from http_server import HUB_COMMIT, Server, use_hub
+from http_server import HUB_COMMIT, Server, targz_folders, use_hub, zip_folder
 
 from smarties_terratorch import bench, cli
 from smarties_terratorch import download as dl
@@ -40,23 +37,6 @@ from smarties_terratorch.weights import get_weights, save_weights
 VITB = get_weights("smarties-v1-vitb")
 EUROSAT_ZIP = "/zenodo.org/records/7711810/files/EuroSAT_MS.zip"
 BURN_TAR = "/huggingface.co/datasets/ibm-nasa-geospatial/hls_burn_scars/resolve/main/hls_burn_scars.tar.gz"
-
-
-def _zip(folder: Path, arcroot: str) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{arcroot}/", "")
-        for path in sorted(folder.rglob("*")):
-            zf.write(path, f"{arcroot}/{path.relative_to(folder).as_posix()}")
-    return buf.getvalue()
-
-
-def _targz(members: dict[str, Path]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for arcname, folder in members.items():
-            tf.add(folder, arcname=arcname)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +52,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     split_table = dl.load_sources()["splits"]
     prefix = f"/raw.githubusercontent.com/gsumbul/SMARTIES/{split_table['commit']}/eval_splits"
     files = {
-        EUROSAT_ZIP: _zip(tmp / "eurosat" / "EuroSAT_MS", "EuroSAT_MS"),
-        BURN_TAR: _targz({"training": tmp / "burn" / "training", "validation": tmp / "burn" / "validation"}),
+        EUROSAT_ZIP: zip_folder(tmp / "eurosat" / "EuroSAT_MS", "EuroSAT_MS"),
+        BURN_TAR: targz_folders({"training": tmp / "burn" / "training", "validation": tmp / "burn" / "validation"}),
         f"{prefix}/EuroSAT-train.txt": (tmp / "eurosat" / "eval_splits" / "eurosat-train.txt").read_bytes(),
         f"{prefix}/EuroSAT-val.txt": (tmp / "eurosat" / "eval_splits" / "eurosat-val.txt").read_bytes(),
     }

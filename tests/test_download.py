@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from http_server import HUB_COMMIT, Server, use_hub
+from http_server import HUB_COMMIT, Server, targz_folders, use_hub, zip_folder
 
 from smarties_terratorch import download as dl
 from smarties_terratorch.testing import bigearthnet, burnscars, dfc2020, eurosat, resisc45, spacenet7, ucmerced, whurs19
@@ -40,25 +40,6 @@ DFC_PATH = "/huggingface.co/datasets/antofuller/CROMA_benchmarks/resolve/main/DF
 
 
 # ------------------------------------------------------------------------------------------------ archives
-
-
-def _zip(folder: Path, arcroot: str) -> bytes:
-    """Zip ``folder`` with every member below ``arcroot/`` (how the public zips are packed)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{arcroot}/", "")
-        for path in sorted(folder.rglob("*")):
-            zf.write(path, f"{arcroot}/{path.relative_to(folder).as_posix()}")
-    return buf.getvalue()
-
-
-def _targz(members: dict[str, Path]) -> bytes:
-    """tar.gz of folders, each under its archive name (``{arcname: folder}``)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for arcname, folder in members.items():
-            tf.add(folder, arcname=arcname)
-    return buf.getvalue()
 
 
 def _split_lines(tmp: Path) -> dict[str, bytes]:
@@ -106,26 +87,26 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # RESISC45: torchgeo's address, with a checksum of our fixture's archive instead of torchgeo's md5
     sources["datasets"]["resisc45"]["files"][0] = {"url": RESISC45_URL, **sources["datasets"]["resisc45"]["files"][0]}
     del sources["datasets"]["resisc45"]["files"][0]["torchgeo"]
-    resisc_zip = _zip(tmp / "resisc" / "RESISC45", "NWPU-RESISC45")
+    resisc_zip = zip_folder(tmp / "resisc" / "RESISC45", "NWPU-RESISC45")
     sources["datasets"]["resisc45"]["files"][0]["md5"] = hashlib.md5(resisc_zip).hexdigest()
 
-    burn_tar = _targz({"training": tmp / "burn" / "training", "validation": tmp / "burn" / "validation"})
+    burn_tar = targz_folders({"training": tmp / "burn" / "training", "validation": tmp / "burn" / "validation"})
     dfc_bytes = dfc.read_bytes()
     files.update({
-        "/zenodo.org/records/7711810/files/EuroSAT_MS.zip": _zip(tmp / "eurosat" / "EuroSAT_MS", "EuroSAT_MS"),
-        "/github.com/CAPTAIN-WHU/BED4RS/raw/main/datasets/WHU-RS19.zip": _zip(tmp / "whu" / "WHU-RS19", "WHU-RS19"),
-        "/weegee.vision.ucmerced.edu/datasets/UCMerced_LandUse.zip": _zip(tmp / "uc" / "UCMerced", "UCMerced_LandUse"),
+        "/zenodo.org/records/7711810/files/EuroSAT_MS.zip": zip_folder(tmp / "eurosat" / "EuroSAT_MS", "EuroSAT_MS"),
+        "/github.com/CAPTAIN-WHU/BED4RS/raw/main/datasets/WHU-RS19.zip": zip_folder(tmp / "whu" / "WHU-RS19", "WHU-RS19"),
+        "/weegee.vision.ucmerced.edu/datasets/UCMerced_LandUse.zip": zip_folder(tmp / "uc" / "UCMerced", "UCMerced_LandUse"),
         "/" + RESISC45_URL.split("://", 1)[1]: resisc_zip,
         "/zenodo.org/records/12687186/files/BigEarthNet-S2-v1.0.tar.gz":
-            _targz({"BigEarthNet-v1.0": tmp / "ben" / "BigEarthNet-v1.0"}),
+            targz_folders({"BigEarthNet-v1.0": tmp / "ben" / "BigEarthNet-v1.0"}),
         "/zenodo.org/records/12687186/files/BigEarthNet-S1-v1.0.tar.gz":
-            _targz({"BigEarthNet-S1-v1.0": tmp / "ben" / "BigEarthNet-S1-v1.0"}),
+            targz_folders({"BigEarthNet-S1-v1.0": tmp / "ben" / "BigEarthNet-S1-v1.0"}),
         DFC_PATH: dfc_bytes,
         "/huggingface.co/datasets/ibm-nasa-geospatial/hls_burn_scars/resolve/main/hls_burn_scars.tar.gz": burn_tar,
         "/spacenet-dataset.s3.amazonaws.com/spacenet/SN7_buildings/tarballs/SN7_buildings_train.tar.gz":
-            _targz({"train": sn7 / "train"}),
+            targz_folders({"train": sn7 / "train"}),
         "/spacenet-dataset.s3.amazonaws.com/spacenet/SN7_buildings/tarballs/SN7_buildings_train_csvs.tar.gz":
-            _targz({"csvs": tmp / "sn7csv" / "csvs"}),
+            targz_folders({"csvs": tmp / "sn7csv" / "csvs"}),
     })  # fmt: skip
     hub = {
         ("antofuller/CROMA_benchmarks", "DFC_preprocessed.pt"): dfc_bytes,

@@ -26,8 +26,10 @@ from rasterio.errors import NotGeoreferencedWarning
 from torch.utils.data import Dataset
 
 from ..io import read_raster
+from ..transforms import SmartiesNormalize, normalization_stats
+from .utils import center_crop, check_channels, prepare_image, resize_short_side
 
-__all__ = ["ClassFolderDataset", "PathType", "Transforms", "read_plain_image"]
+__all__ = ["CenterCropFolderDataset", "ClassFolderDataset", "PathType", "Transforms", "read_plain_image"]
 
 PathType = str | os.PathLike
 #: A transform of a whole sample dict (torchgeo convention), e.g. a random flip of ``sample["image"]``.
@@ -145,3 +147,56 @@ class ClassFolderDataset(Dataset):
         path, label = self.samples[index]
         sample = {"image": self.load_image(path), "label": torch.tensor(label, dtype=torch.long)}
         return self.transforms(sample) if self.transforms is not None else sample
+
+
+class CenterCropFolderDataset(ClassFolderDataset):
+    """Class folders of plain RGB images evaluated as the authors do: SMARTIES normalisation with the dataset's
+    statistics, then the short side rescaled to ``resize_size`` and a centre crop of ``size``.
+
+    Subclasses set :attr:`stats_name` (the statistics table), :attr:`file_kind` (for error messages) and the
+    :class:`ClassFolderDataset` attributes.
+
+    Args:
+        root: folder with one sub-folder per class.
+        files: split-file lines (``./<class>/<file>``) or paths; ``None`` = every file.
+        size: side of the centre crop (224); ``None`` = no resize or crop (the native size, for a training
+            transform that crops and resizes itself).
+        resize_size: short side before the centre crop (256).
+        classes, transforms, source: see :class:`ClassFolderDataset`.
+
+    Raises:
+        ValueError: ``resize_size < size``.
+    """
+
+    #: Name of the normalisation statistics (:func:`~smarties_terratorch.transforms.normalization_stats`).
+    stats_name: ClassVar[str] = ""
+    #: What a file is, for error messages (e.g. ``"RESISC45 RGB JPEG"``).
+    file_kind: ClassVar[str] = "RGB image"
+
+    def __init__(
+        self,
+        root: PathType,
+        files: Sequence[PathType] | None = None,
+        size: int | None = 224,
+        resize_size: int = 256,
+        classes: Sequence[str] | None = None,
+        transforms: Transforms | None = None,
+        source: PathType | None = None,
+    ) -> None:
+        if size is not None and resize_size < size:
+            raise ValueError(f"resize_size ({resize_size}) must be >= size ({size}) for the centre crop")
+        self.size = size
+        self.resize_size = resize_size
+        self.bands = list(normalization_stats(self.stats_name).bands)
+        self.normalize = SmartiesNormalize.from_spec(self.stats_name)
+        super().__init__(root, files, classes=classes, transforms=transforms, source=source)
+
+    def load_image(self, path: Path) -> torch.Tensor:
+        """Read and normalise one image; short-side resize and centre crop unless ``size`` is ``None``."""
+        raw = read_plain_image(path)
+        check_channels(raw, len(self.bands), path, self.file_kind)
+        image, _ = prepare_image(raw, self.normalize)
+        if self.size is None:
+            return image
+        return center_crop(resize_short_side(image, self.resize_size), self.size)
+

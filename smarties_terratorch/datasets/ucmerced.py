@@ -14,14 +14,8 @@ its own split lists of bare file names, and decodes with PIL instead of the rast
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
-import torch
-
-from ..transforms import SmartiesNormalize, normalization_stats
-from .classification import ClassFolderDataset, PathType, Transforms, read_plain_image
-from .utils import center_crop, check_channels, prepare_image, resize_short_side
+from ..transforms import normalization_stats
+from .classification import CenterCropFolderDataset
 
 __all__ = ["UCMERCED_BANDS", "UCMerced"]
 
@@ -29,47 +23,15 @@ __all__ = ["UCMERCED_BANDS", "UCMerced"]
 UCMERCED_BANDS: tuple[str, ...] = normalization_stats("UC-Merced").bands
 
 
-class UCMerced(ClassFolderDataset):
+class UCMerced(CenterCropFolderDataset):
     """UC-Merced class folders -> ``{"image": [3, size, size] float, "label": long}`` samples.
 
-    Args:
-        root: the ``Images`` folder (one sub-folder per class).
-        files: split-file lines (``./<class>/<file>``) or paths; ``None`` = every file.
-        size: side of the centre crop (224); ``None`` = no resize or crop.
-        resize_size: short side before the centre crop (256).
-        classes, transforms, source: see :class:`~smarties_terratorch.datasets.classification.ClassFolderDataset`.
-
-    Raises:
-        ValueError: ``resize_size < size``.
+    Arguments: :class:`~smarties_terratorch.datasets.classification.CenterCropFolderDataset` (``root``: the
+    ``Images`` folder).
     """
 
     pattern = "*.tif"
     dataset_name = "UC-Merced"
     layout_hint = "<root>/<class>/<class><NN>.tif (RGB TIFF, 256 x 256)"
-
-    def __init__(
-        self,
-        root: PathType,
-        files: Sequence[PathType] | None = None,
-        size: int | None = 224,
-        resize_size: int = 256,
-        classes: Sequence[str] | None = None,
-        transforms: Transforms | None = None,
-        source: PathType | None = None,
-    ) -> None:
-        if size is not None and resize_size < size:
-            raise ValueError(f"resize_size ({resize_size}) must be >= size ({size}) for the centre crop")
-        self.size = size
-        self.resize_size = resize_size
-        self.bands = list(UCMERCED_BANDS)
-        self.normalize = SmartiesNormalize.from_spec("UC-Merced")
-        super().__init__(root, files, classes=classes, transforms=transforms, source=source)
-
-    def load_image(self, path: Path) -> torch.Tensor:
-        """Read and normalise one TIFF; short-side resize and centre crop unless ``size`` is ``None``."""
-        raw = read_plain_image(path)
-        check_channels(raw, len(UCMERCED_BANDS), path, "UC-Merced RGB TIFF")
-        image, _ = prepare_image(raw, self.normalize)
-        if self.size is None:
-            return image
-        return center_crop(resize_short_side(image, self.resize_size), self.size)
+    stats_name = "UC-Merced"
+    file_kind = "UC-Merced RGB TIFF"
