@@ -20,9 +20,7 @@ For TerraTorch's generic data modules, ``SmartiesAlbumentationsNormalize(statist
 the same normalisation as an albumentations transform on channels-last samples (``[H, W, C]`` or ``[T, H, W, C]``);
 it is built on first access, so importing this module does not import albumentations.
 
-Training augmentation of samples (torchvision v2, so one draw moves the image, every modality and the mask
-together): :class:`ImageTransform` wraps a v2 transform for a ``{"image", "mask"?, ...}`` sample,
-:class:`RandomRot90` is the exact quarter turn, :func:`flip_rot90` the fine-tuning protocol's flips.
+Training augmentation of samples lives in :mod:`smarties_terratorch.augmentation`.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -42,20 +40,15 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 
 from .spectrum import _norm_code
 
 __all__ = [
-    "ImageTransform",
     "NormalizationSpec",
-    "RandomRot90",
     "SmartiesAlbumentationsNormalize",
     "SmartiesNormalize",
     "Stats",
     "compute_statistics",
-    "flip_rot90",
     "normalization_stats",
     "normalize",
     "resize_to",
@@ -617,63 +610,3 @@ def compute_statistics(
     mean, std = y.mean(axis=1), y.std(axis=1)
     std = np.where(std > 0, std, 1e-6)
     return {k: [float(v) for v in arr] for k, arr in (("mean", mean), ("std", std), ("p1", p1), ("p99", p99))}
-
-
-# ------------------------------------------------------------------ augmentation (torchvision v2, image + mask)
-class RandomRot90(v2.Transform):
-    """Rotate by ``k * 90`` degrees, ``k`` uniform in 0..3 (exact; torchvision's RandomRotation interpolates)."""
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        return {"k": int(torch.randint(0, 4, ()))}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if isinstance(inpt, tv_tensors.BoundingBoxes):
-            raise TypeError("RandomRot90 rotates images and masks, not bounding boxes")
-        if not params["k"] or not isinstance(inpt, torch.Tensor):
-            return inpt
-        return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
-
-
-def flip_rot90() -> v2.Transform:
-    """Random horizontal flip, vertical flip (p = 0.5 each) and rot90: the fine-tuning protocol's flips.
-
-    The random numbers are drawn in the order of the hand-written version this replaces (``rand`` for each flip,
-    then ``randint`` for ``k``), so a seed gives the same images as before."""
-    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRot90()])
-
-
-class ImageTransform:
-    """Apply a torchvision v2 transform to a sample dict (torchgeo-style sample transform; picklable for workers).
-
-    ``sample["image"]`` (a ``[C, H, W]`` tensor, or a ``{modality: tensor}`` dict whose modalities then move
-    together) goes in as ``tv_tensors.Image`` and an optional ``sample["mask"]`` as ``tv_tensors.Mask``, so one set
-    of random parameters moves them all; other keys (the label) pass through. Plain, contiguous tensors come out.
-
-    Args:
-        transform: the v2 transform (e.g. :func:`flip_rot90` or a ``v2.Compose``).
-    """
-
-    def __init__(self, transform: Callable[..., Any]) -> None:
-        self.transform = transform
-
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        image = sample["image"]
-        wrapped = dict(sample)
-        if isinstance(image, dict):
-            wrapped["image"] = {k: tv_tensors.Image(v) for k, v in image.items()}
-        else:
-            wrapped["image"] = tv_tensors.Image(image)
-        if "mask" in sample:
-            wrapped["mask"] = tv_tensors.Mask(sample["mask"])
-        return {k: _plain(v) for k, v in self.transform(wrapped).items()}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.transform!r})"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tv_tensors.TVTensor):
-        return value.as_subclass(torch.Tensor).contiguous()
-    return value

@@ -196,7 +196,7 @@ def test_dfc2020_authors_probe_config(dfc_path: Path, tmp_path: Path) -> None:
 
 
 def test_dfc2020_rot90_rotates_image_and_mask_together(dfc_path: Path) -> None:
-    from smarties_terratorch.transforms import RandomRot90
+    from smarties_terratorch.augmentation import RandomRot90
 
     dm = DFC2020DataModule(str(dfc_path), image_size=None, augment=True, rot90=True)
     dm.setup("fit")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from ..augmentation import ImageTransform, flip_rot90
 from ..datasets.bigearthnet import (
     BIGEARTHNET19_LABELS,
     MODALITY_STATS,
@@ -41,7 +42,7 @@ from ..datasets.bigearthnet import (
     BigEarthNet,
     read_metadata,
 )
-from ..transforms import ImageTransform, flip_rot90, normalization_stats
+from ..transforms import normalization_stats
 from .base import SmartiesDataModule
 from .scene import holdout_indices, read_split_file
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
+from ..augmentation import ImageTransform
 from ..datasets.dfc2020 import DFC2020, DFC2020_BANDS, DFC2020_S2_BANDS, load_dfc2020
 from ..datasets.segmentation import select_channels
-from ..transforms import ImageTransform
 from .segmentation import SmartiesSegmentationDataModule, segmentation_augmentation
 
 __all__ = ["DFC2020_BANDS", "DFC2020DataModule", "DFC2020_S2_BANDS"]

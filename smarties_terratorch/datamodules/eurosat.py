@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..augmentation import ImageTransform, flip_rot90
 from ..datasets.eurosat import EUROSAT_BANDS, EUROSAT_CLASSES, EUROSAT_FILE_BANDS, EuroSAT
-from ..transforms import ImageTransform, SmartiesNormalize, flip_rot90, normalization_stats
+from ..transforms import SmartiesNormalize, normalization_stats
 from .scene import ClassFolderDataModule
 
 __all__ = ["EUROSAT_BANDS", "EUROSAT_CLASSES", "EUROSAT_FILE_BANDS", "EuroSATDataModule"]

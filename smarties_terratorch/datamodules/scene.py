@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from ..augmentation import ImageTransform, RandomRot90, flip_rot90
 from ..datasets.classification import ClassFolderDataset
 from ..datasets.utils import center_crop, check_channels, resize_short_side
-from ..transforms import ImageTransform, RandomRot90, flip_rot90
 from .base import SmartiesDataModule
 
 __all__ = [

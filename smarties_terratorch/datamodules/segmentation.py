@@ -29,6 +29,7 @@ import torch
 import yaml
 from torchvision.transforms import v2
 
+from ..augmentation import ImageTransform, RandomRot90
 from ..datasets.segmentation import (
     IGNORE_INDEX,
     SegmentationDataset,
@@ -37,7 +38,7 @@ from ..datasets.segmentation import (
     select_channels,
 )
 from ..io import write_text
-from ..transforms import ImageTransform, NormalizationSpec, RandomRot90, SmartiesNormalize, compute_statistics
+from ..transforms import NormalizationSpec, SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
 
 __all__ = [
