@@ -12,6 +12,26 @@ DATA = Path(__file__).parent / "data"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+    parser.addoption(
+        "--native-bf16",
+        choices=("detect", "yes", "no"),
+        default="detect",
+        help="pretend this CPU has (yes) or lacks (no) native bf16, so 'precision auto' takes the other machine "
+        "kind's branch in this process (checks that no test depends on which precision auto picks)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    forced = config.getoption("--native-bf16")
+    if forced == "detect":
+        return
+    from smarties_terratorch import device
+
+    # Patch the probe, not cpu_has_native_bf16: tests that monkeypatch the probe themselves still win.
+    def probe(name: str, _value: bool = forced == "yes") -> bool:
+        return _value if name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported") else False
+
+    device._probe = probe
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -4,6 +4,7 @@ catalogues and every CLI option."""
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -257,8 +258,10 @@ def test_predict_from_checkpoint(tmp_path: Path) -> None:
     data[:, :5, :7] = np.nan
     scene = write_tif(tmp_path / "scene.tif", data)
     out = tmp_path / "mask.tif"
+    # fp32 pinned: "auto" means bf16 on CPUs with native bf16, and this test compares with an fp32 forward exactly.
     code = cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(out), "--tile-size", "64",
-                     "--overlap", "0", "--quiet", "--probabilities", str(tmp_path / "prob.tif")])  # fmt: skip
+                     "--overlap", "0", "--quiet", "--precision", "fp32",
+                     "--probabilities", str(tmp_path / "prob.tif")])  # fmt: skip
     assert code == 0
     task = load_segmentation_task(ckpt)
     with torch.inference_mode():
@@ -275,6 +278,29 @@ def test_predict_from_checkpoint(tmp_path: Path) -> None:
     with rasterio.open(tmp_path / "prob.tif") as src:
         prob = src.read()
     np.testing.assert_allclose(prob[:, keep].sum(0), 1.0, atol=1e-5)
+
+
+def test_predict_cli_bf16_agrees_with_fp32(tmp_path: Path) -> None:
+    """The bf16 path of ``smarties predict`` (what ``auto`` picks on CPUs with native bf16), forced on any CPU.
+
+    bf16 keeps 8 mantissa bits, so pixels whose two best logits are nearly tied may flip: at least 95 % of the
+    pixels must keep the fp32 class, and the class probabilities must stay within 0.05.
+    """
+    ckpt = _segmentation_checkpoint(tmp_path / "seg.ckpt", BANDS)
+    scene = write_tif(tmp_path / "scene.tif", np.random.default_rng(6).normal(size=(4, 64, 64)).astype(np.float32))
+    outputs = {}
+    for precision in ("fp32", "bf16"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on CPUs without it: slower, still right
+            code = cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(tmp_path / f"{precision}.tif"),
+                             "--tile-size", "64", "--overlap", "0", "--quiet", "--precision", precision,
+                             "--probabilities", str(tmp_path / f"{precision}_prob.tif")])  # fmt: skip
+        assert code == 0
+        with rasterio.open(tmp_path / f"{precision}.tif") as src, rasterio.open(tmp_path / f"{precision}_prob.tif") as p:
+            outputs[precision] = (src.read(1), p.read())
+    (mask32, prob32), (mask16, prob16) = outputs["fp32"], outputs["bf16"]
+    assert (mask32 == mask16).mean() >= 0.95
+    assert np.abs(prob32 - prob16).max() <= 0.05
 
 
 def test_predict_rejects_state_dict_only_file(tmp_path: Path) -> None:
