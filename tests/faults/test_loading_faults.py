@@ -285,3 +285,135 @@ def test_export_missing_weights(tmp_path: Path, frozen, capsys: pytest.CaptureFi
     with frozen(tmp_path):
         assert cli.main(argv) == 2
     assert "nope.pth" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ Lightning ckpt_path
+# Lightning reads an http(s) ckpt_path with torch.load(weights_only=False): served from the loopback server, the
+# hostile checkpoint would run if any of these paths let Lightning fetch it.
+@pytest.fixture
+def evil_server(tmp_path: Path) -> Any:
+    """``(server, url, marker)``: the loopback server serving a hostile Lightning checkpoint at ``url``."""
+    from http_server import Server
+
+    marker = tmp_path / "PWNED"
+    evil = write_hostile_checkpoint(tmp_path / "served.ckpt", marker, lightning=True)
+    srv = Server({"/run/last.ckpt": evil.read_bytes()})
+    evil.unlink()
+    yield srv, f"{srv.url}/run/last.ckpt", marker
+    srv.close()
+
+
+def _pretrain(tmp_path: Path, ckpt_path: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.chdir(tmp_path)  # the demo config's run folder is relative
+    config = Path(__file__).resolve().parents[2] / "configs" / "pretrain_demo.yaml"
+    return cli.main(["pretrain", "fit", "-c", str(config), "--trainer.max_steps", "1", "--ckpt_path", ckpt_path])
+
+
+def test_pretrain_url_ckpt_path_is_refused(evil_server, tmp_path: Path, monkeypatch, capsys) -> None:
+    srv, url, marker = evil_server
+    assert _pretrain(tmp_path, url, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert f"smarties pretrain: error: {url}: checkpoint files are not read from URLs" in err
+    assert "weights_only" not in err and len(err.strip().splitlines()) == 1
+    assert srv.requests == [] and not marker.exists()  # never fetched
+    assert not (tmp_path / "smarties_pretrain_demo").exists()  # nothing ran
+
+
+def test_pretrain_hostile_local_ckpt_path_is_refused(tmp_path: Path, frozen, monkeypatch, capsys) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    marker = tmp_path / "PWNED"
+    evil = write_hostile_checkpoint(inputs / "last.ckpt", marker, lightning=True)
+    with frozen(inputs):
+        assert _pretrain(tmp_path, str(evil), monkeypatch) == 2
+    err = capsys.readouterr().err
+    _assert_refused_pickle(err, evil, marker)
+    assert "Resume only from checkpoints your own runs wrote" in err and len(err.strip().splitlines()) == 1
+
+
+def _boring_trainer(tmp_path: Path, callbacks: list[Any]) -> tuple[Any, Any, Any]:
+    import lightning.pytorch as pl
+    from lightning.pytorch.demos.boring_classes import BoringModel, RandomDataset
+    from torch.utils.data import DataLoader
+
+    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path / "run", callbacks=callbacks)  # fmt: skip
+    return trainer, BoringModel(), DataLoader(RandomDataset(32, 4), batch_size=2)
+
+
+@pytest.mark.parametrize("stage", ["fit", "validate"])
+def test_trainer_with_the_callback_refuses_url_and_hostile_ckpt_path(evil_server, tmp_path: Path, stage: str) -> None:
+    from smarties_terratorch.checkpoints import SafeCheckpointLoading
+
+    srv, url, marker = evil_server
+    local = write_hostile_checkpoint(tmp_path / "evil.ckpt", marker, lightning=True)
+    for ckpt_path, message in ((url, "not read from URLs"), (str(local), "contains pickled code/objects")):
+        trainer, model, loader = _boring_trainer(tmp_path, [SafeCheckpointLoading()])
+        with pytest.raises(CheckpointError, match=re.escape(ckpt_path) + ".*" + message) as err:
+            getattr(trainer, stage)(model, loader, ckpt_path=ckpt_path)
+        assert "weights_only" not in str(err.value)
+    assert srv.requests == [] and not marker.exists()
+
+
+def test_trainer_with_the_callback_resumes_its_own_checkpoint(tmp_path: Path) -> None:
+    from smarties_terratorch.checkpoints import SafeCheckpointIO, SafeCheckpointLoading
+
+    trainer, model, loader = _boring_trainer(tmp_path, [SafeCheckpointLoading()])
+    trainer.fit(model, loader)
+    ckpt = tmp_path / "own.ckpt"
+    trainer.save_checkpoint(ckpt)  # saving goes through the wrapped plugin
+    assert isinstance(trainer.strategy.checkpoint_io, SafeCheckpointIO)
+    trainer, model, loader = _boring_trainer(tmp_path, [SafeCheckpointLoading()])
+    trainer.validate(model, loader, ckpt_path=str(ckpt))
+    assert torch.equal(model.layer.weight, torch.load(ckpt, weights_only=True)["state_dict"]["layer.weight"])
+
+
+def test_terratorch_runs_get_the_callback_from_the_entry_point() -> None:
+    import lightning.pytorch as pl
+    import terratorch  # noqa: F401 - the callbacks_factory entry point adds callbacks in TerraTorch runs only
+
+    from smarties_terratorch.checkpoints import SafeCheckpointLoading
+
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    assert sum(isinstance(cb, SafeCheckpointLoading) for cb in trainer.callbacks) == 1
+
+
+def test_terratorch_validate_url_ckpt_path_is_refused(evil_server, tmp_path: Path) -> None:
+    from cli_utils import run_config
+
+    from smarties_terratorch.testing import make_fixture
+
+    srv, url, marker = evil_server
+    root = make_fixture("eurosat", tmp_path / "eurosat")
+    splits = tmp_path / "eurosat" / "eval_splits"
+    overrides = {
+        "ckpt_path": url,
+        "data.init_args.batch_size": 2, "data.init_args.num_workers": 0, "data.init_args.root": str(root),
+        "data.init_args.train_split": str(splits / "eurosat-train.txt"),
+        "data.init_args.val_split": str(splits / "eurosat-val.txt"),
+        "data.init_args.test_split": str(splits / "eurosat-val.txt"),
+    }  # fmt: skip
+    with pytest.raises(CheckpointError, match=re.escape(url) + ".*not read from URLs"):
+        run_config("eurosat_linprobe.yaml", tmp_path, overrides, subcommand="validate")
+    assert srv.requests == [] and not marker.exists()
+
+
+@pytest.mark.parametrize("entry", ["smarties_vit_factory", "predict_checkpoint", "pangaea"])
+def test_url_as_weights_or_checkpoint_is_refused(evil_server, tmp_path: Path, entry: str) -> None:
+    from smarties_terratorch.scene import load_segmentation_task
+
+    srv, url, marker = evil_server
+    call = {"smarties_vit_factory": lambda: smarties_vit_tiny_patch16(ckpt_path=url),
+            "predict_checkpoint": lambda: load_segmentation_task(url),
+            "pangaea": lambda: _pangaea(url)}[entry]  # fmt: skip
+    with pytest.raises(CheckpointError, match=re.escape(url) + ".*not read from URLs"):
+        call()
+    assert srv.requests == [] and not marker.exists()
+
+
+def test_predict_cli_url_checkpoint_is_refused(evil_server, tmp_path: Path, capsys) -> None:
+    srv, url, marker = evil_server
+    code = cli.main(["predict", str(tmp_path / "scene.tif"), "--checkpoint", url, "--out", str(tmp_path / "o.tif")])
+    assert code == 2
+    assert f"{url}: checkpoint files are not read from URLs" in capsys.readouterr().err
+    assert srv.requests == [] and not marker.exists()
