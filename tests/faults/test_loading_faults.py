@@ -7,6 +7,7 @@ unsupported suffix, missing) are named in one message. Every input is byte-ident
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import pickle
@@ -26,8 +27,10 @@ from smarties_terratorch.models.vit import SmartiesViT, smarties_vit_tiny_patch1
 from smarties_terratorch.pangaea import SmartiesEncoder
 from smarties_terratorch.weights import (
     CheckpointError,
+    SmartiesWeights,
     WeightsUnavailableError,
     check_checkpoint,
+    fetch_hub_weights,
     load_pretrained,
     load_state_dict,
     read_checkpoint,
@@ -417,3 +420,64 @@ def test_predict_cli_url_checkpoint_is_refused(evil_server, tmp_path: Path, caps
     assert code == 2
     assert f"{url}: checkpoint files are not read from URLs" in capsys.readouterr().err
     assert srv.requests == [] and not marker.exists()
+
+
+# ------------------------------------------------------------------------------------------------ Hub weights
+def _tampering_hub(models: dict[tuple[str, str], bytes], genuine: bytes | None) -> Any:
+    """The loopback Hub serving ``models`` while announcing ``genuine``'s sha256 as the LFS ETag: a download
+    altered on the way (or a mirror serving other bytes than the Hub lists)."""
+    from http_server import Server
+
+    class TamperingHub(Server):
+        def lookup(self, path: str) -> tuple[bytes | None, dict[str, str]]:
+            body, headers = super().lookup(path)
+            if body is not None and "ETag" in headers and genuine is not None:
+                headers = {**headers, "ETag": f'"{hashlib.sha256(genuine).hexdigest()}"'}
+            return body, headers
+
+    return TamperingHub({}, models=models)
+
+
+_SPEC = SmartiesWeights("tiny-test", "smarties_vit_tiny_patch16", "org/tiny", "tiny.safetensors")
+
+
+def test_hub_weights_altered_in_transit_are_refused(tiny_safetensors: bytes, tmp_path: Path, monkeypatch) -> None:
+    from http_server import use_hub
+
+    tampered = save_weights(smarties_vit_tiny_patch16(), tmp_path / "other.safetensors").read_bytes()
+    assert tampered != tiny_safetensors
+    srv = _tampering_hub({("org/tiny", "tiny.safetensors"): tampered}, genuine=tiny_safetensors)
+    use_hub(monkeypatch, srv.hub_url, cache=str(tmp_path / "hub"))
+    try:
+        with pytest.raises(CheckpointError) as err:
+            load_pretrained(smarties_vit_tiny_patch16(), _SPEC)
+    finally:
+        srv.close()
+    blob = next((tmp_path / "hub").rglob("blobs/*"))
+    expected = hashlib.sha256(tiny_safetensors).hexdigest()
+    message = str(err.value)
+    assert f"expected {expected} (listed by the Hub)" in message and f"Delete {blob} and run again" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_corrupt_hub_cache_is_refused_on_reuse_until_deleted(tiny_safetensors: bytes, tmp_path: Path, monkeypatch) -> None:
+    from huggingface_hub import constants as hf_constants
+    from http_server import use_hub
+
+    srv = _tampering_hub({("org/tiny", "tiny.safetensors"): tiny_safetensors}, genuine=None)
+    use_hub(monkeypatch, srv.hub_url, cache=str(tmp_path / "hub"))
+    try:
+        first = fetch_hub_weights(_SPEC)
+        assert first.sha256 == hashlib.sha256(tiny_safetensors).hexdigest()
+        blob = first.path.resolve()
+        blob.write_bytes(tiny_safetensors[:-8] + b"\0" * 8)  # bit rot, or someone replaced the cached file
+        for offline in (False, True):  # online: the Hub's ETag; offline: the ETag the cache recorded
+            monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", offline)
+            with pytest.raises(CheckpointError, match=f"Delete {re.escape(str(blob))} and run again"):
+                load_pretrained(smarties_vit_tiny_patch16(), _SPEC)
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        blob.unlink()  # what the message says to do
+        again = fetch_hub_weights(_SPEC)
+    finally:
+        srv.close()
+    assert again.sha256 == first.sha256 and again.path.resolve().read_bytes() == tiny_safetensors
