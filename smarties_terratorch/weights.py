@@ -55,6 +55,7 @@ __all__ = [
     "file_sha256",
     "get_weights",
     "is_pinned",
+    "is_torch_file",
     "load_pretrained",
     "load_state_dict",
     "read_checkpoint",
@@ -62,6 +63,7 @@ __all__ = [
     "resolve_revision",
     "refuse_url",
     "save_weights",
+    "unsafe_objects",
     "verify_hub_file",
 ]
 
@@ -525,6 +527,19 @@ def _scan(path: Path) -> tuple[dict[str, str], bool]:
 
 def _unsafe_globals(path: Path) -> dict[str, str]:
     return _scan(path)[0]
+
+
+def unsafe_objects(path: str | Path) -> list[str]:
+    """The Python objects a ``torch.save`` file would create beyond tensors and plain types, read from its pickle
+    opcodes (nothing is executed); empty for a file without any, or one that is not a pickle at all."""
+    return list(dict.fromkeys(_unsafe_globals(Path(path)).values()))
+
+
+def is_torch_file(path: str | Path) -> bool:
+    """Whether a file starts like a ``torch.save`` file: torch's zip format, or a pickle (the legacy format)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def _torch_reason(err: BaseException) -> str:

@@ -481,3 +481,35 @@ def test_corrupt_hub_cache_is_refused_on_reuse_until_deleted(tiny_safetensors: b
     finally:
         srv.close()
     assert again.sha256 == first.sha256 and again.path.resolve().read_bytes() == tiny_safetensors
+
+
+# ------------------------------------------------------------------------------------------------ DFC2020 file
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("html", r"is not a readable PyTorch file: it holds an HTML page"),
+        ("text", r"is not a readable PyTorch file: it holds no PyTorch data \(it starts with b'version"),
+        ("truncated", r"is not a readable PyTorch file \(truncated or corrupt"),
+        ("numpy objects", r"holds pickled Python objects \(numpy\..*trust_pickle: true"),
+    ],
+)
+def test_dfc2020_says_what_the_file_is(tmp_path: Path, frozen, case: str, expected: str) -> None:
+    import numpy as np
+
+    from smarties_terratorch.datasets.dfc2020 import load_dfc2020
+
+    path = tmp_path / "DFC_preprocessed.pt"
+    if case == "html":  # what a mirror's error page saved with status 200 looks like
+        path.write_bytes(b"\n<!DOCTYPE html><html><body>Rate limit exceeded</body></html>\n")
+    elif case == "text":  # a Git LFS pointer instead of the file
+        path.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n")
+    elif case == "truncated":
+        path.write_bytes(_torch_bytes({"train_images": torch.zeros(2, 14, 8, 8)})[:-200])
+    else:
+        path.write_bytes(_torch_bytes({"train_images": np.zeros((2, 14, 8, 8), "float32")}))
+    with frozen(tmp_path), pytest.raises(ValueError, match=re.escape(str(path)) + " " + expected) as err:
+        load_dfc2020(path)
+    message = str(err.value)
+    assert "weights_only" not in message and len(message.splitlines()) == 1
+    if case != "numpy objects":  # a file that is not what was asked for is fetched again, never trusted
+        assert "trust_pickle" not in message and "smarties data download dfc2020" in message
