@@ -334,24 +334,28 @@ def test_pretrain_hostile_local_ckpt_path_is_refused(tmp_path: Path, frozen, mon
     assert "Resume only from checkpoints your own runs wrote" in err and len(err.strip().splitlines()) == 1
 
 
-def _boring_trainer(tmp_path: Path, callbacks: list[Any]) -> tuple[Any, Any, Any]:
+def _boring_trainer(tmp_path: Path, callbacks: list[Any], plugins: list[Any] | None = None) -> tuple[Any, Any, Any]:
     import lightning.pytorch as pl
     from lightning.pytorch.demos.boring_classes import BoringModel, RandomDataset
     from torch.utils.data import DataLoader
 
     trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=tmp_path / "run", callbacks=callbacks)  # fmt: skip
+                         enable_model_summary=False, default_root_dir=tmp_path / "run", callbacks=callbacks,
+                         plugins=plugins)  # fmt: skip
     return trainer, BoringModel(), DataLoader(RandomDataset(32, 4), batch_size=2)
 
 
+@pytest.mark.parametrize("how", ["callback", "plugin"])
 @pytest.mark.parametrize("stage", ["fit", "validate"])
-def test_trainer_with_the_callback_refuses_url_and_hostile_ckpt_path(evil_server, tmp_path: Path, stage: str) -> None:
-    from smarties_terratorch.checkpoints import SafeCheckpointLoading
+def test_trainer_made_safe_refuses_url_and_hostile_ckpt_path(evil_server, tmp_path: Path, stage: str, how: str) -> None:
+    from smarties_terratorch.checkpoints import SafeCheckpointIO, SafeCheckpointLoading
 
     srv, url, marker = evil_server
     local = write_hostile_checkpoint(tmp_path / "evil.ckpt", marker, lightning=True)
     for ckpt_path, message in ((url, "not read from URLs"), (str(local), "contains pickled code/objects")):
-        trainer, model, loader = _boring_trainer(tmp_path, [SafeCheckpointLoading()])
+        extra = {"callbacks": [SafeCheckpointLoading()]} if how == "callback" else {
+            "callbacks": [], "plugins": [SafeCheckpointIO()]}  # fmt: skip
+        trainer, model, loader = _boring_trainer(tmp_path, **extra)
         with pytest.raises(CheckpointError, match=re.escape(ckpt_path) + ".*" + message) as err:
             getattr(trainer, stage)(model, loader, ckpt_path=ckpt_path)
         assert "weights_only" not in str(err.value)
@@ -381,32 +385,41 @@ def test_terratorch_runs_get_the_callback_from_the_entry_point() -> None:
     assert sum(isinstance(cb, SafeCheckpointLoading) for cb in trainer.callbacks) == 1
 
 
-def test_terratorch_validate_url_ckpt_path_is_refused(evil_server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["url", "local"])
+def test_terratorch_validate_hostile_ckpt_path_runs_no_code(evil_server, tmp_path: Path, where: str) -> None:
     from cli_utils import run_config
 
     from smarties_terratorch.testing import make_fixture
 
     srv, url, marker = evil_server
+    local = write_hostile_checkpoint(tmp_path / "evil.ckpt", marker, lightning=True)
     root = make_fixture("eurosat", tmp_path / "eurosat")
     splits = tmp_path / "eurosat" / "eval_splits"
     overrides = {
-        "ckpt_path": url,
+        "ckpt_path": url if where == "url" else str(local),
         "data.init_args.batch_size": 2, "data.init_args.num_workers": 0, "data.init_args.root": str(root),
         "data.init_args.train_split": str(splits / "eurosat-train.txt"),
         "data.init_args.val_split": str(splits / "eurosat-val.txt"),
         "data.init_args.test_split": str(splits / "eurosat-val.txt"),
     }  # fmt: skip
-    with pytest.raises(CheckpointError, match=re.escape(url) + ".*not read from URLs"):
-        run_config("eurosat_linprobe.yaml", tmp_path, overrides, subcommand="validate")
+    if where == "url":  # Lightning would fetch it and unpickle it with weights_only=False: our callback refuses
+        with pytest.raises(CheckpointError, match=re.escape(url) + ".*not read from URLs"):
+            run_config("eurosat_linprobe.yaml", tmp_path, overrides, subcommand="validate")
+    else:  # TerraTorch's CLI reads the file's hyperparameters first, with torch.load(weights_only=True): refused
+        with pytest.raises(pickle.UnpicklingError):
+            run_config("eurosat_linprobe.yaml", tmp_path, overrides, subcommand="validate")
     assert srv.requests == [] and not marker.exists()
 
 
-@pytest.mark.parametrize("entry", ["smarties_vit_factory", "predict_checkpoint", "pangaea"])
+@pytest.mark.parametrize(
+    "entry", ["smarties_vit_factory", "terratorch_backbone_ckpt_path", "predict_checkpoint", "pangaea"]
+)
 def test_url_as_weights_or_checkpoint_is_refused(evil_server, tmp_path: Path, entry: str) -> None:
     from smarties_terratorch.scene import load_segmentation_task
 
     srv, url, marker = evil_server
     call = {"smarties_vit_factory": lambda: smarties_vit_tiny_patch16(ckpt_path=url),
+            "terratorch_backbone_ckpt_path": lambda: _encoder_decoder(url),
             "predict_checkpoint": lambda: load_segmentation_task(url),
             "pangaea": lambda: _pangaea(url)}[entry]  # fmt: skip
     with pytest.raises(CheckpointError, match=re.escape(url) + ".*not read from URLs"):
