@@ -70,10 +70,13 @@ def lightning_callbacks() -> list:
     Lightning calls it for every ``Trainer``. Outside TerraTorch (``terratorch`` not imported) or with the autoload
     switched off it returns nothing and imports nothing; in TerraTorch runs it adds
     :class:`smarties_terratorch.backbone.SmartiesTiledPredict`, so ``tiled_inference_parameters`` given at predict
-    time are applied even when the checkpoint was trained without them.
+    time are applied even when the checkpoint was trained without them, and
+    :class:`smarties_terratorch.checkpoints.SafeCheckpointLoading`, so ``--ckpt_path`` never runs code from a file
+    (a URL is refused, a local file is read as tensors and plain values).
     """
     if not enabled() or "terratorch" not in sys.modules:
         return []
     from smarties_terratorch.backbone import lightning_callbacks as callbacks
+    from smarties_terratorch.checkpoints import SafeCheckpointLoading
 
-    return callbacks()
+    return [*callbacks(), SafeCheckpointLoading()]

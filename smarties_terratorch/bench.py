@@ -72,6 +72,7 @@ __all__ = [
     "load_results",
     "load_table",
     "main",
+    "read_result",
     "render_report",
     "run_jobs",
     "run_parallel",
@@ -455,6 +456,37 @@ def result_path(out: Path, job: Job) -> Path:
     return out / job.kind / "results" / f"{job.key}.json"
 
 
+def read_result(path: Path) -> dict[str, Any]:
+    """One result file (:func:`atomic_write_json`).
+
+    Raises:
+        ValueError: the file is not one whole JSON object (e.g. cut short by a full disk or written by another
+            tool); the message names the file to delete.
+    """
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        problem = f"not whole JSON: {err}"
+    else:
+        if isinstance(result, dict):
+            return result
+        problem = f"a JSON {type(result).__name__}, not a result object"
+    raise ValueError(
+        f"{path} is a damaged result file ({problem}); delete it, or run `smarties bench run` again to recompute "
+        f"the row (it replaces the file)."
+    )
+
+
+def _read_or_failed(path: Path, job: Job | None = None) -> dict[str, Any]:
+    """:func:`read_result`, or a failed record whose reason names the damaged file."""
+    try:
+        return read_result(path)
+    except ValueError as err:
+        row, backbone = (job.row["id"], job.backbone) if job is not None else (path.stem, None)
+        kind = job.kind if job is not None else path.parent.parent.name
+        return {"row": row, "backbone": backbone, "kind": kind, "status": "failed", "reason": str(err)}
+
+
 def load_results(out: Path | Sequence[Path], kind: str) -> list[dict[str, Any]]:
     """Every finished result file of ``kind`` under ``out`` (one results folder or several, e.g. one per node of a
     SLURM array); a (row, backbone) found in several folders keeps its most recently finished result. Temporary
@@ -463,10 +495,7 @@ def load_results(out: Path | Sequence[Path], kind: str) -> list[dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
     for folder in (Path(o) / kind / "results" for o in outs):
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            try:
-                result = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:  # not produced by atomic_write_json; say so, do not guess
-                result = {"row": path.stem, "kind": kind, "status": "failed", "reason": f"unreadable: {err}"}
+            result = _read_or_failed(path)  # a damaged file is reported as failed, naming it; never guessed at
             previous = merged.get(path.stem)
             if previous is None or str(result.get("finished_at", "")) >= str(previous.get("finished_at", "")):
                 merged[path.stem] = result
@@ -796,7 +825,11 @@ def run_jobs(
         bar.set_postfix_str(f"{job.kind}: {job.key}")
         path = result_path(out, job)
         if path.is_file() and not force:
-            previous = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                previous = read_result(path)
+            except ValueError as err:
+                bar.write(f"[{job.kind}] {job.key}: {err} Recomputing it now.")
+                previous = {}
             if previous.get("status") == "ok":
                 results.append({**previous, "resumed": True})
                 continue
@@ -1016,7 +1049,7 @@ def run_parallel(
                 bar.update(1)
                 path = result_path(out, job)
                 if path.is_file():
-                    bar.write(_one_line(json.loads(path.read_text(encoding="utf-8"))))
+                    bar.write(_one_line(_read_or_failed(path, job)))
                 else:
                     bar.write(f"[{job.kind}] {job.key}: the worker exited with {proc.returncode} without a result")
     finally:
@@ -1028,7 +1061,7 @@ def run_parallel(
     for job in jobs:
         path = result_path(out, job)
         if path.is_file():
-            results.append(json.loads(path.read_text(encoding="utf-8")))
+            results.append(_read_or_failed(path, job))
         else:
             log = out / job.kind / "logs" / f"{job.key}.log"
             reason = f"worker produced no result (log: {log})"
@@ -1232,7 +1265,7 @@ def _resolve_hub_once(jobs: Sequence[Job], table: dict[str, Any]) -> list[str]:
 
 def _finished(out: Path, job: Job) -> bool:
     path = result_path(out, job)
-    return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("status") == "ok"
+    return path.is_file() and _read_or_failed(path, job).get("status") == "ok"  # a damaged file: run the row again
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Reads the files through :func:`smarties_terratorch.io.read_raster` (nodata becom
 
 The file loads with ``SmartiesNormalize.from_spec("stats.yaml")`` and with the TerraTorch transform
 ``smarties_terratorch.transforms.SmartiesAlbumentationsNormalize`` (``statistics: stats.yaml``). Compute it on the
-training split only.
+training split only. As with the scene tools, ``--out`` may not be one of the input files, and an existing file is
+replaced only with ``--overwrite`` (and only once the new one is complete).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .io import read_raster, write_text
+from .io import check_output, read_raster, write_text
 from .transforms import SmartiesNormalize, compute_statistics
 
 __all__ = ["collect_files", "main", "raster_statistics"]
@@ -99,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="raster files or globs (quote globs: 'train/*.tif'; ** is recursive)")
     p.add_argument("--bands", nargs="+", required=True, help="band names, in file order (e.g. B02 B03 B04 B08)")
     p.add_argument("--out", required=True, type=Path, help="YAML file to write (e.g. stats.yaml)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (only once the new one is "
+                   "complete)")  # fmt: skip
     p.add_argument("--temporal", action="store_true", help="files stack dates: bands = dates x --bands, date-major")
     p.add_argument("--samples", type=int, default=65536, help="random pixels per file (0 = all; default 65536)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -110,6 +113,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         files = collect_files(args.files)
+        check_output(args.out, files, overwrite=args.overwrite)  # before reading: never the input, never by surprise
         result = raster_statistics(
             files, args.bands, temporal=args.temporal, max_pixels_per_image=args.samples or None, seed=args.seed
         )

@@ -55,12 +55,16 @@ __all__ = [
     "file_sha256",
     "get_weights",
     "is_pinned",
+    "is_torch_file",
     "load_pretrained",
     "load_state_dict",
     "read_checkpoint",
     "read_task_checkpoint",
     "resolve_revision",
+    "refuse_url",
     "save_weights",
+    "unsafe_objects",
+    "verify_hub_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -268,7 +272,8 @@ def resolve_revision(w: SmartiesWeights, revision: str | None = None, cache_dir:
     ) from problem
 
 
-def _download(w: SmartiesWeights, revision: str | None, cache_dir: str | Path | None) -> Path:
+def _download(w: SmartiesWeights, revision: str | None, cache_dir: str | Path | None) -> tuple[Path, str]:
+    """Fetch (or reuse from the Hub cache) ``w`` at ``revision``, verified: ``(path, sha256)``."""
     revision = resolve_revision(w, revision, cache_dir)
     try:
         path = Path(hf_hub_download(w.repo_id, w.filename, revision=revision, cache_dir=cache_dir))
@@ -278,19 +283,75 @@ def _download(w: SmartiesWeights, revision: str | None, cache_dir: str | Path | 
             f"Could not get {w.filename} from the Hugging Face Hub repo {w.repo_id} at revision {revision}{offline} and "
             f"it is not in the Hub cache: {type(err).__name__}: {err}. {_how_to_fetch(w, revision)}"
         ) from err
-    if w.sha256 is not None:
-        digest = file_sha256(path)
-        if digest != w.sha256:
-            raise CheckpointError(f"{path} has sha256 {digest}, expected {w.sha256} for {w.name}: delete it and retry.")
-    return path
+    return path, verify_hub_file(w, revision, path)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _hub_sha256(w: SmartiesWeights, revision: str) -> str | None:
+    """The sha256 the Hub lists for ``w`` at ``revision`` (an LFS file's ETag), or ``None`` when it cannot be asked
+    (offline, unreachable) or the file is not stored in LFS (its ETag is then a git blob id)."""
+    if hf_constants.HF_HUB_OFFLINE:
+        return None
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        etag = get_hf_file_metadata(hf_hub_url(w.repo_id, w.filename, revision=revision)).etag
+    except Exception as err:  # noqa: BLE001 (network, auth, proxy: the ETag recorded in the cache is used instead)
+        log.warning("Could not ask the Hub for the sha256 of %s/%s: %s", w.repo_id, w.filename, err)
+        return None
+    return etag if etag and _SHA256.fullmatch(etag) else None
+
+
+def verify_hub_file(w: SmartiesWeights, revision: str, path: str | Path) -> str:
+    """Check a downloaded or cached Hub file against the sha256 it should have; returns its sha256.
+
+    The expected hash is the one declared in :data:`WEIGHTS`, else the one the Hub lists (the LFS ETag,
+    :func:`huggingface_hub.get_hf_file_metadata`), else, offline, the ETag the Hub gave at download time (the
+    cache stores each file as ``blobs/<sha256>``). So a download altered on the way and a cached file corrupted or
+    replaced later are both refused, every time the file is used.
+
+    Raises:
+        CheckpointError: the file's sha256 differs; the message names the cached file to delete.
+    """
+    path = Path(path)
+    blob = path.resolve()  # the snapshot entry links to blobs/<ETag>; without symlinks it is the file itself
+    expected, source = w.sha256, "declared by this package"
+    if expected is None:
+        expected, source = _hub_sha256(w, revision), "listed by the Hub"
+    if expected is None and blob != path and _SHA256.fullmatch(blob.name):
+        expected, source = blob.name, "the Hub's ETag when it was downloaded"
+    digest = file_sha256(path)
+    if expected is None:
+        log.warning("%s/%s at %s: the Hub lists no sha256 for it, not verified (sha256 %s)", w.repo_id, w.filename,
+                    revision, digest)  # fmt: skip
+    elif digest != expected:
+        raise CheckpointError(
+            f"{blob} ({w.repo_id}/{w.filename} at {revision}) has sha256 {digest}, expected {expected} ({source}): "
+            f"the download was altered or the cached file is corrupt. Delete {blob} and run again to download it "
+            f"afresh."
+        )
+    return digest
 
 
 def file_sha256(path: str | Path) -> str:
-    """sha256 hex digest of a file, read in chunks (huggingface_hub's ``sha_fileobj``: weights files are large)."""
+    """sha256 hex digest of a file, read in chunks (huggingface_hub's ``sha_fileobj``: weights files are large).
+
+    Remembered per (path, size, modification time) within the process: a released file is hashed once per run.
+    """
     from huggingface_hub.utils.sha import sha_fileobj
 
-    with open(path, "rb") as fh:
-        return sha_fileobj(fh).hex()
+    real = Path(path).resolve()
+    stat = real.stat()
+    key = (str(real), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHED:
+        with open(real, "rb") as fh:
+            _HASHED[key] = sha_fileobj(fh).hex()
+    return _HASHED[key]
+
+
+_HASHED: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -323,8 +384,8 @@ def fetch_hub_weights(
     """
     w = get_weights(source) if isinstance(source, str) else source
     commit = resolve_revision(w, revision, cache_dir)
-    path = _download(w, commit, cache_dir)
-    return HubFile(w.repo_id, commit, is_pinned(w, revision), file_sha256(path), path)
+    path, digest = _download(w, commit, cache_dir)
+    return HubFile(w.repo_id, commit, is_pinned(w, revision), digest, path)
 
 
 def checkpoint_path(
@@ -341,18 +402,39 @@ def checkpoint_path(
         WeightsUnavailableError: a path that does not exist, or Hub weights that cannot be obtained.
     """
     if isinstance(source, SmartiesWeights):
-        return _download(source, revision, cache_dir)
+        return _download(source, revision, cache_dir)[0]
+    refuse_url(source, "weights")
     path = Path(source).expanduser()
     if path.is_file():
         return path
     if isinstance(source, str) and source in WEIGHTS:
-        return _download(WEIGHTS[source], revision, cache_dir)
+        return _download(WEIGHTS[source], revision, cache_dir)[0]
     if path.is_dir():
         raise WeightsUnavailableError(f"{path} is a directory; pass the checkpoint file inside it.")
     raise WeightsUnavailableError(
         f"Checkpoint {str(source)!r} not found: no such file (cwd {Path.cwd()}), and it is not a known weights tag "
         f"({', '.join(WEIGHTS)})."
     )
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def refuse_url(source: Any, what: str = "checkpoint") -> None:
+    """Refuse a URL (``http(s)://``, ``s3://``, ...) where a local file is expected.
+
+    A checkpoint read straight from the network is one nobody checked, and a pickle can carry code: only local
+    files are read (as tensors and plain values), and released weights are fetched by tag and verified.
+
+    Raises:
+        CheckpointError: ``source`` is a URL; the message says what to do instead.
+    """
+    if isinstance(source, str) and _URL.match(source):
+        raise CheckpointError(
+            f"{source}: {what} files are not read from URLs (nothing checks what the network sends, and a pickled "
+            f"file can carry code). Download it, check it, and pass the local file; released SMARTIES weights are "
+            f"fetched and verified by tag ({', '.join(list(WEIGHTS)[:2])}, ...)."
+        )
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -447,6 +529,19 @@ def _unsafe_globals(path: Path) -> dict[str, str]:
     return _scan(path)[0]
 
 
+def unsafe_objects(path: str | Path) -> list[str]:
+    """The Python objects a ``torch.save`` file would create beyond tensors and plain types, read from its pickle
+    opcodes (nothing is executed); empty for a file without any, or one that is not a pickle at all."""
+    return list(dict.fromkeys(_unsafe_globals(Path(path)).values()))
+
+
+def is_torch_file(path: str | Path) -> bool:
+    """Whether a file starts like a ``torch.save`` file: torch's zip format, or a pickle (the legacy format)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def _torch_reason(err: BaseException) -> str:
     """torch's explanation of a failed load, without its advice on how to disable the safety check."""
     text = str(err)
@@ -458,12 +553,13 @@ def _torch_reason(err: BaseException) -> str:
     return " ".join(sentences).strip(" .") or type(err).__name__
 
 
-def _refusal(path: Path, unsafe: Mapping[str, str], trust_hint: bool) -> str:
-    hint = (
-        " If you made this file yourself, pass --trust-checkpoint (Python: trust=True) to load it."
-        if trust_hint
-        else " Re-save its state dict as safetensors (safetensors.torch.save_file) where you trust the file."
-    )
+def _refusal(path: Path, unsafe: Mapping[str, str], trust_hint: bool, hint: str | None = None) -> str:
+    if hint is None:
+        hint = (
+            " If you made this file yourself, pass --trust-checkpoint (Python: trust=True) to load it."
+            if trust_hint
+            else " Re-save its state dict as safetensors (safetensors.torch.save_file) where you trust the file."
+        )
     names = ", ".join(list(dict.fromkeys(unsafe.values()))[:6])
     return (
         f"{path} contains pickled code/objects ({names}) that are not loaded by default: loading it could run code "
@@ -497,10 +593,12 @@ def _torch_load(
     trust_hint: bool = False,
     inert: Mapping[str, str] | None = None,
     mmap: bool = False,
+    hint: str | None = None,
 ) -> Any:
     """``torch.load`` that never unpickles arbitrary objects unless ``trust``; errors become :class:`CheckpointError`.
 
-    ``inert`` names refused globals to read as :class:`_Inert` placeholders instead (their code never runs).
+    ``inert`` names refused globals to read as :class:`_Inert` placeholders instead (their code never runs);
+    ``hint`` replaces the refusal's advice (what to do instead).
     """
     if trust:
         try:
@@ -518,7 +616,7 @@ def _torch_load(
     except pickle.UnpicklingError as err:
         unsafe, whole = _scan(path)
         if unsafe:
-            raise CheckpointError(_refusal(path, unsafe, trust_hint)) from None
+            raise CheckpointError(_refusal(path, unsafe, trust_hint, hint)) from None
         if not whole:
             raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt).") from None
         raise CheckpointError(

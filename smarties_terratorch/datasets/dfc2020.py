@@ -11,7 +11,9 @@ authors' ``data/DFC2020/DFC_preprocessed.pt``): **one** PyTorch file holding a d
 Labels -1 become the ignore index. A thin reader: torchgeo 0.8.1's DFC2020 classes
 (``CopernicusBenchDFC2020S1``/``S2``) read Copernicus-Bench's per-patch GeoTIFFs with 11 classes, not this
 single 8-class tensor file. The file is loaded with ``torch.load(weights_only=True)``
-unless ``trust_pickle`` (a copy that pickles numpy arrays).
+unless ``trust_pickle`` (a copy that pickles numpy arrays). A file that is not a PyTorch file at all (an HTML error
+page saved in its place) or a damaged one is told apart from one that holds pickled objects: only the latter may be
+a file to trust.
 """
 
 from __future__ import annotations
@@ -55,15 +57,9 @@ def load_dfc2020(path: str | os.PathLike, trust_pickle: bool = False) -> dict[st
         )
     try:
         data = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError:
-        # torch's message suggests loading without the check; say what the file holds instead.
-        raise ValueError(
-            f"DFC2020: {path} holds pickled Python objects, not only tensors, and loading them could run "
-            f"code from the file. If you made the file or trust its source (e.g. the CROMA_benchmarks "
-            f"release), set trust_pickle: true."
-        ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise ValueError(f"DFC2020: {path} is not a readable PyTorch file (truncated?): {err}") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as err:
+        # torch's message suggests loading without the check; say what the file is instead.
+        raise ValueError(_unreadable(path, err)) from None
     data = {k: torch.as_tensor(v) for k, v in data.items()} if isinstance(data, dict) else data
     if not isinstance(data, dict):
         raise ValueError(f"DFC2020: {path} holds a {type(data).__name__}, expected a dict of tensors.")
@@ -84,6 +80,33 @@ def load_dfc2020(path: str | os.PathLike, trust_pickle: bool = False) -> dict[st
                 f"{split}_labels of shape {tuple(labels.shape)}: counts or pixel counts differ."
             )
     return data
+
+
+_REFETCH = "Delete it and download it again (`smarties data download dfc2020`)."
+
+
+def _unreadable(path: Path, err: BaseException) -> str:
+    """Why ``torch.load`` failed, told apart: not a PyTorch file at all (e.g. an HTML error page saved in its place),
+    a file holding pickled objects, or a damaged one. Only the second may be a file to trust."""
+    from ..weights import is_torch_file, unsafe_objects
+
+    if not is_torch_file(path):
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+        what = "an HTML page (an error page saved in its place?)" if head.lstrip()[:1] == b"<" else (
+            f"no PyTorch data (it starts with {head[:16]!r})")  # fmt: skip
+        return f"DFC2020: {path} is not a readable PyTorch file: it holds {what}. {_REFETCH}"
+    objects = unsafe_objects(path) if isinstance(err, pickle.UnpicklingError) else []
+    if objects:
+        return (
+            f"DFC2020: {path} holds pickled Python objects ({', '.join(objects[:6])}), not only tensors, and loading "
+            f"them could run code from the file. If you made the file or trust its source (e.g. the "
+            f"CROMA_benchmarks release) and it passed `smarties data download`'s checks, set trust_pickle: true."
+        )
+    reason = " ".join(str(err).split())[:200] or type(err).__name__
+    if "weights_only" in reason:  # torch's advice to switch the check off is not passed on
+        reason = type(err).__name__
+    return f"DFC2020: {path} is not a readable PyTorch file (truncated or corrupt: {reason}). {_REFETCH}"
 
 
 class DFC2020(SegmentationDataset):

@@ -42,6 +42,7 @@ from ..weights import (
     CheckpointError,
     WeightsUnavailableError,
     read_checkpoint,
+    refuse_url,
 )
 
 __all__ = ["PANGAEA_AVAILABLE", "BandPlan", "PangaeaEncoderBase", "SmartiesEncoder", "plan_bands"]
@@ -373,6 +374,7 @@ class SmartiesEncoder(PangaeaEncoderBase):
     # ------------------------------------------------------------------ weights
     def _weights_file(self) -> Path | str:
         source = str(self.encoder_weights)
+        refuse_url(source, "encoder weights")
         path = Path(source).expanduser()
         if path.is_file() or source in WEIGHTS:
             return source

@@ -356,8 +356,10 @@ def embed_main(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------------------------------------------- predict
 def _predict(args: argparse.Namespace) -> int:
+    from ..weights import refuse_url
     from .predict import load_segmentation_task, predict_scene, task_bands
 
+    refuse_url(args.checkpoint)  # before Path() folds "http://" into a local-looking name
     _check_settings(args, 1)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)

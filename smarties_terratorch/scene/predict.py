@@ -68,12 +68,15 @@ def load_segmentation_task(checkpoint: PathType, *, trust: bool = False, map_loc
 
     Raises:
         FileNotFoundError: no such file.
-        smarties_terratorch.weights.CheckpointError: the file needs arbitrary unpickling (without ``trust``) or
-            is not a checkpoint.
+        smarties_terratorch.weights.CheckpointError: a URL (never fetched), a file that needs arbitrary unpickling
+            (without ``trust``), or not a checkpoint.
         ValueError: the file holds no task hyperparameters, or names a task class it may not.
     """
     from .. import backbone as _register  # noqa: F401 - registers smarties_vit_* in TerraTorch's registry
 
+    from ..weights import refuse_url
+
+    refuse_url(str(checkpoint))
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {path} not found")

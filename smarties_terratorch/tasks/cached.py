@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -48,6 +50,8 @@ __all__ = [
     "prepare_cached_features",
     "state_sha256",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Splits the loops read, and the loader that supplies each one's images (never shuffled when encoding).
 _SPLITS = {"train": "train_dataloader", "val": "val_dataloader", "test": "test_dataloader"}
@@ -209,7 +213,7 @@ def prepare_cached_features(
     Args:
         task: the built task (TerraTorch classification task or :class:`~.knn.SmartiesKNNTask`).
         datamodule: its data module (its loaders give the images; its batching is kept).
-        folder: where the ``<key>.safetensors`` files live (written atomically).
+        folder: where the ``<key>.safetensors`` files live (written atomically; a damaged one is encoded again).
         weights_sha256: sha256 of the weights file; ``None`` = hash of the encoder's state (random initialisation).
         preprocessing: the data module's arguments (anything that changes the pixels or the sample list).
         bands: the encoder's input bands.
@@ -228,10 +232,10 @@ def prepare_cached_features(
     for split in splits:
         key = cache_key(weights_id, bands, preprocessing, split)
         path = folder / f"{split}-{key}.safetensors"
-        reused = path.is_file()
-        if reused:
-            stored = load_file(path)
-            feats, labels = stored["features"], stored["labels"]
+        stored = _read_cached(path) if path.is_file() else None
+        reused = stored is not None
+        if stored is not None:
+            feats, labels = stored
         else:
             loader = _unshuffled(getattr(datamodule, _SPLITS[split])())
             feats, labels = encode_loader(task, loader, f"encoding {split} once", device, precision)
@@ -240,6 +244,22 @@ def prepare_cached_features(
         tensors[split] = (feats, labels)
         record[split] = {"key": key, "file": str(path), "samples": int(feats.shape[0]), "reused": reused}
     return CachedFeatureDataModule(tensors, datamodule), record
+
+
+def _read_cached(path: Path) -> tuple[Tensor, Tensor] | None:
+    """The ``(features, labels)`` stored at ``path``, or ``None`` (logged, naming the file) when the file is damaged:
+    cut short, not safetensors, without both tensors, or with counts that differ. The caller then encodes the split
+    again and replaces the file."""
+    try:
+        stored = load_file(path)
+        feats, labels = stored["features"], stored["labels"]
+        if feats.ndim < 1 or labels.ndim < 1 or feats.shape[0] != labels.shape[0] or feats.shape[0] == 0:
+            raise ValueError(f"{tuple(feats.shape)} features for {tuple(labels.shape)} labels")
+    except (SafetensorError, OSError, KeyError, ValueError) as err:
+        log.warning("Feature cache %s is damaged (%s: %s); discarding it and encoding the split again.", path,
+                    type(err).__name__, " ".join(str(err).split())[:200])  # fmt: skip
+        return None
+    return feats, labels
 
 
 def _pass_features(x: Any, *args: Any, **kwargs: Any) -> list[Any]:

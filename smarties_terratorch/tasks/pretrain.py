@@ -39,11 +39,12 @@ from lightning.pytorch.cli import LightningCLI
 from timm.optim import param_groups_weight_decay
 from torch.optim.lr_scheduler import LambdaLR
 
+from ..checkpoints import SafeCheckpointLoading, check_ckpt_path, read_lightning_checkpoint
 from ..models.mae import MixupMode, SmartiesMAE
 from ..weights import save_weights
 from .schedules import cosine_warmup_factor
 
-__all__ = ["SmartiesPretrainTask", "cli_main"]
+__all__ = ["PretrainCLI", "SmartiesPretrainTask", "cli_main"]
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class SmartiesPretrainTask(pl.LightningModule):
 
     def _best_encoder(self, ckpt: Path) -> torch.nn.Module:
         # A copy of the encoder holding the checkpoint's weights: the live model keeps training state untouched.
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        state = read_lightning_checkpoint(ckpt)["state_dict"]
         prefix = "model.encoder."
         encoder = copy.deepcopy(self.encoder).cpu()
         encoder.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
@@ -203,11 +204,23 @@ class SmartiesPretrainTask(pl.LightningModule):
         print(f"Exported the pre-trained encoder to {path.resolve()}")
         best = self.best_checkpoint()
         if best is not None:
-            step = torch.load(best, map_location="cpu", weights_only=True).get("global_step", "")
+            step = read_lightning_checkpoint(best).get("global_step", "")
             meta = {"variant": self.hparams.variant, "global_step": str(step), "checkpoint": best.name}
             out = self.export_path().with_name(self.export_path().stem + "_best.safetensors")
             save_weights(self._best_encoder(best), out, metadata=meta)
             print(f"Exported the best encoder ({best.name}) to {out.resolve()}")
+
+
+class PretrainCLI(LightningCLI):
+    """The LightningCLI of ``smarties pretrain``: ``--ckpt_path`` is checked before anything reads it (a URL or a
+    file holding code is refused in one line) and the Trainer loads checkpoints without running code
+    (:class:`~smarties_terratorch.checkpoints.SafeCheckpointLoading`)."""
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand:  # LightningCLI reads the checkpoint's hyperparameters right after parsing
+            check_ckpt_path(self.config[subcommand].get("ckpt_path"))
 
 
 def cli_main(argv: Sequence[str] | None = None) -> int:
@@ -218,12 +231,13 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         # `smarties pretrain` hands its own argv over; LightningCLI would warn that sys.argv differs.
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
-        LightningCLI(
+        PretrainCLI(
             SmartiesPretrainTask,
             PairedPretrainDataModule,
             subclass_mode_data=True,
             args=list(argv) if argv is not None else None,
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            trainer_defaults={"callbacks": [SafeCheckpointLoading()]},
         )
     return 0

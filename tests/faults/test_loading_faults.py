@@ -7,6 +7,7 @@ unsupported suffix, missing) are named in one message. Every input is byte-ident
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import pickle
@@ -26,8 +27,10 @@ from smarties_terratorch.models.vit import SmartiesViT, smarties_vit_tiny_patch1
 from smarties_terratorch.pangaea import SmartiesEncoder
 from smarties_terratorch.weights import (
     CheckpointError,
+    SmartiesWeights,
     WeightsUnavailableError,
     check_checkpoint,
+    fetch_hub_weights,
     load_pretrained,
     load_state_dict,
     read_checkpoint,
@@ -285,3 +288,241 @@ def test_export_missing_weights(tmp_path: Path, frozen, capsys: pytest.CaptureFi
     with frozen(tmp_path):
         assert cli.main(argv) == 2
     assert "nope.pth" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ Lightning ckpt_path
+# Lightning reads an http(s) ckpt_path with torch.load(weights_only=False): served from the loopback server, the
+# hostile checkpoint would run if any of these paths let Lightning fetch it.
+@pytest.fixture
+def evil_server(tmp_path: Path) -> Any:
+    """``(server, url, marker)``: the loopback server serving a hostile Lightning checkpoint at ``url``."""
+    from http_server import Server
+
+    marker = tmp_path / "PWNED"
+    evil = write_hostile_checkpoint(tmp_path / "served.ckpt", marker, lightning=True)
+    srv = Server({"/run/last.ckpt": evil.read_bytes()})
+    evil.unlink()
+    yield srv, f"{srv.url}/run/last.ckpt", marker
+    srv.close()
+
+
+def _pretrain(tmp_path: Path, ckpt_path: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.chdir(tmp_path)  # the demo config's run folder is relative
+    config = Path(__file__).resolve().parents[2] / "configs" / "pretrain_demo.yaml"
+    return cli.main(["pretrain", "fit", "-c", str(config), "--trainer.max_steps", "1", "--ckpt_path", ckpt_path])
+
+
+def test_pretrain_url_ckpt_path_is_refused(evil_server, tmp_path: Path, monkeypatch, capsys) -> None:
+    srv, url, marker = evil_server
+    assert _pretrain(tmp_path, url, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert f"smarties pretrain: error: {url}: checkpoint files are not read from URLs" in err
+    assert "weights_only" not in err and len(err.strip().splitlines()) == 1
+    assert srv.requests == [] and not marker.exists()  # never fetched
+    assert not (tmp_path / "smarties_pretrain_demo").exists()  # nothing ran
+
+
+def test_pretrain_hostile_local_ckpt_path_is_refused(tmp_path: Path, frozen, monkeypatch, capsys) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    marker = tmp_path / "PWNED"
+    evil = write_hostile_checkpoint(inputs / "last.ckpt", marker, lightning=True)
+    with frozen(inputs):
+        assert _pretrain(tmp_path, str(evil), monkeypatch) == 2
+    err = capsys.readouterr().err
+    _assert_refused_pickle(err, evil, marker)
+    assert "Resume only from checkpoints your own runs wrote" in err and len(err.strip().splitlines()) == 1
+
+
+def _boring_trainer(tmp_path: Path, callbacks: list[Any], plugins: list[Any] | None = None) -> tuple[Any, Any, Any]:
+    import lightning.pytorch as pl
+    from lightning.pytorch.demos.boring_classes import BoringModel, RandomDataset
+    from torch.utils.data import DataLoader
+
+    trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path / "run", callbacks=callbacks,
+                         plugins=plugins)  # fmt: skip
+    return trainer, BoringModel(), DataLoader(RandomDataset(32, 4), batch_size=2)
+
+
+@pytest.mark.parametrize("how", ["callback", "plugin"])
+@pytest.mark.parametrize("stage", ["fit", "validate"])
+def test_trainer_made_safe_refuses_url_and_hostile_ckpt_path(evil_server, tmp_path: Path, stage: str, how: str) -> None:
+    from smarties_terratorch.checkpoints import SafeCheckpointIO, SafeCheckpointLoading
+
+    srv, url, marker = evil_server
+    local = write_hostile_checkpoint(tmp_path / "evil.ckpt", marker, lightning=True)
+    for ckpt_path, message in ((url, "not read from URLs"), (str(local), "contains pickled code/objects")):
+        extra = {"callbacks": [SafeCheckpointLoading()]} if how == "callback" else {
+            "callbacks": [], "plugins": [SafeCheckpointIO()]}  # fmt: skip
+        trainer, model, loader = _boring_trainer(tmp_path, **extra)
+        with pytest.raises(CheckpointError, match=re.escape(ckpt_path) + ".*" + message) as err:
+            getattr(trainer, stage)(model, loader, ckpt_path=ckpt_path)
+        assert "weights_only" not in str(err.value)
+    assert srv.requests == [] and not marker.exists()
+
+
+def test_trainer_with_the_callback_resumes_its_own_checkpoint(tmp_path: Path) -> None:
+    from smarties_terratorch.checkpoints import SafeCheckpointIO, SafeCheckpointLoading
+
+    trainer, model, loader = _boring_trainer(tmp_path, [SafeCheckpointLoading()])
+    trainer.fit(model, loader)
+    ckpt = tmp_path / "own.ckpt"
+    trainer.save_checkpoint(ckpt)  # saving goes through the wrapped plugin
+    assert isinstance(trainer.strategy.checkpoint_io, SafeCheckpointIO)
+    trainer, model, loader = _boring_trainer(tmp_path, [SafeCheckpointLoading()])
+    trainer.validate(model, loader, ckpt_path=str(ckpt))
+    assert torch.equal(model.layer.weight, torch.load(ckpt, weights_only=True)["state_dict"]["layer.weight"])
+
+
+def test_terratorch_runs_get_the_callback_from_the_entry_point() -> None:
+    import lightning.pytorch as pl
+    import terratorch  # noqa: F401 - the callbacks_factory entry point adds callbacks in TerraTorch runs only
+
+    from smarties_terratorch.checkpoints import SafeCheckpointLoading
+
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    assert sum(isinstance(cb, SafeCheckpointLoading) for cb in trainer.callbacks) == 1
+
+
+@pytest.mark.parametrize("where", ["url", "local"])
+def test_terratorch_validate_hostile_ckpt_path_runs_no_code(evil_server, tmp_path: Path, where: str) -> None:
+    from cli_utils import run_config
+
+    from smarties_terratorch.testing import make_fixture
+
+    srv, url, marker = evil_server
+    local = write_hostile_checkpoint(tmp_path / "evil.ckpt", marker, lightning=True)
+    root = make_fixture("eurosat", tmp_path / "eurosat")
+    splits = tmp_path / "eurosat" / "eval_splits"
+    overrides = {
+        "ckpt_path": url if where == "url" else str(local),
+        "data.init_args.batch_size": 2, "data.init_args.num_workers": 0, "data.init_args.root": str(root),
+        "data.init_args.train_split": str(splits / "eurosat-train.txt"),
+        "data.init_args.val_split": str(splits / "eurosat-val.txt"),
+        "data.init_args.test_split": str(splits / "eurosat-val.txt"),
+    }  # fmt: skip
+    if where == "url":  # Lightning would fetch it and unpickle it with weights_only=False: our callback refuses
+        with pytest.raises(CheckpointError, match=re.escape(url) + ".*not read from URLs"):
+            run_config("eurosat_linprobe.yaml", tmp_path, overrides, subcommand="validate")
+    else:  # TerraTorch's CLI reads the file's hyperparameters first, with torch.load(weights_only=True): refused
+        with pytest.raises(pickle.UnpicklingError):
+            run_config("eurosat_linprobe.yaml", tmp_path, overrides, subcommand="validate")
+    assert srv.requests == [] and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "entry", ["smarties_vit_factory", "terratorch_backbone_ckpt_path", "predict_checkpoint", "pangaea"]
+)
+def test_url_as_weights_or_checkpoint_is_refused(evil_server, tmp_path: Path, entry: str) -> None:
+    from smarties_terratorch.scene import load_segmentation_task
+
+    srv, url, marker = evil_server
+    call = {"smarties_vit_factory": lambda: smarties_vit_tiny_patch16(ckpt_path=url),
+            "terratorch_backbone_ckpt_path": lambda: _encoder_decoder(url),
+            "predict_checkpoint": lambda: load_segmentation_task(url),
+            "pangaea": lambda: _pangaea(url)}[entry]  # fmt: skip
+    with pytest.raises(CheckpointError, match=re.escape(url) + ".*not read from URLs"):
+        call()
+    assert srv.requests == [] and not marker.exists()
+
+
+def test_predict_cli_url_checkpoint_is_refused(evil_server, tmp_path: Path, capsys) -> None:
+    srv, url, marker = evil_server
+    code = cli.main(["predict", str(tmp_path / "scene.tif"), "--checkpoint", url, "--out", str(tmp_path / "o.tif")])
+    assert code == 2
+    assert f"{url}: checkpoint files are not read from URLs" in capsys.readouterr().err
+    assert srv.requests == [] and not marker.exists()
+
+
+# ------------------------------------------------------------------------------------------------ Hub weights
+def _tampering_hub(models: dict[tuple[str, str], bytes], genuine: bytes | None) -> Any:
+    """The loopback Hub serving ``models`` while announcing ``genuine``'s sha256 as the LFS ETag: a download
+    altered on the way (or a mirror serving other bytes than the Hub lists)."""
+    from http_server import Server
+
+    class TamperingHub(Server):
+        def lookup(self, path: str) -> tuple[bytes | None, dict[str, str]]:
+            body, headers = super().lookup(path)
+            if body is not None and "ETag" in headers and genuine is not None:
+                headers = {**headers, "ETag": f'"{hashlib.sha256(genuine).hexdigest()}"'}
+            return body, headers
+
+    return TamperingHub({}, models=models)
+
+
+_SPEC = SmartiesWeights("tiny-test", "smarties_vit_tiny_patch16", "org/tiny", "tiny.safetensors")
+
+
+def test_hub_weights_altered_in_transit_are_refused(tiny_safetensors: bytes, tmp_path: Path, monkeypatch) -> None:
+    from http_server import use_hub
+
+    tampered = save_weights(smarties_vit_tiny_patch16(), tmp_path / "other.safetensors").read_bytes()
+    assert tampered != tiny_safetensors
+    srv = _tampering_hub({("org/tiny", "tiny.safetensors"): tampered}, genuine=tiny_safetensors)
+    use_hub(monkeypatch, srv.hub_url, cache=str(tmp_path / "hub"))
+    try:
+        with pytest.raises(CheckpointError) as err:
+            load_pretrained(smarties_vit_tiny_patch16(), _SPEC)
+    finally:
+        srv.close()
+    blob = next((tmp_path / "hub").rglob("blobs/*"))
+    expected = hashlib.sha256(tiny_safetensors).hexdigest()
+    message = str(err.value)
+    assert f"expected {expected} (listed by the Hub)" in message and f"Delete {blob} and run again" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_corrupt_hub_cache_is_refused_on_reuse_until_deleted(tiny_safetensors: bytes, tmp_path: Path, monkeypatch) -> None:
+    from huggingface_hub import constants as hf_constants
+    from http_server import use_hub
+
+    srv = _tampering_hub({("org/tiny", "tiny.safetensors"): tiny_safetensors}, genuine=None)
+    use_hub(monkeypatch, srv.hub_url, cache=str(tmp_path / "hub"))
+    try:
+        first = fetch_hub_weights(_SPEC)
+        assert first.sha256 == hashlib.sha256(tiny_safetensors).hexdigest()
+        blob = first.path.resolve()
+        blob.write_bytes(tiny_safetensors[:-8] + b"\0" * 8)  # bit rot, or someone replaced the cached file
+        for offline in (False, True):  # online: the Hub's ETag; offline: the ETag the cache recorded
+            monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", offline)
+            with pytest.raises(CheckpointError, match=f"Delete {re.escape(str(blob))} and run again"):
+                load_pretrained(smarties_vit_tiny_patch16(), _SPEC)
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        blob.unlink()  # what the message says to do
+        again = fetch_hub_weights(_SPEC)
+    finally:
+        srv.close()
+    assert again.sha256 == first.sha256 and again.path.resolve().read_bytes() == tiny_safetensors
+
+
+# ------------------------------------------------------------------------------------------------ DFC2020 file
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("html", r"is not a readable PyTorch file: it holds an HTML page"),
+        ("text", r"is not a readable PyTorch file: it holds no PyTorch data \(it starts with b'version"),
+        ("truncated", r"is not a readable PyTorch file \(truncated or corrupt"),
+        ("numpy objects", r"holds pickled Python objects \(numpy\..*trust_pickle: true"),
+    ],
+)
+def test_dfc2020_says_what_the_file_is(tmp_path: Path, frozen, case: str, expected: str) -> None:
+    import numpy as np
+
+    from smarties_terratorch.datasets.dfc2020 import load_dfc2020
+
+    path = tmp_path / "DFC_preprocessed.pt"
+    if case == "html":  # what a mirror's error page saved with status 200 looks like
+        path.write_bytes(b"\n<!DOCTYPE html><html><body>Rate limit exceeded</body></html>\n")
+    elif case == "text":  # a Git LFS pointer instead of the file
+        path.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n")
+    elif case == "truncated":
+        path.write_bytes(_torch_bytes({"train_images": torch.zeros(2, 14, 8, 8)})[:-200])
+    else:
+        path.write_bytes(_torch_bytes({"train_images": np.zeros((2, 14, 8, 8), "float32")}))
+    with frozen(tmp_path), pytest.raises(ValueError, match=re.escape(str(path)) + " " + expected) as err:
+        load_dfc2020(path)
+    message = str(err.value)
+    assert "weights_only" not in message and len(message.splitlines()) == 1
+    if case != "numpy objects":  # a file that is not what was asked for is fetched again, never trusted
+        assert "trust_pickle" not in message and "smarties data download dfc2020" in message
