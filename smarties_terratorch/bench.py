@@ -956,7 +956,8 @@ def standing_section(table: dict[str, Any], real: Sequence[dict[str, Any]]) -> s
     """Markdown: per paper row, SMARTIES' published and measured values beside the peers' published numbers.
 
     Peers come from the table's ``peers`` (values with their source and protocol, never measured here); the rank is
-    that of SMARTIES' published ViT-B value (else ViT-L) among the peers whose protocol is the row's.
+    that of SMARTIES' published ViT-B value (else ViT-L) among the ranked peers (``ranked: false``: another
+    protocol, or a second source for a model already ranked).
     """
     measured = {(r["row"], r.get("backbone")): r.get("value") for r in real if r.get("status") == "ok"}
     lines = [
@@ -971,7 +972,7 @@ def standing_section(table: dict[str, Any], real: Sequence[dict[str, Any]]) -> s
         pub = {bb: (v or {}).get("value") for bb, v in (row.get("published") or {}).items()}
         published = " / ".join(f"{bb} {_fmt(v)}" for bb, v in pub.items()) or "n/a"
         got = " / ".join(f"{bb} {_fmt(measured.get((row['id'], bb)))}" for bb in pub) or "n/a"
-        ranked = sorted((p for p in peers if p.get("comparable", True)), key=lambda p: -p["value"])
+        ranked = sorted((p for p in peers if p.get("ranked", True)), key=lambda p: -p["value"])
         best = f"{ranked[0]['model']} {_fmt(ranked[0]['value'])}" if ranked else "none recorded"
         own = pub.get("vitb") if pub.get("vitb") is not None else pub.get("vitl")
         rank = "n/a" if own is None or not ranked else (
