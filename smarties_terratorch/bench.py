@@ -971,7 +971,10 @@ def standing_section(table: dict[str, Any], real: Sequence[dict[str, Any]]) -> s
         peers = row.get("peers") or []
         pub = {bb: (v or {}).get("value") for bb, v in (row.get("published") or {}).items()}
         published = " / ".join(f"{bb} {_fmt(v)}" for bb, v in pub.items()) or "n/a"
-        got = " / ".join(f"{bb} {_fmt(measured.get((row['id'], bb)))}" for bb in pub) or "n/a"
+        got = " / ".join(
+            f"{bb} {'not measured' if measured.get((row['id'], bb)) is None else _fmt(measured[(row['id'], bb)])}"
+            for bb in pub
+        ) or "n/a"
         ranked = sorted((p for p in peers if p.get("ranked", True)), key=lambda p: -p["value"])
         best = f"{ranked[0]['model']} {_fmt(ranked[0]['value'])}" if ranked else "none recorded"
         own = pub.get("vitb") if pub.get("vitb") is not None else pub.get("vitl")
