@@ -595,7 +595,7 @@ def dry_run(names: Sequence[str], root: Path, sources: Mapping[str, Any]) -> int
     except DownloadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(format_plan(plan_datasets(selected, root, sources, None), sources))
+    print(format_plan(plan_datasets(selected, root, sources, None)))
     return 0
 
 

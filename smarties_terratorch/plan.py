@@ -20,6 +20,7 @@ __all__ = [
     "DatasetPlan",
     "format_plan",
     "gpu_hours",
+    "load_rows",
     "plan_datasets",
     "row_paths",
     "rows_using",
@@ -137,7 +138,7 @@ def _gb(size: int | None) -> str:
     return "unknown" if size is None else f"{size / 1e9:.2f} GB"
 
 
-def format_plan(plans: Sequence[DatasetPlan], sources: Mapping[str, Any]) -> str:
+def format_plan(plans: Sequence[DatasetPlan]) -> str:
     """The dry-run table: dataset, download size, extracted size, state, files, rows reading it; then the totals."""
     width = max(len(p.title) for p in plans) + 2
     lines = [f"{'dataset':<{width}}{'download':>10}{'extracted':>11}  {'state':<13} files; rows reading it"]

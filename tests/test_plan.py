@@ -57,7 +57,8 @@ def test_sizes_table_in_the_data_guide_matches_the_sources() -> None:
     """docs/data.md's sizes table says what sources.yaml and the paper table say (sizes, rows per dataset)."""
     text = (DOCS / "data.md").read_text()
     section = text.split("## Planning: sizes", 1)[1].split("\n## ", 1)[0]
-    documented = {m[0]: m[1:] for m in re.findall(r"^\| `([\w-]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", section, re.M)}
+    cells = re.findall(r"^\| `([\w-]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", section, re.M)
+    documented = {m[0]: m[1:] for m in cells}
     plans = plan_datasets(dl.resolve_names([], SOURCES), "/nonexistent", SOURCES, ROWS)
     assert set(documented) == {p.name for p in plans}
     for p in plans:

@@ -55,7 +55,7 @@ class LTAE(nn.Module):
         widths = [d_model, *(mlp if mlp is not None else [d_model])]
         for name, value in (("in_channels", in_channels), ("d_model", d_model), ("mlp[-1]", widths[-1])):
             if value % n_head:
-                raise ValueError(f"L-TAE: {name}={value} is not divisible by n_head={n_head}; choose n_head to divide it.")
+                raise ValueError(f"L-TAE: {name}={value} is not divisible by n_head={n_head}; choose another n_head.")
         self.n_head, self.d_k, self.d_model = n_head, d_k, d_model
         self.out_channels = widths[-1]
         # GroupNorm over (channels of a group x dates), per sequence: normalises each pixel's time series.
