@@ -452,3 +452,7 @@ class SmartiesTiledPredict(Callback):
 def lightning_callbacks() -> list[Callback]:
     """Callbacks for Lightning's ``lightning.pytorch.callbacks_factory`` entry point: :class:`SmartiesTiledPredict`."""
     return [SmartiesTiledPredict()]
+
+
+# Registers this package's TerraTorch necks (TemporalLTAE) whenever the backbones are registered.
+from . import necks as _necks  # noqa: E402, F401

@@ -166,6 +166,46 @@ def select_jobs(
     return jobs
 
 
+# ================================================================================================ planning
+def _schedule(job: Job, table: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(epochs, evaluation period) of a job: its config's trainer settings with the row's backbone overrides."""
+    if job.row.get("subcommand") != "fit":
+        return None, None
+    try:
+        cfg = yaml.safe_load(_resolve_config(job.row, table).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return None, None
+    trainer = dict(cfg.get("trainer") or {})
+    for key, value in ((job.row.get("backbone_overrides") or {}).get(job.backbone) or {}).items():
+        if key.startswith("trainer."):
+            trainer[key.removeprefix("trainer.")] = value
+    return trainer.get("max_epochs"), trainer.get("check_val_every_n_epoch", 1)
+
+
+def list_jobs(jobs: Sequence[Job], table: dict[str, Any]) -> str:
+    """``--list``: per job its index, key, data (the datasets it reads), epochs, GPU-time estimate and config."""
+    from .download import load_sources
+    from .plan import GPU_BASIS, gpu_hours, rows_using
+
+    sources = load_sources()
+    used = rows_using(sources, [job.row for job in jobs])
+    titles = {name: (sources["datasets"].get(name) or {}).get("title", "split files") for name in used}
+    lines = []
+    for i, job in enumerate(jobs):
+        epochs, every = _schedule(job, table)
+        if job.kind != "real":
+            data, gpu = ("generated fixture" if job.kind == "smoke" else "registry packages"), "-"
+        else:
+            data = ", ".join(titles[name] for name, ids in used.items() if job.row["id"] in ids) or "?"
+            hours = gpu_hours(job.row, job.backbone, epochs, every)
+            gpu = "unknown" if hours is None else f"{hours:.2f} h"
+        schedule = "no training" if epochs is None else f"{epochs} epochs (eval every {every})"
+        lines.append(f"{i:>3} {job.kind:<9} {job.key:<36} {schedule:<28} GPU {gpu:<8} {job.row['config']}  [{data}]")
+    if any(job.kind == "real" for job in jobs):
+        lines.append(f"GPU time (estimate, not measured): {GPU_BASIS}; unknown = the row's image counts are not known")
+    return "\n".join(lines)
+
+
 # ================================================================================================ configs
 def _resolve_config(row: dict[str, Any], table: dict[str, Any] | None = None) -> Path:
     """The file of a row's ``config:`` entry: an absolute path, else the package's own file (``configs/x.yaml``
@@ -927,6 +967,7 @@ def render_report(
     if not sections:
         where = out if isinstance(out, str | Path) else ", ".join(map(str, out))
         return f"No results under {where} (run `smarties bench run --out DIR` first).\n", flat
+    sections.append(standing_section(table, load_results(out, "real")))
     variants = sorted({e["protocol_variant"] for e in flat if e["protocol_variant"]})
     header = (
         "# SMARTIES paper table\n\n"
@@ -938,6 +979,45 @@ def render_report(
         f"Protocol variant: {', '.join(variants) or 'n/a'}.\n\n"
     )
     return header + "\n\n".join(sections) + "\n", flat
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def standing_section(table: dict[str, Any], real: Sequence[dict[str, Any]]) -> str:
+    """Markdown: per paper row, SMARTIES' published and measured values beside the peers' published numbers.
+
+    Peers come from the table's ``peers`` (values with their source and protocol, never measured here); the rank is
+    that of SMARTIES' published ViT-B value (else ViT-L) among the ranked peers (``ranked: false``: another
+    protocol, or a second source for a model already ranked).
+    """
+    measured = {(r["row"], r.get("backbone")): r.get("value") for r in real if r.get("status") == "ok"}
+    lines = [
+        "## Where SMARTIES stands (peers: published numbers with their sources, never measured here)",
+        "",
+        "| row | metric | SMARTIES published | SMARTIES measured | best peer (published) | rank of SMARTIES |",
+        "|---|---|---|---|---|---|",
+    ]
+    details = ["", "| row | peer | value | source | protocol |", "|---|---|---|---|---|"]
+    for row in table.get("rows", []):
+        peers = row.get("peers") or []
+        pub = {bb: (v or {}).get("value") for bb, v in (row.get("published") or {}).items()}
+        published = " / ".join(f"{bb} {_fmt(v)}" for bb, v in pub.items()) or "n/a"
+        got = " / ".join(
+            f"{bb} {'not measured' if measured.get((row['id'], bb)) is None else _fmt(measured[(row['id'], bb)])}"
+            for bb in pub
+        ) or "n/a"
+        ranked = sorted((p for p in peers if p.get("ranked", True)), key=lambda p: -p["value"])
+        best = f"{ranked[0]['model']} {_fmt(ranked[0]['value'])}" if ranked else "none recorded"
+        own = pub.get("vitb") if pub.get("vitb") is not None else pub.get("vitl")
+        rank = "n/a" if own is None or not ranked else (
+            f"{_ordinal(1 + sum(p['value'] > own for p in ranked))} of {len(ranked) + 1}"
+        )
+        lines.append(f"| {row['id']} | {row['metric']} | {published} | {got} | {best} | {rank} |")
+        for p in peers:
+            details.append(f"| {row['id']} | {p['model']} | {_fmt(p['value'])} | {p['source']} | {p['protocol']} |")
+    return "\n".join(lines + details)
 
 
 def _short(reported_as: str | None) -> str:
@@ -1211,8 +1291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for job in jobs:
         job.options["trainer_overrides"] = trainer_overrides
     if args.list:
-        for i, job in enumerate(jobs):
-            print(f"{i:>3} {job.kind:<9} {job.key:<36} {job.row['config']}")
+        print(list_jobs(jobs, table))
         return 0
     slots: list[str | None] = list(args.devices) if args.devices else [None] * (args.jobs or 1)
     if args.devices and args.jobs and args.jobs != len(args.devices):

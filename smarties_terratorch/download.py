@@ -586,6 +586,19 @@ def download(
 # ------------------------------------------------------------------------------------------------ command line
 
 
+def dry_run(names: Sequence[str], root: Path, sources: Mapping[str, Any]) -> int:
+    """``--dry-run``: print the plan of :mod:`smarties_terratorch.plan` for ``names`` under ``root``; no request."""
+    from .plan import format_plan, plan_datasets
+
+    try:
+        selected = resolve_names(names, sources)
+    except DownloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_plan(plan_datasets(selected, root, sources, None)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, *, sources: Mapping[str, Any] | None = None) -> int:
     """``smarties data download [NAMES...] --root DIR``: 0 when everything asked for is present, 1 otherwise.
 
@@ -618,7 +631,12 @@ def main(argv: Sequence[str] | None = None, *, sources: Mapping[str, Any] | None
     dl.add_argument("--sources", type=Path, metavar="FILE",
                     help=f"a sources table of your own instead of the shipped {SOURCES_FILE.name} (same layout: URLs, "
                          "checksums, archive layouts), e.g. for a mirror whose files differ")
+    dl.add_argument("--dry-run", action="store_true",
+                    help="print what would be fetched (files, download and extracted sizes, the rows that read each "
+                         "dataset, what is already present) and exit, without any network request")
     args = parser.parse_args(argv)
+    if args.dry_run:
+        return dry_run(args.names, args.root, table)
     try:
         statuses = download(args.names, args.root, mirror=args.mirror, sources=custom,
                             keep_archives=args.keep_archives, log=lambda line: print(line, flush=True))

@@ -223,7 +223,7 @@ def test_configs_shared_conventions() -> None:
         assert cfg["trainer"]["callbacks"][0]["class_path"] == "smarties_terratorch.backbone.SmartiesBackbones"
         args = cfg["model"]["init_args"]["model_args"]
         assert args["backbone"] == "smarties_vit_base_patch16" and "backbone_ckpt_path" in args
-        necks = [n["name"] for n in args["necks"]]
+        necks = [n["name"] for n in args["necks"] if n["name"] != "TemporalLTAE"]  # DynamicEarthNet's date fusion
         assert necks == ["SelectIndices", "ReshapeTokensToImage", "LearnedInterpolateToPyramidal"]
         assert args["necks"][0]["indices"] == [3, 5, 7, 11]
         assert args["decoder"] == "UperNetDecoder" and args["decoder_channels"] == 512

@@ -31,7 +31,7 @@ import pytest
 from http_server import HUB_COMMIT, Server, targz_folders, use_hub, zip_folder
 
 from smarties_terratorch import download as dl
-from smarties_terratorch.testing import bigearthnet, burnscars, dfc2020, eurosat, resisc45, spacenet7, ucmerced, whurs19
+from smarties_terratorch.testing import bigearthnet, burnscars, dfc2020, eurosat, resisc45, ucmerced, whurs19
 
 RESISC45_URL = (  # what torchgeo's RESISC45 class declares (checked in the last test)
     "https://hf.co/datasets/isaaccorley/resisc45/resolve/883edc0eee77b2c84225472f10f126e3ed83fa6e/NWPU-RESISC45.zip"
@@ -66,15 +66,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bigearthnet.make(tmp / "ben", patches=2, val=1)
     burnscars.make(tmp / "burn", size=16)
     dfc = dfc2020.make(tmp / "dfc", size=8)
-    sn7 = spacenet7.make(tmp / "sn7", size=32)
-    # the official SpaceNet7 release has no rasterised masks nor metadata (PANGAEA adds them)
-    for folder in sn7.glob("train/*/labels_raster"):
-        for f in folder.iterdir():
-            f.unlink()
-        folder.rmdir()
-    (sn7 / "metadata_train.json").unlink()
-    (tmp / "sn7csv" / "csvs").mkdir(parents=True)
-    (tmp / "sn7csv" / "csvs" / "sn7_train_ground_truth_pix.csv").write_text("filename,id_geojson,geometry\n")
 
     sources = copy.deepcopy(dl.load_sources())
     split_table = sources["splits"]
@@ -103,10 +94,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             targz_folders({"BigEarthNet-S1-v1.0": tmp / "ben" / "BigEarthNet-S1-v1.0"}),
         DFC_PATH: dfc_bytes,
         "/huggingface.co/datasets/ibm-nasa-geospatial/hls_burn_scars/resolve/main/hls_burn_scars.tar.gz": burn_tar,
-        "/spacenet-dataset.s3.amazonaws.com/spacenet/SN7_buildings/tarballs/SN7_buildings_train.tar.gz":
-            targz_folders({"train": sn7 / "train"}),
-        "/spacenet-dataset.s3.amazonaws.com/spacenet/SN7_buildings/tarballs/SN7_buildings_train_csvs.tar.gz":
-            targz_folders({"csvs": tmp / "sn7csv" / "csvs"}),
     })  # fmt: skip
     hub = {
         ("antofuller/CROMA_benchmarks", "DFC_preprocessed.pt"): dfc_bytes,
@@ -156,8 +143,6 @@ def test_full_download_via_mirror_then_nothing_to_do(
         "DFC2020/DFC_preprocessed.pt",
         "hls_burn_scars/training",
         "hls_burn_scars/validation",
-        "spacenet7/train",
-        "spacenet7/csvs",
         "eval_splits/EuroSAT-train.txt",
         "eval_splits/RESISC45-val.txt",
         "eval_splits/WHU-RS19-train.txt",
@@ -172,7 +157,7 @@ def test_full_download_via_mirror_then_nothing_to_do(
     assert not [p for p in root.rglob(".*") if p.name != dl.LOCK_NAME]
     # the lock: every fetched file with its original URL and the sha256 of the bytes served
     lock = _lock(root)
-    assert len(lock) == 10 + 17  # 10 data files (two for SpaceNet7), 17 split files
+    assert len(lock) == 8 + 17  # 8 data files (SpaceNet7 is a manual step only), 17 split files
     served = {url: hashlib.sha256(body).hexdigest() for url, body in site["files"].items()}
     for rel, rec in lock.items():
         assert rec["complete"], rel
