@@ -850,8 +850,9 @@ class _Run:
     mirror: str | None
     keep_archives: bool
     log: Callable[[str], None]
-    # where the split files' checksums come from: the authors' published ones, or a sources table of the user's
+    # where the checksums come from: published ones (the shipped table), or a sources table of the user's
     declared: str = "published for the authors' commit"
+    declared_files: str = "published"
 
 
 def _ensure_split(fname: str, run: _Run) -> bool:
@@ -860,6 +861,7 @@ def _ensure_split(fname: str, run: _Run) -> bool:
     info = table["files"].get(fname)
     if info is None:
         raise DownloadError(f"{fname}: not a declared split file; known: {', '.join(table['files'])}.")
+    _inside(run.root, table["folder"], "split folder", write=False)
     rel = f"{table['folder']}/{fname}"
     final = _inside(run.root, rel, "split file", write=False)
     locked = run.lock.get(rel)
@@ -917,7 +919,8 @@ def _ensure_file(name: str, spec: Mapping[str, Any], run: _Run) -> bool:
         run.log(f"  fetching {remote.name} from {shown}")
         _make_dirs(run.root, final.parent)
         path, server = _fetch(remote, final.with_name(f".{final.name}.part"), run.mirror, run.log)
-        sha, checked = _verify_fetched(path, remote, server, (locked or {}).get("sha256"), origin, shown)
+        sha, checked = _verify_fetched(path, remote, server, (locked or {}).get("sha256"), origin, shown,
+                                       run.declared_files)
         os.replace(path, final)
         extra = {"commit": server["commit"]} if "commit" in server else {}
         if "sha256" in server and remote.hub and not run.mirror:
@@ -1054,6 +1057,7 @@ def download(
             lock file.
     """
     declared = "published for the authors' commit" if sources is None else "declared in the sources table given"
+    declared_files = "published" if sources is None else "declared in the sources table given"
     sources = sources if sources is not None else load_sources()
     selected = resolve_names(names, sources)
     if mirror:
@@ -1061,7 +1065,7 @@ def download(
     root = Path(root)
     _prepare_root(root)
     with _run_lock(root, log):
-        run = _Run(root, sources, Lock(root), mirror, keep_archives, log, declared)
+        run = _Run(root, sources, Lock(root), mirror, keep_archives, log, declared, declared_files)
         statuses = []
         for name in selected:
             title = SPLITS if name == SPLITS else sources["datasets"][name].get("title", name)

@@ -365,7 +365,7 @@ def test_torchgeo_md5_mismatch_keeps_nothing(
     sources["datasets"]["resisc45"]["files"][0]["md5"] = "f" * 32
     sources["datasets"]["resisc45"]["splits"] = []
     assert dl.main(["download", "resisc45", "--root", str(tmp_path), "--mirror", server.url], sources=sources) == 1
-    assert "md5 " in (out := capsys.readouterr().out) and "expected " + "f" * 32 + " (md5 published)" in out
+    assert "md5 " in (out := capsys.readouterr().out) and "expected " + "f" * 32 + " (md5 declared in the sources table given)" in out
     assert not (tmp_path / "RESISC45").exists() and not any((tmp_path / "downloads").iterdir())
 
 
@@ -411,12 +411,16 @@ def test_hub_files_through_the_hub_endpoint(
 
 
 @pytest.mark.slow
-def test_hub_files_through_hf_endpoint_variable(tmp_path: Path, server: Server) -> None:
+def test_hub_files_through_hf_endpoint_variable(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
+    import yaml
+
+    table = tmp_path / "sources.yaml"  # the generated files' checksums
+    table.write_text(yaml.safe_dump(site["sources"]))
     env = {**os.environ, "HF_ENDPOINT": server.url + "/hub", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     env.pop(dl.MIRROR_ENV, None)
     code = (
         "import sys; from smarties_terratorch.download import main\n"
-        f"sys.exit(main(['download', 'dfc2020', 'burnscars', '--root', {str(tmp_path)!r}]))"
+        f"sys.exit(main(['download', 'dfc2020', 'burnscars', '--root', {str(tmp_path)!r}, '--sources', {str(table)!r}]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
