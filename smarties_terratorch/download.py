@@ -406,8 +406,8 @@ def _network_error(err: Exception, url: str, name: str) -> DownloadError:
     http = _http_module()
     if _is_dns_failure(err):
         host = urlsplit(url).hostname
-        return DownloadError(f"{name}: cannot resolve host {host!r} of {url} (DNS failure); check the address, the mirror "
-                             f"(--mirror / {MIRROR_ENV}) or the network, then re-run.")
+        return DownloadError(f"{name}: cannot resolve host {host!r} of {url} (DNS failure); check the address, the "
+                             f"mirror (--mirror / {MIRROR_ENV}) or the network, then re-run.")
     response = getattr(err, "response", None)
     code = getattr(response, "status_code", None)
     if code is not None:
@@ -645,8 +645,11 @@ def _fetch(remote: Remote, part_path: Path, mirror: str | None,
     except OSError as err:
         raise DownloadError(_describe_os_error(part.path, err, " (the download resumes from what was kept)")) from err
     except DownloadError:
-        if part.path.is_file() and not part.path.is_symlink() and part.path.stat().st_size == 0:
+        st = _lstat(part.path)
+        if st is None or (stat.S_ISREG(st.st_mode) and st.st_size == 0):
             part.discard()  # nothing to resume from
+        elif not stat.S_ISREG(st.st_mode):
+            part.meta_path.unlink(missing_ok=True)  # a planted link stays as it was
         raise
     part.meta_path.unlink(missing_ok=True)
     return part.path, {**info, **extra}

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 import tarfile
 import threading
 import zipfile
@@ -54,7 +55,7 @@ class Server:
         self.crafted: dict[str, list[dict[str, Any]]] = {}
         self.always: dict[str, dict[str, Any]] = {}
         self.closed = False
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.hub_url = self.url + "/hub"
@@ -96,6 +97,13 @@ class Server:
         self.httpd.server_close()
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that stops reading (a refused answer, Ctrl-C) is expected here, not a server error to print
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -129,7 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
         extra = {**validators, **extra, **spec.get("headers", {})}
         start = int(re.fullmatch(r"bytes=(\d+)-", rng)[1]) if rng and not head else 0  # type: ignore[index]
         if_range = self.headers.get("If-Range")
-        if start and if_range and spec.get("if_range", True) and if_range not in (extra["ETag"], extra["Last-Modified"]):
+        current = (extra["ETag"], extra["Last-Modified"])
+        if start and if_range and spec.get("if_range", True) and if_range not in current:
             start = 0  # another version than the client's part: the whole file (RFC 9110 If-Range)
         if start >= len(body) > 0:
             self.send_response(416)

@@ -365,7 +365,8 @@ def test_torchgeo_md5_mismatch_keeps_nothing(
     sources["datasets"]["resisc45"]["files"][0]["md5"] = "f" * 32
     sources["datasets"]["resisc45"]["splits"] = []
     assert dl.main(["download", "resisc45", "--root", str(tmp_path), "--mirror", server.url], sources=sources) == 1
-    assert "md5 " in (out := capsys.readouterr().out) and "expected " + "f" * 32 + " (md5 declared in the sources table given)" in out
+    out = capsys.readouterr().out
+    assert "expected " + "f" * 32 + " (md5 declared in the sources table given)" in out
     assert not (tmp_path / "RESISC45").exists() and not any((tmp_path / "downloads").iterdir())
 
 
@@ -382,6 +383,28 @@ def test_a_split_file_the_source_lacks_is_reported(
     assert re.search(r"BigEarthNet-S1-val.txt: download from http://\S+/BigEarthNet-S1-val.txt failed \(.*404", out)
     assert "missing: splits" in out
     assert len(list((tmp_path / "eval_splits").glob("*.txt"))) == 16 and not list(tmp_path.rglob(".*.part"))
+
+
+def test_shipped_sources_declare_the_public_checksums() -> None:
+    datasets = dl.load_sources()["datasets"]
+    declared = {spec.get("url", spec.get("hub", {}).get("file", spec.get("torchgeo"))).rsplit("/", 1)[-1]:
+                {k for k in ("sha256", "md5", "bytes") if spec.get(k)}
+                for entry in datasets.values() for spec in entry.get("files", [])}
+    assert declared == {
+        "EuroSAT_MS.zip": {"md5", "bytes"},
+        "WHU-RS19.zip": {"sha256", "bytes"},
+        "UCMerced_LandUse.zip": {"md5"},
+        "RESISC45": set(),  # torchgeo's md5, read from the installed torchgeo
+        "BigEarthNet-S2-v1.0.tar.gz": {"md5"},
+        "BigEarthNet-S1-v1.0.tar.gz": {"md5"},
+        "DFC_preprocessed.pt": set(),  # the Hub's sha256, then first use
+        "hls_burn_scars.tar.gz": {"sha256"},
+        "SN7_buildings_train.tar.gz": {"md5"},
+        "SN7_buildings_train_csvs.tar.gz": set(),  # first use
+    }
+    assert datasets["eurosat"]["files"][0]["md5"] == "091174add3c8e680a49244acf185b9f0"
+    splits = dl.load_sources()["splits"]["files"]
+    assert splits["BigEarthNet-S1-val.txt"]["git_blob"] == "b5ba43a7e204c56d13f1d6431bea9ae4310db9d4"
 
 
 def test_shipped_split_table_keeps_the_published_hashes() -> None:
@@ -420,7 +443,8 @@ def test_hub_files_through_hf_endpoint_variable(tmp_path: Path, server: Server, 
     env.pop(dl.MIRROR_ENV, None)
     code = (
         "import sys; from smarties_terratorch.download import main\n"
-        f"sys.exit(main(['download', 'dfc2020', 'burnscars', '--root', {str(tmp_path)!r}, '--sources', {str(table)!r}]))"
+        f"sys.exit(main(['download', 'dfc2020', 'burnscars', '--root', {str(tmp_path)!r}, "
+        f"'--sources', {str(table)!r}]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -475,6 +499,7 @@ def test_sources_file_option(tmp_path: Path, server: Server, site: dict[str, Any
     table.write_text(yaml.safe_dump(site["sources"]))
     root = tmp_path / "data"
     assert dl.main(["download", "uc-merced", "--root", str(root), "--mirror", server.url, "--sources", str(table)]) == 0
-    assert _lock(root)["eval_splits/UC-Merced-train.txt"]["checked"].startswith("sha256 declared in the sources table given")
+    checked = _lock(root)["eval_splits/UC-Merced-train.txt"]["checked"]
+    assert checked.startswith("sha256 declared in the sources table given")
     assert dl.main(["download", "--root", str(root), "--sources", str(tmp_path / "nope.yaml")]) == 2
     assert "--sources" in capsys.readouterr().err

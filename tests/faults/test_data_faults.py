@@ -676,10 +676,16 @@ def test_download_layout_error_refetches_after_the_fix(tmp_path: Path, mirror, c
     assert len(mirror.gets(_path(TGZ_URL))) == 2 and (root / "tset" / "train" / "x.txt").is_file()
 
 
-def test_download_transient_errors_are_retried(tmp_path: Path, mirror, capsys) -> None:
-    mirror.crafted[_path(PT_URL)] = [{"status": 503}, {"status": 502}]
+def test_download_transient_errors_are_retried(tmp_path: Path, mirror, capsys, monkeypatch) -> None:
+    from smarties_terratorch import download as dl
+
+    waits: list[float] = []
+    monkeypatch.setattr(dl, "BACKOFF", 1.0)
+    monkeypatch.setattr(dl.time, "sleep", waits.append)
+    mirror.crafted[_path(PT_URL)] = [{"status": 503}, {"status": 502}, {"status": 500}]
     code, out, _ = _download(capsys, tmp_path / "data", "pt", mirror=mirror)
-    assert code == 0 and out.count("retrying in") == 2 and len(mirror.gets(_path(PT_URL))) == 3
+    assert code == 0 and waits == [1.0, 2.0, 4.0] and len(mirror.gets(_path(PT_URL))) == 4
+    assert "the server answered HTTP 503; retrying in 1 s" in out
 
 
 def test_download_permanent_http_error_fails_fast(tmp_path: Path, mirror, capsys) -> None:
@@ -812,3 +818,53 @@ def test_download_ctrl_c_is_one_line_and_resumes(tmp_path: Path, mirror) -> None
     assert dl.main(["download", "pt", "--root", str(root), "--mirror", mirror.url], sources=_sources()) == 0
     assert mirror.gets(_path(PT_URL)) == [None, "bytes=4096-"]
     assert (root / "PT" / "file.pt").read_bytes() == PT
+
+
+@pytest.mark.parametrize("tamper", ["body", "etag"])
+def test_download_hub_file_is_checked_against_the_hubs_sha256(tmp_path: Path, capsys, monkeypatch,
+                                                              tamper: str) -> None:
+    import http_server
+
+    repo, file = "someone/data", "file.pt"
+    srv = http_server.Server({}, hub={(repo, file): PT})
+    path = f"/hub/datasets/{repo}/resolve/{http_server.HUB_COMMIT}/{file}"
+    if tamper == "body":  # the bytes served differ from what the Hub states (HEAD and GET keep the good ETag)
+        good = '"' + __import__("hashlib").sha256(PT).hexdigest() + '"'
+        srv.always[path] = {"body": PT[:-1] + b"!", "headers": {"ETag": good}}
+    else:
+        srv.always[f"/hub/datasets/{repo}/resolve/main/{file}"] = {"headers": {"ETag": '"' + "0" * 64 + '"'}}
+    http_server.use_hub(monkeypatch, srv.hub_url)
+    sources = _sources()
+    sources["datasets"] = {"hubset": {"title": "Hubset", "expect": ["H/file.pt"], "files": [
+        {"hub": {"repo": repo, "file": file, "revision": "main"}, "save_as": "H/file.pt"}]}}
+    try:
+        code, out, _ = _download(capsys, tmp_path, "hubset", sources=sources)
+    finally:
+        srv.close()
+    assert code == 1 and "(sha256 stated by the Hub (ETag))" in _failed_line(out, "hubset")
+    assert not (tmp_path / "H" / "file.pt").exists() and _lock_files(tmp_path) == {}
+
+
+def test_download_archive_larger_than_the_free_space(tmp_path: Path, mirror, capsys, monkeypatch) -> None:
+    import collections
+
+    from smarties_terratorch import download as dl
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
+    code, out, _ = _download(capsys, tmp_path / "data", "zset", mirror=mirror)
+    assert code == 1 and re.search(r"disk full: \S+zset.zip unpacks to \d+ bytes but \S+ has 100 free", out)
+    assert not (tmp_path / "data" / "Zset").exists()
+
+
+def test_download_complete_dataset_folder_that_is_a_link_is_used(tmp_path: Path, mirror, capsys, frozen) -> None:
+    outside = tmp_path / "elsewhere" / "Zset"
+    (outside / "a").mkdir(parents=True)
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "Zset").symlink_to(outside)  # placed by hand on another disk
+    sources = _sources()
+    sources["datasets"]["zset"]["splits"] = []
+    with frozen(tmp_path / "elsewhere"):
+        code, out, _ = _download(capsys, root, "zset", sources=sources, mirror=mirror)
+    assert code == 0 and "up to date" in out and mirror.requests == []
