@@ -686,13 +686,13 @@ def _verify_fetched(path: Path, remote: Remote, server: Mapping[str, Any], locke
     size = path.stat().st_size
     announced = server.get("announced_size") or server.get("size")
     checks = [
-        (remote.size, size, f"size (bytes {declared_by})", "bytes"),
+        (remote.size, size, f"size {declared_by}", "size"),
         (remote.sha256, d["sha256"], f"sha256 {declared_by}", "sha256"),
         (remote.md5, d.get("md5"), f"md5 {declared_by}", "md5"),
         (remote.git_blob, d.get("git_blob"), f"git blob id {declared_by}", "git blob id"),
         (server.get("sha256"), d["sha256"], "sha256 stated by the Hub (ETag)", "sha256"),
         (server.get("md5"), d.get("md5"), "md5 stated by the server (Content-MD5)", "md5"),
-        (announced, size, "size stated by the server", "bytes"),
+        (announced, size, "size stated by the server", "size"),
         (locked, d["sha256"], lock_origin, "sha256"),
     ]
     passed = []
@@ -804,7 +804,7 @@ def _unpack(archive: Path, dest: Path) -> None:
         except (tarfile.TarError, zlib.error, EOFError) as err:
             raise _damaged(archive, err) from err
     else:
-        raise _Damaged(f"{archive}: neither a zip nor a tar archive")
+        raise _Damaged(f"{archive}: not a readable zip or tar archive (truncated, or another kind of file)")
 
 
 def _check_unpacked_size(archive: Path, total: int, limit: int, dest: Path) -> None:
