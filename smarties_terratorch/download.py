@@ -381,6 +381,13 @@ def _describe_os_error(path: Path, err: OSError, resume: str = "") -> str:
     return f"{path}: {err.strerror or _one_line(err)}; fix that and re-run{resume}."
 
 
+def _message(err: Exception) -> str:
+    """The one-line message of a dataset's failure (an ``OSError`` names its file and the fix)."""
+    if isinstance(err, OSError) and not isinstance(err, OutputError):
+        return _describe_os_error(Path(err.filename or "?"), err)
+    return str(err) if isinstance(err, (DownloadError, OutputError)) else f"{type(err).__name__}: {_one_line(err)}"
+
+
 def _http_module() -> Any:
     """The HTTP client huggingface_hub uses (``httpx2`` in recent releases, ``httpx`` before)."""
     for name in ("httpx2", "httpx"):
@@ -963,8 +970,8 @@ def _ensure_dataset(name: str, run: _Run) -> Status:
     for fname in entry.get("splits", []):
         try:
             fetched |= _ensure_split(fname, run)
-        except DownloadError as err:  # one missing list does not stop the data
-            errors.append(str(err))
+        except (DownloadError, OSError) as err:  # one missing list does not stop the data
+            errors.append(_message(err))
     try:
         for rel in [*entry.get("expect", []), *entry.get("manual_expect", [])]:
             _inside(run.root, rel, "expect", write=False)
@@ -982,8 +989,8 @@ def _ensure_dataset(name: str, run: _Run) -> Status:
                 raise DownloadError(f"{status.title}: {run.root / absent[0]} is missing after extraction: the "
                                     "archive layout differs from the declared one; check the source or the mirror, "
                                     "then re-run (the archive is fetched again).")
-    except DownloadError as err:
-        errors.append(str(err))
+    except (DownloadError, OSError) as err:
+        errors.append(_message(err))
     manual_missing = [rel for rel in entry.get("manual_expect", []) if not (run.root / rel).exists()]
     if errors:
         status.state = "error"
@@ -1005,8 +1012,8 @@ def _ensure_splits(run: _Run) -> Status:
     for fname in run.sources["splits"]["files"]:
         try:
             fetched |= _ensure_split(fname, run)
-        except DownloadError as err:  # one missing list does not stop the others
-            errors.append(str(err))
+        except (DownloadError, OSError) as err:  # one missing list does not stop the others
+            errors.append(_message(err))
     if errors:
         status.state = "error"
         status.messages += errors
@@ -1075,10 +1082,8 @@ def download(
             log(f"{title}:")
             try:
                 status = _ensure_splits(run) if name == SPLITS else _ensure_dataset(name, run)
-            except DownloadError as err:
-                status = Status(name, title, "error", [str(err)])
-            except Exception as err:  # noqa: BLE001 - one dataset's surprise must not stop the others
-                status = Status(name, title, "error", [f"{type(err).__name__}: {_one_line(err)}"])
+            except Exception as err:  # noqa: BLE001 - one dataset's failure, even a surprise, must not stop the others
+                status = Status(name, title, "error", [_message(err)])
             log(f"  {status.state}")
             for message in status.messages:
                 log(f"  {message}")
