@@ -64,6 +64,7 @@ __all__ = [
     "DownloadError",
     "Lock",
     "Status",
+    "check_mirror",
     "download",
     "extract",
     "load_sources",

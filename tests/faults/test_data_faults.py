@@ -536,7 +536,7 @@ def test_download_lying_content_length_is_not_pinned(tmp_path: Path, mirror, cap
     mirror.always[_path(PT_URL)] = {"length": len(PT) + 100}  # announces 100 bytes it never sends
     root = tmp_path / "data"
     code, out, _ = _download(capsys, root, "pt", mirror=mirror)
-    assert code == 1 and f"after 4 attempts" in _failed_line(out, "pt")
+    assert code == 1 and "after 4 attempts" in _failed_line(out, "pt")
     assert not (root / "PT" / "file.pt").exists() and _lock_files(root) == {}
 
 
@@ -605,7 +605,7 @@ def test_download_full_disk_is_named_and_resumes(tmp_path: Path, mirror) -> None
         f"sys.exit(dl.main(['download', 'pt', '--root', {str(root)!r}, '--mirror', {mirror.url!r}, "
         f"'--sources', {str(table)!r}]))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     line = next(line for line in proc.stdout.splitlines() if line.startswith("  failed pt: "))
     assert "disk full: writing" in line and ".file.pt.part" in line and "sha256" not in line
@@ -720,7 +720,7 @@ def test_download_dns_failure_fails_fast(tmp_path: Path, capsys, monkeypatch) ->
 @pytest.mark.parametrize("value", ["127.0.0.1:8000", "ftp://mirror.example.org", "http://", "http://host:99999",
                                    "https://m.example.org/?x=1"])
 def test_download_malformed_mirror(tmp_path: Path, capsys, value: str) -> None:
-    code, out, err = _download(capsys, tmp_path / "data", "pt", mirror=type("M", (), {"url": value})())
+    code, _, err = _download(capsys, tmp_path / "data", "pt", mirror=type("M", (), {"url": value})())
     assert code == 2 and err.startswith(f"error: --mirror {value!r}: ") and len(err.strip().splitlines()) == 1
 
 
@@ -761,7 +761,7 @@ def test_download_read_only_root(tmp_path: Path, mirror, capsys) -> None:
             f"sys.exit(main(['download', 'pt', '--root', {str(root)!r}, '--mirror', {mirror.url!r}, "
             f"'--sources', {str(table)!r}]))"
         )
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert f"cannot write in --root {root} (read-only)" in proc.stderr and "Traceback" not in proc.stderr
         assert list(root.iterdir()) == []
@@ -800,7 +800,8 @@ def test_download_ctrl_c_is_one_line_and_resumes(tmp_path: Path, mirror) -> None
         f"'--sources', {str(table)!r}]))"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            # a background shell's ignored SIGINT would be inherited: give the child Ctrl-C back
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     try:
         _wait_for(lambda: (root / "PT" / ".file.pt.part").exists()
                   and (root / "PT" / ".file.pt.part").stat().st_size == 4096, 60)
