@@ -6,15 +6,32 @@ or value, and that every input (and earlier output) is byte-identical afterwards
 
 from __future__ import annotations
 
+import base64
+import collections
+import hashlib
+import io
+import json
+import os
 import re
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import zipfile
 from pathlib import Path
 
+import http_server
 import numpy as np
 import pytest
 import rasterio
 import yaml
 
+from smarties_terratorch import download as dl
 from smarties_terratorch.datamodules.bigearthnet import read_bigearthnet_s2
 from smarties_terratorch.datamodules.bigearthnet_datamodule import BigEarthNetDataModule
 from smarties_terratorch.datamodules.burnscars import HLSBurnScarsDataModule
@@ -259,9 +276,6 @@ def _path(url: str) -> str:
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
-    import io
-    import zipfile
-
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
@@ -270,9 +284,6 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 
 def _targz(members: dict[str, bytes]) -> bytes:
-    import io
-    import tarfile
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
         for name, data in members.items():
@@ -283,8 +294,6 @@ def _targz(members: dict[str, bytes]) -> bytes:
 
 
 def _blob(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
@@ -295,8 +304,6 @@ SPLITS = {"a.txt": b"./a/1.txt\n", "b.txt": b"./b/2.txt\n"}
 
 
 def _sources() -> dict:
-    import hashlib
-
     return {
         "splits": {"url": SPLIT_URL.replace("c0ffee", "{commit}"), "commit": "c0ffee", "folder": "eval_splits",
                    "files": {"a.txt": {"sha256": hashlib.sha256(SPLITS["a.txt"]).hexdigest()},
@@ -315,8 +322,6 @@ def _sources() -> dict:
 
 @pytest.fixture
 def mirror() -> object:
-    import http_server
-
     files = {_path(PT_URL): PT, _path(ZIP_URL): ZIP, _path(TGZ_URL): TGZ}
     files.update({_path(SPLIT_URL.format(name=n)): b for n, b in SPLITS.items()})
     srv = http_server.Server(files)
@@ -326,8 +331,6 @@ def mirror() -> object:
 
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from smarties_terratorch import download as dl
-
     monkeypatch.setattr(dl, "BACKOFF", 0.0)
     monkeypatch.setattr(dl, "CHUNK_SIZE", 1024)
     monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
@@ -337,7 +340,6 @@ def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def _download(capsys: pytest.CaptureFixture[str], root: Path, *args: str, sources: dict | None = None,
               mirror: object = None) -> tuple[int, str, str]:
     """``smarties data download ARGS --root ROOT [--mirror URL]``: (exit code, stdout, stderr)."""
-    from smarties_terratorch import download as dl
 
     extra = ["--mirror", mirror.url] if mirror is not None else []
     code = dl.main(["download", *args, "--root", str(root), *extra], sources=sources or _sources())
@@ -354,11 +356,9 @@ def _failed_line(out: str, name: str) -> str:
 
 
 def _lock_files(root: Path) -> dict:
-    import json
 
-    from smarties_terratorch.download import LOCK_NAME
 
-    path = root / LOCK_NAME
+    path = root / dl.LOCK_NAME
     return json.loads(path.read_text())["files"] if path.exists() else {}
 
 
@@ -422,9 +422,7 @@ def test_download_paths_of_a_sources_table_stay_inside_root(tmp_path: Path, mirr
 
 # ---- item 3: one run at a time per root
 def _start(root: Path, names: list[str], mirror, lines: list[str]):
-    import threading
 
-    from smarties_terratorch import download as dl
 
     result: dict = {}
     thread = threading.Thread(target=lambda: result.setdefault("statuses", dl.download(
@@ -434,8 +432,6 @@ def _start(root: Path, names: list[str], mirror, lines: list[str]):
 
 
 def _wait_for(predicate, seconds: float = 20.0) -> None:
-    import time
-
     deadline = time.monotonic() + seconds
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
@@ -444,8 +440,6 @@ def _wait_for(predicate, seconds: float = 20.0) -> None:
 
 @pytest.mark.parametrize("second", ["pt", "tset"], ids=["same-dataset", "other-dataset"])
 def test_download_two_runs_on_one_root_take_turns(tmp_path: Path, mirror, second: str) -> None:
-    import threading
-
     root = tmp_path / "data"
     stall = threading.Event()
     mirror.cut[_path(PT_URL)] = (3000, stall)  # the first run stalls mid-file
@@ -481,8 +475,6 @@ def test_download_html_answer_is_refused(tmp_path: Path, mirror, capsys, name: s
 
 
 def _interrupt(root: Path, mirror, capsys, monkeypatch, sent: int = 3072) -> Path:
-    from smarties_terratorch import download as dl
-
     monkeypatch.setattr(dl, "RETRIES", 0)
     mirror.cut[_path(PT_URL)] = (sent, None)
     assert _download(capsys, root, "pt", mirror=mirror)[0] == 1
@@ -556,9 +548,6 @@ def test_download_server_digest_mismatch_is_refused(tmp_path: Path, mirror, caps
 
 
 def test_download_server_digests_are_checked_and_recorded(tmp_path: Path, mirror, capsys) -> None:
-    import base64
-    import hashlib
-
     md5 = base64.b64encode(hashlib.md5(PT).digest()).decode()
     mirror.always[_path(PT_URL)] = {"headers": {"Content-MD5": md5}}
     root = tmp_path / "data"
@@ -591,9 +580,6 @@ def test_download_repinned_file_must_match_its_first_use(tmp_path: Path, mirror,
 
 @pytest.mark.slow
 def test_download_full_disk_is_named_and_resumes(tmp_path: Path, mirror) -> None:
-    import subprocess
-    import sys
-
     root = tmp_path / "data"
     table = tmp_path / "sources.yaml"
     table.write_text(yaml.safe_dump(_sources()))
@@ -610,7 +596,6 @@ def test_download_full_disk_is_named_and_resumes(tmp_path: Path, mirror) -> None
     line = next(line for line in proc.stdout.splitlines() if line.startswith("  failed pt: "))
     assert "disk full: writing" in line and ".file.pt.part" in line and "sha256" not in line
     assert "Traceback" not in proc.stdout + proc.stderr
-    from smarties_terratorch import download as dl
 
     assert dl.main(["download", "pt", "--root", str(root), "--mirror", mirror.url], sources=_sources()) == 0
     assert mirror.gets(_path(PT_URL))[-1] == "bytes=4096-"  # resumed from what the full disk kept
@@ -642,8 +627,6 @@ def _bad_crc_zip() -> bytes:
 )
 def test_download_bad_archive_is_one_line_and_not_pinned(tmp_path: Path, mirror, capsys, target: str, bad,
                                                          pattern: str) -> None:
-    import hashlib
-
     sources = _sources()
     path = _path(TGZ_URL if target == "tset" else ZIP_URL)
     good = mirror.files[path]
@@ -677,8 +660,6 @@ def test_download_layout_error_refetches_after_the_fix(tmp_path: Path, mirror, c
 
 
 def test_download_transient_errors_are_retried(tmp_path: Path, mirror, capsys, monkeypatch) -> None:
-    from smarties_terratorch import download as dl
-
     waits: list[float] = []
     monkeypatch.setattr(dl, "BACKOFF", 1.0)
     monkeypatch.setattr(dl.time, "sleep", waits.append)
@@ -695,9 +676,6 @@ def test_download_permanent_http_error_fails_fast(tmp_path: Path, mirror, capsys
 
 
 def test_download_dns_failure_fails_fast(tmp_path: Path, capsys, monkeypatch) -> None:
-    import socket
-    import time
-
     real = socket.getaddrinfo
 
     def resolve(host, *args, **kwargs):  # no query leaves the machine: the name is refused here
@@ -706,7 +684,6 @@ def test_download_dns_failure_fails_fast(tmp_path: Path, capsys, monkeypatch) ->
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    from smarties_terratorch import download as dl
 
     monkeypatch.setattr(dl, "BACKOFF", 10.0)  # a retry would show in the time taken
     start = time.monotonic()
@@ -733,11 +710,6 @@ def test_download_root_naming_a_file(tmp_path: Path, capsys, frozen) -> None:
 
 
 def test_download_read_only_root(tmp_path: Path, mirror, capsys) -> None:
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
     if os.geteuid() != 0:
         root = tmp_path / "ro"
         root.mkdir()
@@ -772,23 +744,16 @@ def test_download_read_only_root(tmp_path: Path, mirror, capsys) -> None:
 @pytest.mark.parametrize("content", ["[]", "{", '{"files": []}', '{"files": {"PT/file.pt": {"sha256": 1}}}'],
                          ids=["list", "truncated", "files-not-a-mapping", "bad-sha256"])
 def test_download_misshaped_lock_file(tmp_path: Path, mirror, capsys, frozen, content: str) -> None:
-    from smarties_terratorch.download import LOCK_NAME
-
     root = tmp_path / "data"
     root.mkdir()
-    (root / LOCK_NAME).write_text(content)
-    with frozen(root / LOCK_NAME):
+    (root / dl.LOCK_NAME).write_text(content)
+    with frozen(root / dl.LOCK_NAME):
         code, _, err = _download(capsys, root, "pt", mirror=mirror)
-    assert code == 2 and err.startswith(f"error: {root / LOCK_NAME}: ") and "delete it" in err
+    assert code == 2 and err.startswith(f"error: {root / dl.LOCK_NAME}: ") and "delete it" in err
     assert len(err.strip().splitlines()) == 1 and mirror.requests == []
 
 
 def test_download_ctrl_c_is_one_line_and_resumes(tmp_path: Path, mirror) -> None:
-    import signal
-    import subprocess
-    import sys
-    import threading
-
     root = tmp_path / "data"
     table = tmp_path / "sources.yaml"
     table.write_text(yaml.safe_dump(_sources()))
@@ -814,7 +779,6 @@ def test_download_ctrl_c_is_one_line_and_resumes(tmp_path: Path, mirror) -> None
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err and err.strip().splitlines() == [
         "interrupted: re-run the same command to continue (partial downloads resume where they stopped)."]
-    from smarties_terratorch import download as dl
 
     assert dl.main(["download", "pt", "--root", str(root), "--mirror", mirror.url], sources=_sources()) == 0
     assert mirror.gets(_path(PT_URL)) == [None, "bytes=4096-"]
@@ -824,13 +788,11 @@ def test_download_ctrl_c_is_one_line_and_resumes(tmp_path: Path, mirror) -> None
 @pytest.mark.parametrize("tamper", ["body", "etag"])
 def test_download_hub_file_is_checked_against_the_hubs_sha256(tmp_path: Path, capsys, monkeypatch,
                                                               tamper: str) -> None:
-    import http_server
-
     repo, file = "someone/data", "file.pt"
     srv = http_server.Server({}, hub={(repo, file): PT})
     path = f"/hub/datasets/{repo}/resolve/{http_server.HUB_COMMIT}/{file}"
     if tamper == "body":  # the bytes served differ from what the Hub states (HEAD and GET keep the good ETag)
-        good = '"' + __import__("hashlib").sha256(PT).hexdigest() + '"'
+        good = '"' + hashlib.sha256(PT).hexdigest() + '"'
         srv.always[path] = {"body": PT[:-1] + b"!", "headers": {"ETag": good}}
     else:
         srv.always[f"/hub/datasets/{repo}/resolve/main/{file}"] = {"headers": {"ETag": '"' + "0" * 64 + '"'}}
@@ -847,9 +809,7 @@ def test_download_hub_file_is_checked_against_the_hubs_sha256(tmp_path: Path, ca
 
 
 def test_download_archive_larger_than_the_free_space(tmp_path: Path, mirror, capsys, monkeypatch) -> None:
-    import collections
 
-    from smarties_terratorch import download as dl
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
