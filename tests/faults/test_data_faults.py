@@ -356,8 +356,6 @@ def _failed_line(out: str, name: str) -> str:
 
 
 def _lock_files(root: Path) -> dict:
-
-
     path = root / dl.LOCK_NAME
     return json.loads(path.read_text())["files"] if path.exists() else {}
 
@@ -421,9 +419,8 @@ def test_download_paths_of_a_sources_table_stay_inside_root(tmp_path: Path, mirr
 
 
 # ---- item 3: one run at a time per root
-def _start(root: Path, names: list[str], mirror, lines: list[str]):
-
-
+def _start(root: Path, names: list[str], mirror, lines: list[str]) -> tuple[threading.Thread, dict]:
+    """``download(names)`` in a thread; its statuses land in the returned dict under ``"statuses"``."""
     result: dict = {}
     thread = threading.Thread(target=lambda: result.setdefault("statuses", dl.download(
         names, root, mirror=mirror.url, sources=_sources(), log=lines.append)))
@@ -809,8 +806,6 @@ def test_download_hub_file_is_checked_against_the_hubs_sha256(tmp_path: Path, ca
 
 
 def test_download_archive_larger_than_the_free_space(tmp_path: Path, mirror, capsys, monkeypatch) -> None:
-
-
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
     code, out, _ = _download(capsys, tmp_path / "data", "zset", mirror=mirror)
