@@ -575,16 +575,15 @@ def test_download_repinned_file_must_match_its_first_use(tmp_path: Path, mirror,
     assert not (root / "PT" / "file.pt").exists()
 
 
-@pytest.mark.slow
 def test_download_full_disk_is_named_and_resumes(tmp_path: Path, mirror) -> None:
     root = tmp_path / "data"
     table = tmp_path / "sources.yaml"
     table.write_text(yaml.safe_dump(_sources()))
-    # a file-size limit: writes past 4 KiB fail (EFBIG), like a disk that fills up mid-download
+    # a file-size limit: the write crossing 4000 bytes is short, the next one fails (EFBIG), like a disk filling up
     code = (
         "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "import smarties_terratorch.download as dl; dl.CHUNK_SIZE = 1024; dl.BACKOFF = 0\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
         f"sys.exit(dl.main(['download', 'pt', '--root', {str(root)!r}, '--mirror', {mirror.url!r}, "
         f"'--sources', {str(table)!r}]))"
     )
@@ -595,7 +594,7 @@ def test_download_full_disk_is_named_and_resumes(tmp_path: Path, mirror) -> None
     assert "Traceback" not in proc.stdout + proc.stderr
 
     assert dl.main(["download", "pt", "--root", str(root), "--mirror", mirror.url], sources=_sources()) == 0
-    assert mirror.gets(_path(PT_URL))[-1] == "bytes=4096-"  # resumed from what the full disk kept
+    assert mirror.gets(_path(PT_URL))[-1] == "bytes=4000-"  # resumed from what the full disk kept
     assert (root / "PT" / "file.pt").read_bytes() == PT
 
 
