@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import gzip
 import hashlib
 import io
 import json
@@ -604,6 +605,13 @@ def test_download_gzip_content_encoding_keeps_the_stored_bytes(tmp_path: Path, m
     assert _download(capsys, root, "tset", mirror=mirror)[0] == 0
     assert (root / "tset" / "train" / "x.txt").read_bytes() == bytes(range(256)) * 30
     assert any(rng is None for rng in mirror.gets(_path(TGZ_URL)))
+
+
+def test_download_transport_compression_of_a_plain_file_is_refused(tmp_path: Path, mirror, capsys) -> None:
+    mirror.always[_path(PT_URL)] = {"body": gzip.compress(PT), "headers": {"Content-Encoding": "gzip"}}
+    code, out, _ = _download(capsys, tmp_path / "data", "pt", mirror=mirror)
+    assert code == 1 and "compressed for transport (Content-Encoding gzip)" in _failed_line(out, "pt")
+    assert not (tmp_path / "data" / "PT" / "file.pt").exists()
 
 
 # ---- item 6: one-line errors, no stuck states, a failed dataset never stops the others
