@@ -59,7 +59,7 @@ class Server:
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.hub_url = self.url + "/hub"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()  # quick shutdown
 
     def lookup(self, path: str) -> tuple[bytes | None, dict[str, str]]:
         dataset = re.fullmatch(r"/hub/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
