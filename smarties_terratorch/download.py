@@ -782,6 +782,7 @@ def _damaged(archive: Path, err: BaseException) -> _Damaged:
 def _unpack(archive: Path, dest: Path) -> None:
     bar = {"desc": f"extracting {archive.name}", "unit": " files", "disable": None, "leave": False}
     limit = max(archive.stat().st_size, 1 << 16) * MAX_EXPANSION
+    free = shutil.disk_usage(dest).free  # before unpacking: what the archive may fill in all
     if zipfile.is_zipfile(archive):
         try:
             with zipfile.ZipFile(archive) as zf:
@@ -791,7 +792,7 @@ def _unpack(archive: Path, dest: Path) -> None:
                     if not (dest / info.filename).resolve().is_relative_to(base):
                         raise DownloadError(f"{archive}: refusing member {info.filename!r}, which points outside the "
                                             "extraction folder; the archive is unsafe: delete it.")
-                _check_unpacked_size(archive, sum(i.file_size for i in infos), limit, dest)
+                _check_unpacked_size(archive, sum(i.file_size for i in infos), limit, free, dest)
                 for info in tqdm(infos, **bar):  # a member larger than it declares fails its CRC check
                     zf.extract(info, dest)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as err:
@@ -804,7 +805,7 @@ def _unpack(archive: Path, dest: Path) -> None:
                 total = 0
                 for info in tqdm(tf, **bar):  # streamed: one pass over a compressed archive
                     total += info.size
-                    _check_unpacked_size(archive, total, limit, dest)
+                    _check_unpacked_size(archive, total, limit, free, dest)
                     tf.extract(info, dest, filter="data")
         except tarfile.FilterError as err:
             raise DownloadError(f"{archive}: refusing member {err.tarinfo.name!r} ({err}); the archive is unsafe: "
@@ -815,10 +816,10 @@ def _unpack(archive: Path, dest: Path) -> None:
         raise _Damaged(f"{archive}: not a readable zip or tar archive (truncated, or another kind of file)")
 
 
-def _check_unpacked_size(archive: Path, total: int, limit: int, dest: Path) -> None:
+def _check_unpacked_size(archive: Path, total: int, limit: int, free: int, dest: Path) -> None:
+    """Refuse to unpack more than ``limit`` bytes (a zip bomb) or more than the ``free`` space there was."""
     if total > limit:
         raise _Damaged(f"{archive}: unpacks to more than {limit} bytes ({MAX_EXPANSION}x its size; a zip bomb?)")
-    free = shutil.disk_usage(dest).free
     if total > free:
         raise DownloadError(f"disk full: {archive} unpacks to {total} bytes but {dest.parent} has {free} free; free "
                             "space and re-run.")

@@ -831,3 +831,16 @@ def test_download_complete_dataset_folder_that_is_a_link_is_used(tmp_path: Path,
     with frozen(tmp_path / "elsewhere"):
         code, out, _ = _download(capsys, root, "zset", sources=sources, mirror=mirror)
     assert code == 0 and "up to date" in out and mirror.requests == []
+
+
+def test_download_tar_using_most_of_the_free_space_is_unpacked(tmp_path: Path, mirror, capsys, monkeypatch) -> None:
+    root = tmp_path / "data"
+    size = len(bytes(range(256)) * 30) + len(b"y")  # the archive's members: exactly the free space
+
+    def disk_usage(path: str) -> tuple[int, int, int]:  # the free space shrinks as members are unpacked
+        used = sum(p.stat().st_size for p in root.glob("*tset*/**/*") if p.is_file())  # what is unpacked so far
+        return collections.namedtuple("usage", "total used free")(10**9, used, size - used)
+
+    monkeypatch.setattr(dl.shutil, "disk_usage", disk_usage)
+    assert _download(capsys, root, "tset", mirror=mirror)[0] == 0
+    assert (root / "tset" / "val" / "y.txt").read_bytes() == b"y"
