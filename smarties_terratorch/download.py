@@ -65,6 +65,7 @@ __all__ = [
     "Lock",
     "Status",
     "check_mirror",
+    "check_sources",
     "download",
     "extract",
     "load_sources",
@@ -146,8 +147,36 @@ class Status:
 
 
 def load_sources(path: str | Path = SOURCES_FILE) -> dict[str, Any]:
-    """The declared sources (``data/sources.yaml`` by default)."""
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    """The declared sources (``data/sources.yaml`` by default).
+
+    Raises:
+        DownloadError: the file cannot be read, is not YAML, or lacks the ``splits`` / ``datasets`` layout.
+    """
+    try:
+        table = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise DownloadError(f"{path}: not a readable sources table ({_one_line(err)}); give a table in the layout "
+                            f"of the shipped {SOURCES_FILE.name}.") from err
+    check_sources(table, str(path))
+    return table
+
+
+def check_sources(table: Any, origin: str = "the sources table") -> None:
+    """Check the layout of a sources table (a mapping of ``splits`` and ``datasets``).
+
+    Raises:
+        DownloadError: a missing or mis-typed part (named).
+    """
+    fix = f"give a table in the layout of the shipped {SOURCES_FILE.name}"
+    if not isinstance(table, Mapping) or not isinstance(table.get("datasets"), Mapping):
+        raise DownloadError(f"{origin}: not a sources table (no 'datasets' mapping); {fix}.")
+    splits = table.get("splits")
+    if not isinstance(splits, Mapping) or not isinstance(splits.get("files"), Mapping) \
+            or not all(isinstance(splits.get(k), str) for k in ("url", "commit", "folder")):
+        raise DownloadError(f"{origin}: 'splits' needs url, commit, folder and a 'files' mapping; {fix}.")
+    for name, entry in table["datasets"].items():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("files", []), list):
+            raise DownloadError(f"{origin}: dataset {name!r} needs a mapping with a 'files' list; {fix}.")
 
 
 def _key(name: str) -> str:
@@ -1071,6 +1100,7 @@ def download(
     declared = "published for the authors' commit" if sources is None else "declared in the sources table given"
     declared_files = "published" if sources is None else "declared in the sources table given"
     sources = sources if sources is not None else load_sources()
+    check_sources(sources)
     selected = resolve_names(names, sources)
     if mirror:
         check_mirror(mirror)
@@ -1105,13 +1135,14 @@ def main(argv: Sequence[str] | None = None, *, sources: Mapping[str, Any] | None
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--sources", type=Path)
     known, _ = pre.parse_known_args(argv)
-    if known.sources is not None:
-        try:
+    try:
+        if known.sources is not None:
             sources = load_sources(known.sources)
-        except (OSError, yaml.YAMLError) as err:
-            print(f"error: --sources {known.sources}: not a readable sources table ({_one_line(err)}); give a table "
-                  f"in the layout of the shipped {SOURCES_FILE.name}", file=sys.stderr)
-            return 2
+        elif sources is not None:
+            check_sources(sources)
+    except DownloadError as err:
+        print(f"error: --sources {err}", file=sys.stderr)
+        return 2
     custom = sources  # None: the shipped table
     table = sources if sources is not None else load_sources()
     names = ", ".join([*table["datasets"], SPLITS])

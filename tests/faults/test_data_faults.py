@@ -844,3 +844,18 @@ def test_download_tar_using_most_of_the_free_space_is_unpacked(tmp_path: Path, m
     monkeypatch.setattr(dl.shutil, "disk_usage", disk_usage)
     assert _download(capsys, root, "tset", mirror=mirror)[0] == 0
     assert (root / "tset" / "val" / "y.txt").read_bytes() == b"y"
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["datasets: [", "- a\n- b\n", "datasets: {}\n",
+     "splits: {url: u, commit: c, folder: f, files: {}}\ndatasets: {a: 1}\n"],
+    ids=["bad-yaml", "a-list", "no-splits", "bad-dataset"],
+)
+def test_download_misshaped_sources_table(tmp_path: Path, capsys, content: str) -> None:
+    table = tmp_path / "sources.yaml"
+    table.write_text(content)
+    code = dl.main(["download", "--root", str(tmp_path / "data"), "--sources", str(table)])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.startswith(f"error: --sources {table}: ") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in out + err and not (tmp_path / "data").exists()
