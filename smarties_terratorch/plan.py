@@ -2,7 +2,7 @@
 
 ``smarties data download --dry-run`` prints :func:`plan_datasets` (no network request is made) and
 ``smarties bench run --list`` prints :func:`gpu_hours` per job. Sizes come from the sources table
-(``data/sources.yaml``: ``size`` per file, ``extracted_size`` per dataset; ``null`` = unknown); which rows read a
+(``data/sources.yaml``: ``bytes`` per file, ``extracted_size`` per dataset; ``null`` = unknown); which rows read a
 dataset is derived from the paper table (``data/paper_table.yaml``: the folders in each row's ``data``).
 """
 
@@ -114,7 +114,7 @@ def plan_datasets(
             continue
         entry = sources["datasets"][name]
         specs = entry.get("files", [])
-        sizes = [spec.get("size") for spec in specs]
+        sizes = [spec.get("bytes") for spec in specs]
         expect = [*entry.get("expect", []), *entry.get("manual_expect", [])]
         if expect and all((root / rel).exists() for rel in expect):
             state = "present"

@@ -1,7 +1,9 @@
 """A local HTTP server (127.0.0.1, stdlib ``http.server``) that plays every remote the package talks to.
 
-* Plain files under any path (a mirror serves ``<mirror>/<original host>/<original path>``), with ``Range``
-  requests (resume) and an optional cut of one response (a connection dropped mid-way).
+* Plain files under any path (a mirror serves ``<mirror>/<original host>/<original path>``), with ``Range`` and
+  ``If-Range`` requests (resume; the ``ETag`` and ``Last-Modified`` validators follow the content), an optional cut
+  of one response (a connection dropped mid-way) and crafted answers (:attr:`Server.crafted`, :attr:`Server.always`:
+  another status, body, headers or ``Content-Length``, or a server that ignores ``If-Range``).
 * The Hugging Face Hub under ``/hub`` (point ``HF_ENDPOINT`` at ``<url>/hub``, see :func:`use_hub`):
   dataset files (``/hub/datasets/<repo>/resolve/<revision>/<file>``), model files
   (``/hub/<repo>/resolve/<revision>/<file>``) and the model-info API (``/hub/api/models/<repo>``), answering with
@@ -16,6 +18,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 import tarfile
 import threading
 import zipfile
@@ -28,6 +31,7 @@ import pytest
 
 #: The commit every Hub file is served at (and what the model-info API reports as the repo's current commit).
 HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+_LAST_MODIFIED = "Mon, 07 Dec 2026 00:00:00 GMT"
 
 
 class Server:
@@ -44,12 +48,18 @@ class Server:
         self.requests: list[tuple[str, str, str | None]] = []
         self.cut: dict[str, tuple[int, threading.Event | None]] = {}  # path -> (bytes to send, then wait) once
         self.sent: dict[str, int] = {}
+        # crafted answers: path -> a queue of one-shot specs (used in order), or one spec for every answer. A spec
+        # may hold "status" (answer with it, empty body), "body" (serve these bytes instead), "headers" (added or
+        # replacing), "length" (the Content-Length to announce; the body is sent, then the connection closed) and
+        # "if_range": False (honour Range even when If-Range names another version).
+        self.crafted: dict[str, list[dict[str, Any]]] = {}
+        self.always: dict[str, dict[str, Any]] = {}
         self.closed = False
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.hub_url = self.url + "/hub"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()  # quick shutdown
 
     def lookup(self, path: str) -> tuple[bytes | None, dict[str, str]]:
         dataset = re.fullmatch(r"/hub/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
@@ -87,6 +97,13 @@ class Server:
         self.httpd.server_close()
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that stops reading (a refused answer, Ctrl-C) is expected here, not a server error to print
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -108,12 +125,21 @@ class _Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         srv.requests.append((self.command, path, rng))
         body, extra = srv.lookup(path)
-        if body is None:
-            self.send_response(404)
+        queue = srv.crafted.get(path)
+        spec = {**srv.always.get(path, {}), **(queue.pop(0) if queue and not head else {})}
+        if "status" in spec or body is None:
+            self.send_response(spec.get("status", 404))
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        body = spec.get("body", body)
+        validators = {"ETag": f'"{hashlib.sha1(body).hexdigest()[:16]}"', "Last-Modified": _LAST_MODIFIED}
+        extra = {**validators, **extra, **spec.get("headers", {})}
         start = int(re.fullmatch(r"bytes=(\d+)-", rng)[1]) if rng and not head else 0  # type: ignore[index]
+        if_range = self.headers.get("If-Range")
+        current = (extra["ETag"], extra["Last-Modified"])
+        if start and if_range and spec.get("if_range", True) and if_range not in current:
+            start = 0  # another version than the client's part: the whole file (RFC 9110 If-Range)
         if start >= len(body) > 0:
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{len(body)}")
@@ -121,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("Content-Length", str(spec.get("length", len(body) - start)))
         self.send_header("Accept-Ranges", "bytes")
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -131,6 +157,11 @@ class _Handler(BaseHTTPRequestHandler):
         if head:
             return
         payload = body[start:]
+        if "length" in spec:  # a lying Content-Length: what there is, then the connection ends
+            self.wfile.write(payload)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if path in srv.cut and not start:
             n, event = srv.cut.pop(path)
             self.wfile.write(payload[:n])

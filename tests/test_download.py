@@ -73,8 +73,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     files: dict[str, bytes] = {}
     for name, body in _split_lines(tmp).items():
         files[f"/raw.githubusercontent.com/gsumbul/SMARTIES/{commit}/eval_splits/{name}"] = body
-        if split_table["files"][name]["sha256"]:  # the published hashes cannot match generated files
-            split_table["files"][name]["sha256"] = hashlib.sha256(body).hexdigest()
+        entry = split_table["files"][name]  # the published checksums cannot match generated files
+        if entry.get("sha256"):
+            entry["sha256"] = hashlib.sha256(body).hexdigest()
+        if entry.get("git_blob"):
+            entry["git_blob"] = hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest()
     # RESISC45: torchgeo's address, with a checksum of our fixture's archive instead of torchgeo's md5
     sources["datasets"]["resisc45"]["files"][0] = {"url": RESISC45_URL, **sources["datasets"]["resisc45"]["files"][0]}
     del sources["datasets"]["resisc45"]["files"][0]["torchgeo"]
@@ -95,6 +98,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         DFC_PATH: dfc_bytes,
         "/huggingface.co/datasets/ibm-nasa-geospatial/hls_burn_scars/resolve/main/hls_burn_scars.tar.gz": burn_tar,
     })  # fmt: skip
+    for entry in sources["datasets"].values():  # the published checksums and sizes, of the generated archives
+        for spec in entry.get("files", []):
+            if "torchgeo" in spec:
+                continue
+            url = spec.get("url") or dl._hub_url(spec["hub"]["repo"], spec["hub"]["file"], spec["hub"]["revision"])
+            body = files["/" + url.split("://", 1)[1]]
+            for key, fn in (("md5", hashlib.md5), ("sha256", hashlib.sha256)):
+                if key in spec:
+                    spec[key] = fn(body).hexdigest()
+            if "bytes" in spec:
+                spec["bytes"] = len(body)
     hub = {
         ("antofuller/CROMA_benchmarks", "DFC_preprocessed.pt"): dfc_bytes,
         ("ibm-nasa-geospatial/hls_burn_scars", "hls_burn_scars.tar.gz"): burn_tar,
@@ -154,7 +168,7 @@ def test_full_download_via_mirror_then_nothing_to_do(
         ("antofuller/CROMA_benchmarks", "DFC_preprocessed.pt")]
     # archives are removed after extraction; no temporary files are left
     assert not (root / "downloads").exists() or not any((root / "downloads").iterdir())
-    assert not [p for p in root.rglob(".*") if p.name != dl.LOCK_NAME]
+    assert not [p for p in root.rglob(".*") if p.name not in (dl.LOCK_NAME, dl.RUN_LOCK_NAME)]
     # the lock: every fetched file with its original URL and the sha256 of the bytes served
     lock = _lock(root)
     assert len(lock) == 8 + 17  # 8 data files (SpaceNet7 is a manual step only), 17 split files
@@ -214,34 +228,56 @@ def test_kept_archives_are_checked_and_reused(
 def test_resume_after_connection_drop(
     tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # write what arrives (default 10 MB)
-    monkeypatch.setattr("time.sleep", lambda s: None)  # the downloader waits 1 s before retrying
+    monkeypatch.setattr(dl, "CHUNK_SIZE", 1024)  # write what arrives
+    monkeypatch.setattr(dl, "BACKOFF", 0.0)
     server.cut[DFC_PATH] = (4096, None)  # the first response ends after 4096 bytes
     assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
     assert server.gets(DFC_PATH) == [None, "bytes=4096-"]
     assert (tmp_path / "DFC2020/DFC_preprocessed.pt").read_bytes() == site["files"][DFC_PATH]
 
 
-def test_resume_from_partial_file_of_a_killed_run(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
+def _interrupted_run(tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                     sent: int) -> Path:
+    """A run whose only attempt is cut after ``sent`` bytes; returns the partial file it leaves."""
+    monkeypatch.setattr(dl, "CHUNK_SIZE", 1024)
+    monkeypatch.setattr(dl, "RETRIES", 0)
+    server.cut[DFC_PATH] = (sent, None)
+    assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 1
+    monkeypatch.setattr(dl, "RETRIES", 3)
+    part = tmp_path / "DFC2020" / ".DFC_preprocessed.pt.part"
+    assert part.stat().st_size == sent
+    return part
+
+
+def test_resume_from_partial_file_of_a_stopped_run(
+    tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     body = site["files"][DFC_PATH]
-    part = tmp_path / "DFC2020" / ".DFC_preprocessed.pt.part"  # what a killed run leaves
-    part.parent.mkdir(parents=True)
-    part.write_bytes(body[:5000])
+    part = _interrupted_run(tmp_path, server, site, monkeypatch, 5120)
     assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
-    assert server.gets(DFC_PATH) == ["bytes=5000-"]
+    assert server.gets(DFC_PATH) == [None, "bytes=5120-"]
     assert (tmp_path / "DFC2020/DFC_preprocessed.pt").read_bytes() == body
-    assert not part.exists()
+    assert not part.exists() and not list(part.parent.glob(".*"))
 
 
-def test_partial_file_that_is_already_complete(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
+def test_partial_file_of_unknown_origin_is_not_resumed(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
     body = site["files"][DFC_PATH]
-    part = tmp_path / "DFC2020" / ".DFC_preprocessed.pt.part"  # killed after the last byte, before the rename
+    part = tmp_path / "DFC2020" / ".DFC_preprocessed.pt.part"  # no record of which file and version it was
     part.parent.mkdir(parents=True)
-    part.write_bytes(body)
+    part.write_bytes(b"x" * 5000)
     assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
-    assert server.gets(DFC_PATH) == [f"bytes={len(body)}-"]  # answered 416
+    assert server.gets(DFC_PATH) == [None]
+    assert (tmp_path / "DFC2020/DFC_preprocessed.pt").read_bytes() == body
+
+
+def test_partial_file_that_is_already_complete(
+    tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = site["files"][DFC_PATH]
+    part = _interrupted_run(tmp_path, server, site, monkeypatch, 5120)
+    part.write_bytes(body)  # stopped after the last byte, before the rename
+    assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
+    assert server.gets(DFC_PATH) == [None, f"bytes={len(body)}-"]  # answered 416 with the same size
     assert (tmp_path / "DFC2020/DFC_preprocessed.pt").read_bytes() == body
 
 
@@ -250,7 +286,7 @@ def test_sigkilled_download_resumes(tmp_path: Path, server: Server, site: dict[s
     event = threading.Event()
     server.cut[DFC_PATH] = (20000, event)  # send 20000 bytes, then stall until the client is gone
     code = (
-        "import sys, huggingface_hub.constants as c; c.DOWNLOAD_CHUNK_SIZE = 1024\n"
+        "import sys, smarties_terratorch.download as dl; dl.CHUNK_SIZE = 1024\n"
         "from smarties_terratorch.download import main\n"
         f"sys.exit(main(['download', 'dfc2020', '--root', {str(tmp_path)!r}, '--mirror', {server.url!r}]))"
     )
@@ -314,7 +350,8 @@ def test_torchgeo_md5_mismatch_keeps_nothing(
     sources["datasets"]["resisc45"]["files"][0]["md5"] = "f" * 32
     sources["datasets"]["resisc45"]["splits"] = []
     assert dl.main(["download", "resisc45", "--root", str(tmp_path), "--mirror", server.url], sources=sources) == 1
-    assert "expected " + "f" * 32 + " (declared by torchgeo)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "expected " + "f" * 32 + " (md5 declared in the sources table given)" in out
     assert not (tmp_path / "RESISC45").exists() and not any((tmp_path / "downloads").iterdir())
 
 
@@ -333,10 +370,31 @@ def test_a_split_file_the_source_lacks_is_reported(
     assert len(list((tmp_path / "eval_splits").glob("*.txt"))) == 16 and not list(tmp_path.rglob(".*.part"))
 
 
+def test_shipped_sources_declare_the_public_checksums() -> None:
+    datasets = dl.load_sources()["datasets"]
+    declared = {spec.get("url", spec.get("hub", {}).get("file", spec.get("torchgeo"))).rsplit("/", 1)[-1]:
+                {k for k in ("sha256", "md5", "bytes") if spec.get(k)}
+                for entry in datasets.values() for spec in entry.get("files", [])}
+    assert declared == {
+        "EuroSAT_MS.zip": {"md5", "bytes"},
+        "WHU-RS19.zip": {"sha256", "bytes"},
+        "UCMerced_LandUse.zip": {"md5"},
+        "RESISC45": set(),  # torchgeo's md5, read from the installed torchgeo
+        "BigEarthNet-S2-v1.0.tar.gz": {"md5"},
+        "BigEarthNet-S1-v1.0.tar.gz": {"md5"},
+        "DFC_preprocessed.pt": set(),  # the Hub's sha256, then first use
+        "hls_burn_scars.tar.gz": {"sha256"},
+    }  # SpaceNet7: nothing automatic (the rows read PANGAEA's copy, a manual step)
+    assert datasets["eurosat"]["files"][0]["md5"] == "091174add3c8e680a49244acf185b9f0"
+    splits = dl.load_sources()["splits"]["files"]
+    assert splits["BigEarthNet-S1-val.txt"]["git_blob"] == "b5ba43a7e204c56d13f1d6431bea9ae4310db9d4"
+
+
 def test_shipped_split_table_keeps_the_published_hashes() -> None:
     files = dl.load_sources()["splits"]["files"]
     assert files["EuroSAT-train.txt"]["sha256"] == "ccfe76d790dd3f37c33ba63a3c3bb283a61009ef02652a70071bd7584cd98a43"
-    assert sum(1 for f in files.values() if f["sha256"]) == 15
+    assert sum(1 for f in files.values() if f.get("sha256")) == 15
+    assert all(f.get("sha256") or f.get("git_blob") for f in files.values())  # every split file is verified
 
 
 def _check_hub_download(root: Path, server: Server) -> None:
@@ -359,14 +417,20 @@ def test_hub_files_through_the_hub_endpoint(
 
 
 @pytest.mark.slow
-def test_hub_files_through_hf_endpoint_variable(tmp_path: Path, server: Server) -> None:
+def test_hub_files_through_hf_endpoint_variable(tmp_path: Path, server: Server, site: dict[str, Any]) -> None:
+    import yaml
+
+    table = tmp_path / "sources.yaml"  # the generated files' checksums
+    table.write_text(yaml.safe_dump(site["sources"]))
     env = {**os.environ, "HF_ENDPOINT": server.url + "/hub", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     env.pop(dl.MIRROR_ENV, None)
     code = (
         "import sys; from smarties_terratorch.download import main\n"
-        f"sys.exit(main(['download', 'dfc2020', 'burnscars', '--root', {str(tmp_path)!r}]))"
+        f"sys.exit(main(['download', 'dfc2020', 'burnscars', '--root', {str(tmp_path)!r}, "
+        f"'--sources', {str(table)!r}]))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _check_hub_download(tmp_path, server)
 
@@ -419,6 +483,7 @@ def test_sources_file_option(tmp_path: Path, server: Server, site: dict[str, Any
     table.write_text(yaml.safe_dump(site["sources"]))
     root = tmp_path / "data"
     assert dl.main(["download", "uc-merced", "--root", str(root), "--mirror", server.url, "--sources", str(table)]) == 0
-    assert _lock(root)["eval_splits/UC-Merced-train.txt"]["checked"] == "sha256 declared in the sources table given"
+    checked = _lock(root)["eval_splits/UC-Merced-train.txt"]["checked"]
+    assert checked.startswith("sha256 declared in the sources table given")
     assert dl.main(["download", "--root", str(root), "--sources", str(tmp_path / "nope.yaml")]) == 2
     assert "--sources" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def test_dry_run_prints_the_plan_without_any_request(tmp_path: Path, capsys: pyt
         raise AssertionError("--dry-run made a request")
 
     monkeypatch.setattr(dl, "_fetch", no_network)
-    monkeypatch.setattr(dl, "_fetch_hub", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)  # nor any other connection
     root = tmp_path / "data"
     assert dl.main(["download", "--dry-run", "--root", str(root)]) == 0
     out = capsys.readouterr().out
