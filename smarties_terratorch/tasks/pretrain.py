@@ -38,6 +38,7 @@ import torch
 from lightning.pytorch.cli import LightningCLI
 from timm.optim import param_groups_weight_decay
 from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import MeanMetric
 
 from ..models.mae import MixupMode, SmartiesMAE
 from ..weights import save_weights
@@ -91,6 +92,10 @@ class SmartiesPretrainTask(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        # The epoch-mean loss is kept here, not in Lightning's logger state, so that checkpoints can carry it: a run
+        # resumed mid-epoch then averages over the whole epoch, as an uninterrupted run does (see on_save_checkpoint).
+        self.epoch_loss = MeanMetric()
+        self._pending_epoch_loss: dict[str, Any] | None = None
         self.model = SmartiesMAE(
             variant,
             img_size=img_size,
@@ -122,13 +127,43 @@ class SmartiesPretrainTask(pl.LightningModule):
         )
         bs = batch["image_a"].shape[0]
         # Averaged over ranks: the logged loss and a ModelCheckpoint monitoring train/loss_epoch see the global value.
-        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
+        self.log("train/loss_step", out.loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=bs, sync_dist=True)
+        self.epoch_loss.update(out.loss.detach(), weight=bs)
         self.log_dict(
             {"train/loss_view1": out.view_losses[0], "train/loss_view2": out.view_losses[1]},
             on_step=True,
             batch_size=bs,
         )
         return out.loss
+
+    # ------------------------------------------------------------------ epoch metrics across a resume
+    def on_train_epoch_start(self) -> None:
+        self.epoch_loss.reset()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        pending, self._pending_epoch_loss = self._pending_epoch_loss, None
+        # Restored only where the saved run stopped: the same epoch, at the batch after the last one it averaged.
+        if pending and pending["epoch"] == self.current_epoch and pending["batches"] == batch_idx:
+            for name, value in pending["state"].items():
+                setattr(self.epoch_loss, name, value.to(self.device))
+            self.epoch_loss._update_count = batch_idx  # noqa: SLF001 - compute() warns when it thinks nothing was added
+
+    def on_train_epoch_end(self) -> None:
+        # Logged from this hook: Lightning runs monitoring callbacks (ModelCheckpoint on train/loss_epoch) after it.
+        if self.epoch_loss.update_count:
+            self.log("train/loss_epoch", self.epoch_loss.compute(), prog_bar=True)
+        self.epoch_loss.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the running epoch-mean loss, so that a run resumed mid-epoch averages the whole epoch."""
+        checkpoint["smarties_epoch_loss"] = {
+            "epoch": self.current_epoch,
+            "batches": self.epoch_loss.update_count,
+            "state": {k: v.detach().cpu().clone() for k, v in self.epoch_loss.metric_state.items()},
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_epoch_loss = checkpoint.get("smarties_epoch_loss")
 
     # ------------------------------------------------------------------ optimisation
     def effective_batch_size(self) -> int:
