@@ -283,10 +283,14 @@ def run_command(command: str, cwd: Path) -> tuple[int, str]:
     if words[:3] == ["python", "-m", "smarties_terratorch.cli"]:
         words = ["smarties", *words[3:]]
     if words[0] in ("smarties", "terratorch"):
-        buffer = io.StringIO()
+        buffer, errors = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(buffer) if redirect else contextlib.nullcontext():
-            code = _in_process(words)
+            with contextlib.redirect_stderr(errors):
+                code = _in_process(words)
         output = buffer.getvalue()
+        sys.stderr.write(errors.getvalue())
+        if code:
+            output += errors.getvalue()
     else:
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         proc = subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
