@@ -465,7 +465,7 @@ class SmartiesTiledPredict(Callback):
         pl_module.tiled_inference_parameters = dict(requested)
         if "tiled_inference_parameters" in getattr(pl_module, "hparams", {}):
             pl_module.hparams["tiled_inference_parameters"] = dict(requested)
-        log.warning(
+        log.info(  # what was asked for: information, not a warning
             "predict: tiled_inference_parameters=%s applied (the checkpoint's hyperparameters had %s)",
             requested,
             current,
