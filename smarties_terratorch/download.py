@@ -28,7 +28,6 @@ import re
 import shutil
 import sys
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .io import write_text
+from .io.writer import temp_dir
 
 __all__ = [
     "LOCK_NAME",
@@ -333,7 +333,7 @@ def extract(archive: Path, into: Path, member: str | None = None) -> None:
         DownloadError: not a zip/tar archive, an unsafe member, or no ``member`` folder at its top.
     """
     into.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{into.name}.extract-", dir=into.parent))
+    tmp = temp_dir(into.parent, f".{into.name}.extract-")  # the dataset folder gets the umask's mode, not 0700
     try:
         _unpack(archive, tmp)
         src = tmp / member if member else tmp

@@ -158,3 +158,14 @@ def test_preview_png_is_upsampled_to_a_viewable_size(tmp_path: Path) -> None:
         small, big = tif.read(), png.read()
     assert np.array_equal(big[:, ::16, ::16], small)  # nearest: every token a 16 x 16 square of its colour
     assert preview_scale(100, 200) == 3 and preview_scale(600, 700) == 1
+
+
+def test_folders_renamed_into_place_honour_the_umask(tmp_path: Path) -> None:
+    from smarties_terratorch.io.writer import temp_dir
+
+    old = os.umask(0o022)
+    try:
+        folder = temp_dir(tmp_path, ".x-")
+    finally:
+        os.umask(old)
+    assert folder.is_dir() and folder.name.startswith(".x-") and folder.stat().st_mode & 0o777 == 0o755

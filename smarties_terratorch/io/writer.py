@@ -33,6 +33,7 @@ __all__ = [
     "final_mode",
     "grid_of",
     "open_geotiff",
+    "temp_dir",
     "write_bytes",
     "write_text",
 ]
@@ -73,6 +74,14 @@ def final_mode(path: PathType) -> int:
         return Path(path).stat().st_mode & 0o7777
     except OSError:
         return 0o666 & ~_umask()
+
+
+def temp_dir(parent: PathType, prefix: str) -> Path:
+    """A new hidden folder in ``parent`` for a folder renamed into place later, with the mode ``mkdir`` would give
+    (``tempfile.mkdtemp`` makes it 0700 whatever the umask says)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
 
 
 @contextlib.contextmanager
