@@ -128,10 +128,17 @@ def test_loaded_weights_confirmed_in_one_line(tmp_path: Path, caplog: pytest.Log
     from smarties_terratorch.weights import file_sha256, save_weights
 
     path = save_weights(smarties_vit_tiny_patch16(), tmp_path / "w.safetensors")
-    with caplog.at_level(logging.INFO, logger="smarties_terratorch"):
-        smarties_vit_tiny_patch16(ckpt_path=path)
-    lines = [r.getMessage() for r in caplog.records if "loaded SMARTIES weights" in r.getMessage()]
-    assert len(lines) == 1 and str(path) in lines[0] and file_sha256(path)[:16] in lines[0]
+    from terratorch.registry import BACKBONE_REGISTRY
+
+    for build in (
+        lambda: smarties_vit_tiny_patch16(ckpt_path=path),
+        lambda: BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=["RED"], ckpt_path=str(path)),
+    ):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="smarties_terratorch"):
+            build()
+        lines = [r.getMessage() for r in caplog.records if "loaded SMARTIES weights" in r.getMessage()]
+        assert len(lines) == 1 and str(path) in lines[0] and file_sha256(path)[:16] in lines[0]
 
 
 def test_info_lines_reach_the_console_of_an_unconfigured_program(tmp_path: Path) -> None:
