@@ -387,6 +387,7 @@ def test_harness_reads_markers(tmp_path: Path) -> None:
     assert (run.action, run.line, commands(run.text)) == ("run", 2, ["smarties bands B02 --sensor S2-L2A"])
     assert (skip.action, skip.reason) == ("skip", "needs a GPU")
     assert plain.action is None and plain.lang == "yaml"
-    assert _substitute("smarties pretrain fit -c configs/x.yaml", False, False).endswith("--trainer.enable_progress_bar false")
+    pretrain = _substitute("smarties pretrain fit -c configs/x.yaml", False, False)
+    assert pretrain.endswith("--trainer.enable_progress_bar false")
     assert "--rows" in _substitute("smarties bench run --smoke --out r", True, False)
     assert "--rows" not in _substitute("smarties bench run --smoke --out r", True, True)

@@ -61,7 +61,8 @@ def test_config_command_lists_prints_and_copies(tmp_path: Path, capsys: pytest.C
 def test_pretrain_config_paths_fall_back_to_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     argv = shipped_config_argv(["fit", "-c", "configs/pretrain_demo.yaml", "--trainer.max_epochs", "1"])
-    assert Path(argv[2]).is_file() and Path(argv[2]).parent.name == "configs" and argv[3:] == ["--trainer.max_epochs", "1"]
+    assert Path(argv[2]).is_file() and Path(argv[2]).parent.name == "configs"
+    assert argv[3:] == ["--trainer.max_epochs", "1"]
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "pretrain_demo.yaml").write_text("{}")  # a file where it is named always wins
     assert shipped_config_argv(["fit", "-c", "configs/pretrain_demo.yaml"])[2] == "configs/pretrain_demo.yaml"
