@@ -8,6 +8,7 @@ factories ``smarties_vit_{tiny,base,large}_patch16``, :func:`load_pretrained` / 
 
 import importlib
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,21 @@ def _startup_hook() -> Any:
         spec.loader.exec_module(hook)
     return hook
 
+
+class _ConsoleUntilConfigured(logging.StreamHandler):
+    """Shows the package's INFO lines (weights loaded, requested tiling applied) on standard error while the program
+    has configured no logging; once the root logger has handlers, records go only through them (propagation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
+_log = logging.getLogger(__name__)
+if _log.level == logging.NOTSET:  # a level set by the program comes first
+    _log.setLevel(logging.INFO)
+if not any(isinstance(h, _ConsoleUntilConfigured) for h in _log.handlers):
+    _log.addHandler(_ConsoleUntilConfigured())
 
 # Importing the package registers the backbones with TerraTorch in either import order, whatever
 # SMARTIES_TERRATORCH_AUTOLOAD says (that variable only switches off the registration at interpreter start).

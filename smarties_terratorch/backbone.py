@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch.callbacks import Callback
-from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
+from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY, TERRATORCH_NECK_REGISTRY
 from timm.models._features import feature_take_indices
 
 from .models.vit import SmartiesViT, create_smarties_vit, default_cfgs
@@ -384,12 +384,35 @@ smarties_vit_base_patch16 = _make_factory("smarties_vit_base_patch16")
 smarties_vit_large_patch16 = _make_factory("smarties_vit_large_patch16")
 
 
+@TERRATORCH_NECK_REGISTRY.register
+def SmartiesClsToken(channel_list: list[int], **kwargs: Any) -> torch.nn.Module:  # noqa: N802 - the neck's name
+    """The ``SmartiesClsToken`` neck for any TerraTorch task (:class:`.tasks.classification.SmartiesClsToken`).
+
+    Registered here, with the backbones, so that TerraTorch's own ``ClassificationTask`` finds it; the class lives
+    with the classification tasks, imported only when a model is built (TerraTorch is still importing when this
+    module registers). Importing that module registers the class itself under the same name.
+    """
+    from .tasks.classification import SmartiesClsToken as neck
+
+    return neck(channel_list, **kwargs)
+
+
 class SmartiesBackbones(Callback):
-    """A no-op Lightning callback whose only job is to be importable from a YAML ``class_path``.
+    """A Lightning callback that makes a TerraTorch run SMARTIES-ready: importable from a YAML ``class_path``.
 
     Naming it under ``trainer.callbacks`` makes ``terratorch fit`` import this package (and so register the
     SMARTIES backbones) before the model is built, from any working directory, with no ``custom_modules_path``.
+    At ``setup`` it binds the ``SmartiesClsToken`` necks of the task's model to the backbone's final norm, which
+    TerraTorch's own ``ClassificationTask`` does not know to do. The package's Lightning entry point adds it to
+    every TerraTorch run.
     """
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        model = getattr(pl_module, "model", None)
+        if isinstance(model, torch.nn.Module) and "smarties_terratorch.tasks.classification" in sys.modules:
+            from .tasks.classification import bind_cls_token_norms  # imported: the neck above was built
+
+            bind_cls_token_norms(model)
 
 
 def _tiling_asked_on_the_command_line() -> dict[str, Any] | None:
@@ -442,7 +465,7 @@ class SmartiesTiledPredict(Callback):
         pl_module.tiled_inference_parameters = dict(requested)
         if "tiled_inference_parameters" in getattr(pl_module, "hparams", {}):
             pl_module.hparams["tiled_inference_parameters"] = dict(requested)
-        log.warning(
+        log.info(  # what was asked for: information, not a warning
             "predict: tiled_inference_parameters=%s applied (the checkpoint's hyperparameters had %s)",
             requested,
             current,
@@ -450,8 +473,9 @@ class SmartiesTiledPredict(Callback):
 
 
 def lightning_callbacks() -> list[Callback]:
-    """Callbacks for Lightning's ``lightning.pytorch.callbacks_factory`` entry point: :class:`SmartiesTiledPredict`."""
-    return [SmartiesTiledPredict()]
+    """Callbacks for Lightning's ``lightning.pytorch.callbacks_factory`` entry point: :class:`SmartiesTiledPredict`
+    and :class:`SmartiesBackbones` (binds ``SmartiesClsToken`` necks)."""
+    return [SmartiesTiledPredict(), SmartiesBackbones()]
 
 
 # Registers this package's TerraTorch necks (TemporalLTAE) whenever the backbones are registered.

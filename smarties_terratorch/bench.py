@@ -849,6 +849,9 @@ def run_jobs(
     defaults of jobs that do not set them (``Job.options``).
     """
     jobs = list(jobs)
+    # once, here: the run's configs and fixtures live in other folders, where a relative path would mean another place
+    out = Path(out).absolute()
+    data_root = None if data_root is None else Path(data_root).absolute()
     for job in jobs:
         job.options.setdefault("protocol", protocol)
         job.options.setdefault("cache", cache)
@@ -1170,8 +1173,17 @@ def _trainer_overrides(extra: Sequence[str]) -> dict[str, Any]:
 
 
 # ================================================================================================ CLI
+def _path_arg(value: str) -> Path:
+    """A path option, made absolute once, at parsing, against the working directory.
+
+    Later steps change what paths are relative to (fixture folders, run configs, worker processes), so a relative
+    ``--out`` resolved there would be doubled (``bench_results/.../bench_results/...``).
+    """
+    return Path(value).expanduser().absolute()
+
+
 def _weights_arg(value: str) -> Path | str:
-    return HUB if value == HUB else Path(value)
+    return HUB if value == HUB else _path_arg(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -1180,7 +1192,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run rows of the paper table")
     run.add_argument("--rows", nargs="+", metavar="ID", help="row ids (default: all; see --list)")
     run.add_argument("--backbone", nargs="+", choices=["vitb", "vitl"], help="backbones (default: all the row has)")
-    run.add_argument("--data-root", type=Path, default=Path("data"), help="datasets root (default: ./data)")
+    run.add_argument("--data-root", type=_path_arg, default="data", help="datasets root (default: ./data)")
     run.add_argument(
         "--weights",
         type=_weights_arg,
@@ -1188,13 +1200,15 @@ def _parser() -> argparse.ArgumentParser:
         "the Hugging Face Hub (the declared commit, else the repo's current commit, logged and recorded)",
     )
     run.add_argument(
-        "--out", type=Path, default=Path("bench_results"), help="results folder (default: ./bench_results)"
+        "--out", type=_path_arg, default="bench_results", help="results folder (default: ./bench_results)"
     )
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help="every row on tiny generated data (wiring check)")
     mode.add_argument("--real-data", action="store_true", help="the CPU rows on registry-shipped real imagery")
     run.add_argument("--force", action="store_true", help="re-run rows that already have a finished result")
-    run.add_argument("--table", type=Path, help="benchmark table (default: the paper table shipped with the package)")
+    run.add_argument(
+        "--table", type=_path_arg, help="benchmark table (default: the paper table shipped with the package)"
+    )
     run.add_argument(
         "--protocol",
         default="released",
@@ -1228,12 +1242,12 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="markdown / CSV / JSON / PNG report of the results")
     rep.add_argument(
         "--out",
-        type=Path,
+        type=_path_arg,
         nargs="+",
-        default=[Path("bench_results")],
+        default=[_path_arg("bench_results")],
         help="results folder(s) of `bench run`; several are merged (e.g. one per node)",
     )
-    rep.add_argument("--report-dir", type=Path, help="where to write the files (default: the first OUT/report)")
+    rep.add_argument("--report-dir", type=_path_arg, help="where to write the files (default: the first OUT/report)")
     return parser
 
 

@@ -4,6 +4,7 @@ Subcommands:
     demo      embed the real BigEarthNet S2/S1 patches shipped by ``bigearthnet-common`` and print statistics
     bands     show how a band list resolves to SMARTIES projections
     weights   list the declared released weights
+    config    print or copy a config shipped with the package (``smarties config demo -o demo.yaml``)
     pretrain  MAE pretraining (a LightningCLI: ``smarties pretrain fit -c configs/pretrain_demo.yaml``)
     embed     tiled feature extraction over GeoTIFF scenes (one scene or a catalogue)
     predict   tiled segmentation of GeoTIFF scenes with a fine-tuned TerraTorch checkpoint
@@ -127,6 +128,38 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def shipped_configs() -> dict[str, "Path"]:  # noqa: F821 - pathlib is imported lazily
+    """The TerraTorch / LightningCLI configs shipped in the package, by name (``demo``, ``examples/own_data_...``)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent / "configs"
+    return {p.relative_to(root).with_suffix("").as_posix(): p for p in sorted(root.rglob("*.yaml"))}
+
+
+def _config(args: argparse.Namespace) -> int:
+    import difflib
+
+    configs = shipped_configs()
+    if args.list or args.name is None:
+        print("\n".join(configs))
+        return 0
+    name = args.name.removeprefix("configs/").removesuffix(".yaml")
+    if name not in configs:
+        close = difflib.get_close_matches(name, configs, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ValueError(f"no shipped config {args.name!r}; {hint}`smarties config --list` shows them all")
+    text = configs[name].read_text(encoding="utf-8")
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    from .io.writer import check_output, write_text
+
+    out = check_output(args.output, overwrite=args.overwrite)
+    write_text(out, text)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smarties", description="SMARTIES for TerraTorch: tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     weights = sub.add_parser("weights", help="list the declared released weights")
     weights.set_defaults(func=_weights)
+    config = sub.add_parser(
+        "config",
+        help="print a config shipped with the package, or copy it with -o",
+        description="Print a TerraTorch / LightningCLI config shipped with the package (pip installs have no "
+        "configs/ folder): `smarties config demo -o demo.yaml`, then `terratorch fit -c demo.yaml`.",
+    )
+    config.add_argument("name", nargs="?", help="config name, e.g. demo, pretrain_demo, examples/own_data_segmentation")
+    config.add_argument("--list", action="store_true", help="list the shipped configs")
+    config.add_argument("-o", "--output", help="write to this file instead of standard output")
+    config.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    config.set_defaults(func=_config)
     for name, (_, _, help_text) in _DELEGATED.items():
         # Listed here for `smarties --help`; main() hands their arguments over before argparse sees them.
         sub.add_parser(name, help=help_text, add_help=False)
@@ -175,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
         # Our errors are written to be read by people: show the message, not a traceback.
         print(f"smarties {args.command}: error: {err}", file=sys.stderr)
         return 2

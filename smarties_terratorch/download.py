@@ -40,7 +40,6 @@ import socket
 import stat
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 import zlib
@@ -55,6 +54,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .io import OutputError, write_text
+from .io.writer import temp_dir
 
 __all__ = [
     "LOCK_NAME",
@@ -784,7 +784,7 @@ def extract(archive: Path, into: Path, member: str | None = None, *, root: Path 
     root.mkdir(parents=True, exist_ok=True)
     _make_dirs(root, into.parent)
     _no_links_below(root, into)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{into.name}.extract-", dir=into.parent))
+    tmp = temp_dir(into.parent, f".{into.name}.extract-")  # the dataset folder gets the umask's mode, not 0700
     try:
         try:
             _unpack(archive, tmp)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import _compat_pickle
 import argparse
 import contextlib
+import functools
 import io
 import logging
 import pathlib
@@ -200,7 +201,7 @@ def default_weights_for(arch: str) -> SmartiesWeights:
 def _how_to_fetch(w: SmartiesWeights, revision: str | None) -> str:
     rev = f" --revision {revision}" if revision else ""
     return (
-        f"On a machine with internet access run `huggingface-cli download {w.repo_id} {w.filename}{rev} --local-dir DIR`, "
+        f"On a machine with internet access run `hf download {w.repo_id} {w.filename}{rev} --local-dir DIR`, "
         f"copy DIR/{w.filename} here and pass its path (ckpt_path=... / backbone_ckpt_path: ... / --weights ...)."
     )
 
@@ -333,6 +334,17 @@ def verify_hub_file(w: SmartiesWeights, revision: str, path: str | Path) -> str:
             f"afresh."
         )
     return digest
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
+
+
+def _cached_sha256(path: str | Path) -> str:
+    """:func:`file_sha256`, computed once per file version (the same file is often loaded several times)."""
+    stat = Path(path).stat()
+    return _sha256_of(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -903,7 +915,8 @@ def load_pretrained(
     if missing or unexpected or ignored:
         log.warning("Loaded %s: missing %s, unexpected %s, ignored %s", path, missing, unexpected, ignored)
     else:
-        log.info("Loaded %s (%d tensors)", path, len(sd))
+        # One line that confirms what was loaded: the file, its size in tensors and its hash (read once, cached).
+        log.info("loaded SMARTIES weights from %s (%d tensors, sha256 %s)", path, len(sd), _cached_sha256(path)[:16])
     return LoadReport(path, list(result.missing_keys), unexpected, ignored)
 
 

@@ -314,10 +314,11 @@ def test_predict_time_tiling_is_applied(seg_checkpoint, tmp_path: Path, monkeypa
 
 
 def test_lightning_callbacks_factory_gives_the_tiling_callback() -> None:
-    from smarties_terratorch.backbone import SmartiesTiledPredict, lightning_callbacks
+    from smarties_terratorch.backbone import SmartiesBackbones, SmartiesTiledPredict, lightning_callbacks
 
-    (callback,) = lightning_callbacks()
+    callback, binder = lightning_callbacks()  # the second binds SmartiesClsToken necks (tests/test_seams.py)
     assert isinstance(callback, SmartiesTiledPredict) and callback.tiled_inference_parameters is None
+    assert isinstance(binder, SmartiesBackbones)
 
 
 @pytest.mark.slow

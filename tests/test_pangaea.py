@@ -192,7 +192,7 @@ def test_missing_weights_file_names_it_and_where_to_put_it(tmp_path: Path, monke
     for part in (
         "./pretrained_models/smarties-v1-vitb.safetensors",
         str(tmp_path / "pretrained_models" / "smarties-v1-vitb.safetensors"),
-        "huggingface-cli download gsumbul/SMARTIES-v1-ViT-B smarties-v1-vitb.safetensors",
+        "hf download gsumbul/SMARTIES-v1-ViT-B smarties-v1-vitb.safetensors",
         "encoder.encoder_weights=",
     ):
         assert part in msg

@@ -73,11 +73,21 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _losses(run: Path) -> dict[int, float]:
-    """``{global step: train/loss_step}`` of a run's newest CSV log (a resumed run writes a new version)."""
+def _rows(run: Path) -> list[dict[str, str]]:
+    """The rows of a run's newest CSV log (a resumed run writes a new version)."""
     versions = sorted((run / "lightning_logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
     with (versions[-1] / "metrics.csv").open() as f:
-        return {int(r["step"]): float(r["train/loss_step"]) for r in csv.DictReader(f) if r.get("train/loss_step")}
+        return list(csv.DictReader(f))
+
+
+def _losses(run: Path) -> dict[int, float]:
+    """``{global step: train/loss_step}`` of a run's newest CSV log."""
+    return {int(r["step"]): float(r["train/loss_step"]) for r in _rows(run) if r.get("train/loss_step")}
+
+
+def _epoch_losses(run: Path) -> dict[int, float]:
+    """``{epoch: train/loss_epoch}`` of a run's newest CSV log (what the best-encoder export is chosen by)."""
+    return {int(r["epoch"]): float(r["train/loss_epoch"]) for r in _rows(run) if r.get("train/loss_epoch")}
 
 
 def _run(folder: Path, every: int, *extra: str) -> None:
@@ -114,16 +124,28 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[int, float]:
     _run(folder, 1000)
     losses = _losses(folder / "run")
     assert sorted(losses) == list(range(EPOCHS * STEPS_PER_EPOCH))
-    return losses
+    epochs = _epoch_losses(folder / "run")
+    assert sorted(epochs) == list(range(EPOCHS))
+    for epoch, mean in epochs.items():  # the epoch loss is the mean of the epoch's step losses (equal batches)
+        steps = [losses[s] for s in range(epoch * STEPS_PER_EPOCH, (epoch + 1) * STEPS_PER_EPOCH)]
+        assert mean == pytest.approx(sum(steps) / len(steps), rel=1e-5)
+    return {**losses, "epochs": epochs}
 
 
-def _kill_and_resume(tmp_path: Path, every: int, kill_after: int, reference: dict[int, float]) -> None:
+def _kill_and_resume(tmp_path: Path, every: int, kill_after: int, reference: dict) -> None:
     epoch = kill_after // STEPS_PER_EPOCH - (kill_after % STEPS_PER_EPOCH == 0)
     _run_and_kill(tmp_path, every, f"epoch={epoch}-step={kill_after}.ckpt")
     saved = torch.load(tmp_path / "run/checkpoints/last.ckpt", map_location="cpu", weights_only=False)["global_step"]
     assert saved >= kill_after and saved % every == 0  # a later checkpoint may land before the kill
     _run(tmp_path, every, "--ckpt_path", "last")
     losses = _losses(tmp_path / "run")  # the resumed process's log only
+    epochs = _epoch_losses(tmp_path / "run")
+    resumed_epoch = saved // STEPS_PER_EPOCH
+    # every epoch the resumed process finished, including the interrupted one, has the uninterrupted run's mean
+    assert sorted(epochs) == list(range(resumed_epoch, EPOCHS))
+    for epoch, mean in epochs.items():
+        assert mean == pytest.approx(reference["epochs"][epoch], abs=1e-6), f"epoch {epoch}"
+    reference = {k: v for k, v in reference.items() if k != "epochs"}
     resumed = [s for s in sorted(reference) if s >= saved]
     assert sorted(losses) == resumed
     diffs = [abs(losses[s] - reference[s]) for s in resumed]

@@ -220,7 +220,7 @@ def test_unresolvable_commit_names_repo_and_fix(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     with torch.device("meta"):
         model = smarties_vit_base_patch16()
-    with pytest.raises(WeightsUnavailableError, match=r"gsumbul/SMARTIES-v1-ViT-B.*HF_HUB_OFFLINE.*huggingface-cli download"):
+    with pytest.raises(WeightsUnavailableError, match=r"gsumbul/SMARTIES-v1-ViT-B.*HF_HUB_OFFLINE.*hf download"):
         load_pretrained(model, "smarties-v1-vitb", cache_dir=tmp_path)
 
 

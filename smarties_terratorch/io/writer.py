@@ -30,8 +30,10 @@ __all__ = [
     "OutputError",
     "atomic_path",
     "check_output",
+    "final_mode",
     "grid_of",
     "open_geotiff",
+    "temp_dir",
     "write_bytes",
     "write_text",
 ]
@@ -49,6 +51,37 @@ def _describe_os_error(path: Path, err: OSError) -> str:
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"Writing {path} failed: no permission to write in {path.parent}. Nothing was written."
     return f"Writing {path} failed ({err.strerror or err}). Nothing was written."
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (``os.umask`` can only swap it)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def final_mode(path: PathType) -> int:
+    """Permission bits a file written to ``path`` gets: an existing file's, else ``0o666`` minus the umask.
+
+    ``tempfile.mkstemp`` creates its file with mode 0600 whatever the umask says; renamed into place as it is, every
+    output would be private to its owner, unlike a file that ``open()`` creates.
+    """
+    try:
+        return Path(path).stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def temp_dir(parent: PathType, prefix: str) -> Path:
+    """A new hidden folder in ``parent`` for a folder renamed into place later, with the mode ``mkdir`` would give
+    (``tempfile.mkdtemp`` makes it 0700 whatever the umask says)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
 
 
 @contextlib.contextmanager
@@ -76,6 +109,7 @@ def atomic_path(path: PathType) -> Iterator[Path]:
             # Flush to disk before the rename, so a crash cannot leave a renamed but empty file.
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp, final_mode(path))  # the mode a plain open() would give, not mkstemp's 0600
             os.replace(tmp, path)
     except OSError as err:
         if isinstance(err, OutputError):

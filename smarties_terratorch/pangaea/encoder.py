@@ -384,7 +384,7 @@ class SmartiesEncoder(PangaeaEncoderBase):
         if tag is not None:
             w = WEIGHTS[tag]
             fetch = (
-                f" Download it on a machine with internet access (`huggingface-cli download {w.repo_id} {w.filename} "
+                f" Download it on a machine with internet access (`hf download {w.repo_id} {w.filename} "
                 f"--local-dir {path.parent}`) and copy it there,"
             )
         raise WeightsUnavailableError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -56,6 +57,7 @@ def pca_preview(
     sample: int = 20000,
     seed: int = 0,
     overwrite: bool = False,
+    png_scale: int | None = None,
 ) -> dict[str, Any]:
     """Project a feature raster onto its first 3 principal components as an RGB preview (PNG and/or GeoTIFF).
 
@@ -70,9 +72,12 @@ def pca_preview(
         sample: tokens used to fit the PCA.
         seed: seed of the sample.
         overwrite: replace existing previews.
+        png_scale: PNG pixels per token side (nearest neighbour); ``None`` picks the smallest that makes the long
+            side at least 512 px, at most 16 (one PNG pixel per scene pixel). The GeoTIFF stays at one pixel per
+            token.
 
     Returns:
-        Explained-variance ratios of the 3 components, the stretch limits and valid-token count.
+        Explained-variance ratios of the 3 components, the stretch limits, valid-token count and the PNG scale.
     """
     if png is None and tif is None:
         raise ValueError("pca_preview needs png= and/or tif=")
@@ -94,10 +99,18 @@ def pca_preview(
     if tif is not None:
         with open_geotiff(tif, count=3, dtype="uint8", nodata=0, photometric="RGB", **grid) as dst:
             dst.write(rgb)
+    scale = png_scale or preview_scale(rgb.shape[1], rgb.shape[2])
     if png is not None:
-        _write_png(png, rgb)
+        # One pixel per token is too small to look at; nearest keeps each token a visible square.
+        _write_png(png, rgb.repeat(scale, axis=1).repeat(scale, axis=2) if scale > 1 else rgb)
     return {"explained_variance_ratio": evr.tolist(), "stretch_low": lo.tolist(), "stretch_high": hi.tolist(),
-            "valid_tokens": int(n_valid), "sampled_tokens": int(n_sampled)}  # fmt: skip
+            "valid_tokens": int(n_valid), "sampled_tokens": int(n_sampled),
+            "png_scale": int(scale) if png is not None else None}  # fmt: skip
+
+
+def preview_scale(height: int, width: int, min_side: int = 512, max_scale: int = 16) -> int:
+    """The smallest integer upsampling that brings the long side to ``min_side`` pixels, capped at ``max_scale``."""
+    return int(min(max_scale, max(1, math.ceil(min_side / max(height, width, 1)))))
 
 
 def _write_png(path: PathType, rgb: np.ndarray) -> None:

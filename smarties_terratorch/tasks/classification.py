@@ -51,6 +51,7 @@ __all__ = [
     "SmartiesClassificationTask",
     "SmartiesClsToken",
     "SmartiesLinearProbeDecoder",
+    "bind_cls_token_norms",
     "cosine_warmup_factor",
 ]
 
@@ -96,14 +97,32 @@ class SmartiesClsToken(Neck):
         norm = self.__dict__["_norm"]
         if norm is None:
             raise RuntimeError(
-                "SmartiesClsToken has no final norm bound: use "
-                "smarties_terratorch.tasks.classification.SmartiesClassificationTask (which binds the backbone's "
-                "norm), call neck.bind(model.encoder), or set final_norm: false."
+                "SmartiesClsToken has no final norm bound: run the model under a Lightning Trainer with the "
+                "package's callbacks (added automatically in TerraTorch runs), use SmartiesClassificationTask, call "
+                "smarties_terratorch.tasks.classification.bind_cls_token_norms(model), or set final_norm: false."
             )
         width = norm.normalized_shape[0]
         if cls.shape[-1] % width:
             raise ValueError(f"CLS width {cls.shape[-1]} is not a multiple of the backbone width {width}")
         return [norm(cls.reshape(cls.shape[0], -1, width)).flatten(1)]
+
+
+def bind_cls_token_norms(model: nn.Module) -> int:
+    """Bind every :class:`SmartiesClsToken` of a TerraTorch factory model to ``model.encoder``'s final norm.
+
+    :class:`SmartiesClassificationTask` does this when it builds its model; with TerraTorch's own
+    ``ClassificationTask`` the package's Lightning callback does it at ``setup`` (see
+    :class:`smarties_terratorch.backbone.SmartiesBackbones`); a model built in Python needs this call.
+
+    Returns:
+        The number of necks bound.
+    """
+    necks = [m for m in model.modules() if isinstance(m, SmartiesClsToken) and m.final_norm]
+    if necks and getattr(model, "encoder", None) is None:
+        raise TypeError("SmartiesClsToken needs a model with an `encoder` (TerraTorch factory models)")
+    for neck in necks:
+        neck.bind(model.encoder)
+    return len(necks)
 
 
 @TERRATORCH_DECODER_REGISTRY.register
@@ -273,12 +292,7 @@ class SmartiesClassificationTask(ClassificationTask):
         model = getattr(self, "model", None)
         if model is None:
             return
-        encoder = getattr(model, "encoder", None)
-        for module in model.modules():
-            if isinstance(module, SmartiesClsToken) and module.final_norm:
-                if encoder is None:
-                    raise TypeError("SmartiesClsToken needs a model with an `encoder` (TerraTorch factory models)")
-                module.bind(encoder)
+        bind_cls_token_norms(model)
         std = self.hparams.get("head_init_std")
         if std is not None:
             linears = [m for m in model.head.modules() if isinstance(m, nn.Linear)] if hasattr(model, "head") else []

@@ -38,6 +38,7 @@ import torch
 from lightning.pytorch.cli import LightningCLI
 from timm.optim import param_groups_weight_decay
 from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import MeanMetric
 
 from ..checkpoints import SafeCheckpointLoading, check_ckpt_path, read_lightning_checkpoint
 from ..models.mae import MixupMode, SmartiesMAE
@@ -92,6 +93,10 @@ class SmartiesPretrainTask(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        # The epoch-mean loss is kept here, not in Lightning's logger state, so that checkpoints can carry it: a run
+        # resumed mid-epoch then averages over the whole epoch, as an uninterrupted run does (see on_save_checkpoint).
+        self.epoch_loss = MeanMetric()
+        self._pending_epoch_loss: dict[str, Any] | None = None
         self.model = SmartiesMAE(
             variant,
             img_size=img_size,
@@ -123,13 +128,51 @@ class SmartiesPretrainTask(pl.LightningModule):
         )
         bs = batch["image_a"].shape[0]
         # Averaged over ranks: the logged loss and a ModelCheckpoint monitoring train/loss_epoch see the global value.
-        self.log("train/loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=bs, sync_dist=True)
+        self.log("train/loss_step", out.loss, prog_bar=True, on_step=True, batch_size=bs, sync_dist=True)
+        self.epoch_loss.update(out.loss.detach(), weight=bs)
         self.log_dict(
             {"train/loss_view1": out.view_losses[0], "train/loss_view2": out.view_losses[1]},
             on_step=True,
             batch_size=bs,
         )
         return out.loss
+
+    # ------------------------------------------------------------------ epoch metrics across a resume
+    def on_train_epoch_start(self) -> None:
+        self.epoch_loss.reset()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        pending, self._pending_epoch_loss = self._pending_epoch_loss, None
+        # Restored only where the saved run stopped: the same epoch, at the batch after the last one it averaged.
+        if pending and pending["epoch"] == self.current_epoch and pending["batches"] == batch_idx:
+            # The saved state sums every rank's steps: restored on rank 0 only, so the ranks' sum counts them once.
+            if self.global_rank == 0:
+                for name, value in pending["state"].items():
+                    setattr(self.epoch_loss, name, value.to(self.device))
+            self.epoch_loss._update_count = batch_idx  # noqa: SLF001 - compute() warns when it thinks nothing was added
+
+    def on_train_epoch_end(self) -> None:
+        # Logged from this hook: Lightning runs monitoring callbacks (ModelCheckpoint on train/loss_epoch) after it.
+        if self.epoch_loss.update_count:
+            self.log("train/loss_epoch", self.epoch_loss.compute(), prog_bar=True)
+        self.epoch_loss.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the running epoch-mean loss, so that a run resumed mid-epoch averages the whole epoch.
+
+        Lightning builds the checkpoint on every rank, so the states are summed over ranks here (a collective).
+        """
+        dist = torch.distributed
+        with self.epoch_loss.sync_context(should_sync=dist.is_available() and dist.is_initialized()):
+            state = {k: v.detach().cpu().clone() for k, v in self.epoch_loss.metric_state.items()}
+        checkpoint["smarties_epoch_loss"] = {
+            "epoch": self.current_epoch,
+            "batches": self.epoch_loss.update_count,
+            "state": state,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_epoch_loss = checkpoint.get("smarties_epoch_loss")
 
     # ------------------------------------------------------------------ optimisation
     def effective_batch_size(self) -> int:
@@ -223,10 +266,34 @@ class PretrainCLI(LightningCLI):
             check_ckpt_path(self.config[subcommand].get("ckpt_path"))
 
 
+def shipped_config_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each ``-c/--config configs/NAME.yaml`` that does not exist here replaced by the package's copy.
+
+    The documented commands name ``configs/pretrain_demo.yaml`` as in a checkout; a pip install has no such
+    folder, but ships the same files as package data (``smarties config NAME`` prints them). A file that exists
+    where it is named always wins.
+    """
+    root = Path(__file__).resolve().parents[1] / "configs"
+    out = list(argv)
+    for i, item in enumerate(out[:-1]):
+        if item not in ("-c", "--config"):
+            continue
+        path = Path(out[i + 1])
+        shipped = root / Path(*path.parts[1:]) if path.parts[:1] == ("configs",) and len(path.parts) > 1 else None
+        if not path.exists() and shipped is not None and shipped.is_file():
+            log.info("%s: not found here, using the config shipped with the package (%s)", path, shipped)
+            out[i + 1] = str(shipped)
+    return out
+
+
 def cli_main(argv: Sequence[str] | None = None) -> int:
     """``smarties pretrain ...``: a LightningCLI over :class:`SmartiesPretrainTask` and any LightningDataModule
     (``PairedPretrainDataModule`` by default). Returns 0 on success."""
+    import sys
+
     from ..datamodules.paired import PairedPretrainDataModule
+
+    argv = shipped_config_argv(sys.argv[1:] if argv is None else argv)
 
     with warnings.catch_warnings():
         # `smarties pretrain` hands its own argv over; LightningCLI would warn that sys.argv differs.
@@ -235,7 +302,8 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
             SmartiesPretrainTask,
             PairedPretrainDataModule,
             subclass_mode_data=True,
-            args=list(argv) if argv is not None else None,
+            args=argv,
+            parser_kwargs={"prog": "smarties pretrain"},  # its messages then name the command to run
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
             trainer_defaults={"callbacks": [SafeCheckpointLoading()]},
