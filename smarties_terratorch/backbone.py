@@ -10,6 +10,7 @@ once TerraTorch is imported, in either order). A TerraTorch config then only nam
       backbone: smarties_vit_base_patch16
       backbone_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]   # same order as the data's bands
       backbone_ckpt_path: /data/weights/smarties-v1-vitb.safetensors
+      backbone_stats: S2-L2A        # the model normalises its raw input itself (saved with the checkpoint)
 
 The backbone returns the raw token sequence ``[B, 1 + N, D]`` (CLS first, no final norm) of every block in
 ``out_indices`` (default: all blocks, like Prithvi), which is what TerraTorch's ViT necks expect
@@ -323,6 +324,8 @@ def _build(
     )
     if model.default_bands is not None:
         log.info("%s bands:\n%s", variant, model.default_bands.describe())
+    if model.input_norm is not None:
+        log.info("%s normalises its input with %s (%s)", variant, model.input_norm.source, model.input_norm.units)
     return model
 
 
@@ -339,6 +342,11 @@ def _factory_doc(variant: str, what: str) -> str:
         out_indices: blocks to return; ``None`` = all.
         img_size: pre-training grid of ``pos_embed`` (other input sizes are interpolated).
         patch_size: must be 16 if given (TerraTorch forwards it).
+        stats: SMARTIES normalisation statistics the model applies to its raw input itself (YAML:
+            ``backbone_stats: S2-L2A``): a table name, a mapping with ``mean``/``std``/``p1``/``p99`` (and
+            ``bands``) or a statistics file, resolved for ``bands``. Saved in the checkpoint's hyperparameters,
+            so fit, test, predict and ``smarties predict`` all normalise alike; the data module then must not
+            normalise (a batch that looks normalised twice, or in other units, gets one clear warning).
         **kwargs: ``sensor``, ``modality_bands``, ``fusion`` (early/late/mixup), ``mixup_eval_seed``, ``weighting``,
             ``global_pool``, ``drop_path_rate`` (``drop_path`` is an alias), ...; ``in_channels``/``in_chans`` are
             checked against the number of bands; ``num_frames`` > 1 is refused (use TerraTorch's
