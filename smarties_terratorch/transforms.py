@@ -413,8 +413,9 @@ def units_mismatch(x: torch.Tensor, p1: torch.Tensor, p99: torch.Tensor, units: 
     if units in ("dn", "8bit", "unit") and negative > 0.2 and largest < 50:
         return (
             f"{head}: the input looks already normalised ({100 * negative:.0f} % negative values). Normalise once: "
-            f"a model built with stats (backbone_stats) normalises its input itself, so remove "
-            f"SmartiesAlbumentationsNormalize and the data module's means/stds, or drop backbone_stats."
+            f"a model built with stats (backbone_stats) normalises its raw input itself, so drop the other "
+            f"normalisation (SmartiesAlbumentationsNormalize, the data module's means/stds, smarties --stats) or "
+            f"backbone_stats; for data that is already normalised, use no statistics (smarties --stats none)."
         )
     if units == "dn" and ratio < 1e-3 and largest <= 2:
         return (

@@ -26,6 +26,7 @@ from smarties_terratorch.scene import (
     tiled_inference,
 )
 from smarties_terratorch.models.vit import smarties_vit_tiny_patch16
+from smarties_terratorch.transforms import UnitsWarning
 
 BANDS = ["B02", "B03", "B04", "B08"]
 TRANSFORM = from_origin(435730.0, 4179460.0, 10.0, 10.0)
@@ -236,8 +237,9 @@ def test_embed_cli_with_band_files_and_preview(tmp_path: Path) -> None:
     assert code == 2
 
 
-def _segmentation_checkpoint(path: Path, bands: list[str], num_classes: int = 3) -> Path:
-    """A checkpoint in the layout ``terratorch fit`` writes (``state_dict`` + the task's ``hyper_parameters``)."""
+def _segmentation_checkpoint(path: Path, bands: list[str], num_classes: int = 3, stats: str | None = None) -> Path:
+    """A checkpoint in the layout ``terratorch fit`` writes (``state_dict`` + the task's ``hyper_parameters``);
+    ``stats`` becomes ``model_args.backbone_stats`` (the model normalises its input itself)."""
     from terratorch.tasks import SemanticSegmentationTask
 
     import smarties_terratorch.backbone  # noqa: F401 - registers the backbones
@@ -245,6 +247,8 @@ def _segmentation_checkpoint(path: Path, bands: list[str], num_classes: int = 3)
     model_args = {"backbone": "smarties_vit_tiny_patch16", "backbone_bands": bands, "necks": [
         {"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}], "decoder": "FCNDecoder",
         "num_classes": num_classes}  # fmt: skip
+    if stats is not None:
+        model_args["backbone_stats"] = stats
     task = SemanticSegmentationTask(model_args=model_args, model_factory="EncoderDecoderFactory", loss="ce")
     hparams = {"_class_path": "terratorch.tasks.SemanticSegmentationTask", **task.hparams}
     torch.save({"state_dict": task.state_dict(), "hyper_parameters": hparams}, path)
@@ -260,7 +264,7 @@ def test_predict_from_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "mask.tif"
     # fp32 pinned: "auto" means bf16 on CPUs with native bf16, and this test compares with an fp32 forward exactly.
     code = cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(out), "--tile-size", "64",
-                     "--overlap", "0", "--quiet", "--precision", "fp32",
+                     "--overlap", "0", "--quiet", "--precision", "fp32", "--stats", "none",
                      "--probabilities", str(tmp_path / "prob.tif")])  # fmt: skip
     assert code == 0
     task = load_segmentation_task(ckpt)
@@ -293,7 +297,7 @@ def test_predict_cli_bf16_agrees_with_fp32(tmp_path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on CPUs without it: slower, still right
             code = cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(tmp_path / f"{precision}.tif"),
-                             "--tile-size", "64", "--overlap", "0", "--quiet", "--precision", precision,
+                             "--tile-size", "64", "--overlap", "0", "--quiet", "--precision", precision, "--stats", "none",
                              "--probabilities", str(tmp_path / f"{precision}_prob.tif")])  # fmt: skip
         assert code == 0
         with rasterio.open(tmp_path / f"{precision}.tif") as src, rasterio.open(tmp_path / f"{precision}_prob.tif") as p:
@@ -301,6 +305,45 @@ def test_predict_cli_bf16_agrees_with_fp32(tmp_path: Path) -> None:
     (mask32, prob32), (mask16, prob16) = outputs["fp32"], outputs["bf16"]
     assert (mask32 == mask16).mean() >= 0.95
     assert np.abs(prob32 - prob16).max() <= 0.05
+
+
+def test_predict_uses_the_checkpoints_statistics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A checkpoint with backbone_stats needs no flag; --stats replaces them; one without statistics is refused."""
+    from smarties_terratorch.transforms import SmartiesNormalize
+
+    scene = write_tif(tmp_path / "scene.tif", np.random.default_rng(9).uniform(0, 3000, (4, 48, 48)).astype(np.float32))
+    common = ["--tile-size", "48", "--overlap", "0", "--quiet", "--precision", "fp32", "--probabilities"]
+    norm_ckpt = _segmentation_checkpoint(tmp_path / "norm.ckpt", ["BLUE", "GREEN", "RED", "NIR_BROAD"], stats="S2-L2A")
+    plain_ckpt = tmp_path / "plain.ckpt"
+    plain_ckpt.write_bytes(norm_ckpt.read_bytes())
+    plain = torch.load(plain_ckpt, weights_only=True)
+    del plain["hyper_parameters"]["model_args"]["backbone_stats"]
+    torch.save(plain, plain_ckpt)
+
+    def predict(ckpt: Path, name: str, *extra: str) -> int:
+        return cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(tmp_path / name), *common,
+                         *extra])  # fmt: skip
+
+    assert predict(norm_ckpt, "in_model.tif") == 0
+    assert "normalises its input with statistics table 'S2-L2A'" in capsys.readouterr().err
+    assert predict(plain_ckpt, "external.tif", "--stats", "S2-L2A") == 0
+    np.testing.assert_allclose(read(tmp_path / "in_model_probabilities.tif"),
+                               read(tmp_path / "external_probabilities.tif"), atol=1e-5)  # fmt: skip
+    # the forgotten normalisation is refused, saying what to pass
+    capsys.readouterr()
+    assert predict(plain_ckpt, "forgot.tif") == 2
+    err = capsys.readouterr().err
+    assert "records no normalisation statistics" in err and "--stats" in err and err.count("\n") == 1
+    assert not (tmp_path / "forgot.tif").exists()
+    # --stats overrides the checkpoint's statistics (here with a file); 'none' switches them off
+    stats_file = tmp_path / "mine.yaml"
+    s2 = SmartiesNormalize.from_spec("S2-L2A", ["B02", "B03", "B04", "B08"])
+    stats_file.write_text(json.dumps({"bands": ["B02", "B03", "B04", "B08"], "mean": s2.mean.tolist(),
+                                      "std": s2.std.tolist(), "p1": (s2.p1 * 2).tolist(), "p99": (s2.p99 * 2).tolist()}))  # fmt: skip
+    assert predict(norm_ckpt, "override.tif", "--stats", str(stats_file)) == 0
+    assert not np.allclose(read(tmp_path / "override_probabilities.tif"), read(tmp_path / "in_model_probabilities.tif"))
+    assert predict(norm_ckpt, "none.tif", "--stats", "none") == 0
+    assert not np.allclose(read(tmp_path / "none_probabilities.tif"), read(tmp_path / "in_model_probabilities.tif"))
 
 
 def test_predict_rejects_state_dict_only_file(tmp_path: Path) -> None:
@@ -692,14 +735,23 @@ def test_predict_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     scene_path = write_tif(tmp_path / "scene.tif", rng.normal(size=(4, 48, 48)).astype(np.float32))
     args = ["predict", str(scene_path), "--checkpoint", str(ckpt), "--tile-size", "48", "--overlap", "0", "--quiet"]
     args = [*args, "--stats", "S2-L2A"]
-    assert cli.main([*args, "--out", str(tmp_path / "a.tif"), "--probabilities"]) == 0
+    with pytest.warns(UnitsWarning, match="looks already normalised"):  # N(0, 1) noise for DN statistics
+        assert cli.main([*args, "--out", str(tmp_path / "a.tif"), "--probabilities"]) == 0
     assert (tmp_path / "a_probabilities.tif").is_file()
-    # --bands names the scene's channels (here: another order), which picks the statistics per channel
-    assert cli.main([*args, "--out", str(tmp_path / "b.tif"), "--bands", "B08,B04,B03,B02", "--probabilities"]) == 0
-    assert not np.allclose(read(tmp_path / "a_probabilities.tif"), read(tmp_path / "b_probabilities.tif"))
+    # --bands names the scene's channels in any spelling of the trained bands (one vocabulary)
+    assert cli.main([*args, "--out", str(tmp_path / "b.tif"), "--bands", "BLUE,S2:B03,665,NIR_BROAD",
+                     "--probabilities"]) == 0  # fmt: skip
+    np.testing.assert_array_equal(read(tmp_path / "a_probabilities.tif"), read(tmp_path / "b_probabilities.tif"))
     capsys.readouterr()
+    # other bands (here: another order) than the checkpoint's are refused before anything is written
+    assert cli.main([*args, "--out", str(tmp_path / "d.tif"), "--bands", "B08,B04,B03,B02"]) == 2
+    assert "are not the bands" in capsys.readouterr().err and not (tmp_path / "d.tif").exists()
+    # an unknown name is refused before the checkpoint is loaded, with the accepted spellings
+    assert cli.main([*args, "--out", str(tmp_path / "d.tif"), "--bands", "BLUE,GREEN,RED,NIR"]) == 2
+    err = capsys.readouterr().err
+    assert "--bands" in err and "ambiguous" in err and err.count("\n") == 1
     assert cli.main([*args, "--out", str(tmp_path / "c.tif"), "--bands", "B02,B03"]) == 2
-    assert "4 band(s) but --bands names 2" in capsys.readouterr().err
+    assert "are not the bands" in capsys.readouterr().err
     assert not (tmp_path / "c.tif").exists()
 
 
