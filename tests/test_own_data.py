@@ -336,3 +336,130 @@ def test_terratorch_predict_command_applies_the_tiling(seg_checkpoint, tmp_path:
     assert run.returncode == 0, run.stderr[-3000:]
     assert "tiled_inference_parameters={'h_crop': 32" in run.stderr and "applied" in run.stderr
     assert any(out.iterdir())
+
+
+# ------------------------------------------------------------------------------------------------- normalisation in the model
+HLS_NAMES = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
+# Typical HLS S30 surface reflectance x 10000 per band: (soil/vegetation, burned) means.
+_DN_MEANS = np.array([[600, 900, 1100, 2800, 2400, 1600], [500, 700, 900, 1500, 2900, 2600]], dtype=np.float32)
+
+
+def make_hls_dn(root: Path, n: int = 2, size: int = 224, splits: tuple[str, ...] = ("training", "validation")) -> Path:
+    """Burn-scars layout with HLS-like reflectance **digital numbers** (uint16, 6 bands) and masks that follow the
+    spectra (burned: low NIR, high SWIR), so a model can learn them in a few steps."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for split in splits:
+        for i in range(n):
+            rng = _rng(1000 * len(split) + i)
+            phase = rng.uniform(0, 2 * np.pi, 2)
+            burned = (np.sin(6 * xx + phase[0]) * np.cos(5 * yy + phase[1]) > 0.2).astype(np.int16)
+            mean = _DN_MEANS[burned].transpose(2, 0, 1)
+            img = np.clip(mean * rng.normal(1.0, 0.15, (6, size, size)), 1, 10000).astype(np.uint16)
+            _write(root / split / f"scene{i}_merged.tif", img)
+            _write(root / split / f"scene{i}.mask.tif", burned[None])
+    return root
+
+
+USER_YAML = """\
+seed_everything: 0
+trainer:
+  accelerator: cpu
+  max_steps: 4
+  max_epochs: 2
+  logger: false
+  default_root_dir: run
+data:
+  class_path: terratorch.datamodules.GenericNonGeoSegmentationDataModule
+  init_args:
+    batch_size: 2
+    num_workers: 0
+    num_classes: 2
+    train_data_root: my_data/training
+    val_data_root: my_data/validation
+    test_data_root: my_data/validation
+    img_grep: "*_merged.tif"
+    label_grep: "*.mask.tif"
+    dataset_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
+    output_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
+    no_label_replace: -1
+model:
+  class_path: terratorch.tasks.SemanticSegmentationTask
+  init_args:
+    model_factory: EncoderDecoderFactory
+    model_args:
+      backbone: smarties_vit_tiny_patch16
+      backbone_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
+      backbone_stats: S2-L2A        # raw reflectance DNs in, normalised inside the model
+      necks:
+        - name: SelectIndices
+          indices: [0, 1]
+        - name: ReshapeTokensToImage
+      decoder: FCNDecoder
+      num_classes: 2
+    loss: ce
+    ignore_index: -1
+optimizer:
+  class_path: torch.optim.AdamW
+  init_args: {lr: 1.0e-3}
+"""
+
+
+def _user_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subprocess_run: bool) -> dict[str, Any]:
+    """The user's steps, in ``tmp_path``: own YAML, ``terratorch fit``, ``terratorch predict``, ``smarties predict``
+    (no normalisation or band flags), then the share of pixels on which both predictions agree."""
+    import subprocess
+
+    monkeypatch.chdir(tmp_path)
+    make_hls_dn(tmp_path / "my_data", n=2)
+    make_hls_dn(tmp_path / "my_data", n=2, splits=("scenes",))
+    Path("my.yaml").write_text(USER_YAML)
+    fit = ["fit", "-c", "my.yaml"]
+    if subprocess_run:
+        run = subprocess.run([sys.executable, "-m", "terratorch", *fit], capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stderr[-3000:]
+    else:
+        from terratorch.cli_tools import build_lightning_cli
+
+        build_lightning_cli(fit)
+    ckpt = next(p for p in sorted(Path("run").rglob("*.ckpt")) if "state_dict" not in p.name)
+    hparams = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert hparams["model_args"]["backbone_stats"] == "S2-L2A"  # the statistics travel with the checkpoint
+    predict = ["predict", "-c", "my.yaml", "--ckpt_path", str(ckpt), "--predict_output_dir", "tt_pred",
+               "--data.init_args.predict_data_root", "my_data/scenes"]  # fmt: skip
+    ours = ["predict", "--scenes", "my_data/scenes/*_merged.tif", "--out-dir", "our_pred", "--checkpoint", str(ckpt)]
+    if subprocess_run:
+        smarties = str(Path(sys.executable).with_name("smarties"))
+        for cmd in ([sys.executable, "-m", "terratorch", *predict], [smarties, *ours]):
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            assert run.returncode == 0, run.stderr[-3000:]
+    else:
+        from terratorch.cli_tools import build_lightning_cli
+
+        from smarties_terratorch import cli
+
+        build_lightning_cli(predict)
+        assert cli.main(ours) == 0
+    agree, total = 0, 0
+    for scene in sorted(Path("my_data/scenes").glob("*_merged.tif")):
+        with rasterio.open(Path("tt_pred") / f"{scene.stem}_pred.tif") as a, rasterio.open(
+            next(Path("our_pred").glob(f"{scene.stem}*.tif"))
+        ) as b:
+            theirs, mine = a.read(1).astype(np.int64), b.read(1).astype(np.int64)
+        agree += int((theirs == mine).sum())
+        total += theirs.size
+    return {"agree": agree / total, "pixels": total}
+
+
+def test_user_run_in_model_normalisation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fast variant (in-process): fit and both predicts on raw DNs agree; no transform anywhere to forget."""
+    result = _user_run(tmp_path, monkeypatch, subprocess_run=False)
+    print(f"terratorch predict vs smarties predict: {100 * result['agree']:.3f} % of {result['pixels']} pixels agree")
+    assert result["agree"] >= 0.99
+
+
+@pytest.mark.slow
+def test_user_run_in_model_normalisation_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same run with the real commands (``terratorch fit/predict``, ``smarties predict``) in subprocesses."""
+    result = _user_run(tmp_path, monkeypatch, subprocess_run=True)
+    print(f"terratorch predict vs smarties predict: {100 * result['agree']:.3f} % of {result['pixels']} pixels agree")
+    assert result["agree"] >= 0.99
