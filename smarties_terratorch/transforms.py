@@ -208,12 +208,16 @@ class Stats:
 
     def _index_of(self, band: Any) -> int:
         codes = {_norm_code(b): i for i, b in enumerate(self.bands)}
-        name = getattr(band, "name", band) if isinstance(band, ResolvedBand) else band
-        if isinstance(name, str) and _norm_code(name) in codes:
-            return codes[_norm_code(name)]
-        key = _range_key(band) if isinstance(band, ResolvedBand) else _range_of(band, self.sensor)
-        if key is not None and key in self._range_index:
-            return self._range_index[key]
+        name = band.name if isinstance(band, ResolvedBand) else band
+        resolved = isinstance(band, ResolvedBand)
+        key = _range_key(band) if resolved else _range_of(band, self.sensor)
+        # A resolved band is matched by its range first (a band map may say PlanetScope "B5" is NIR); a name by
+        # the table's own codes first.
+        for how in ("range", "code") if resolved else ("code", "range"):
+            if how == "code" and isinstance(name, str) and _norm_code(name) in codes:
+                return codes[_norm_code(name)]
+            if how == "range" and key is not None and key in self._range_index:
+                return self._range_index[key]
         dropped = [
             b
             for b in self.file_bands
@@ -329,6 +333,7 @@ def _stats_from_mapping(spec: Mapping[str, Any], source: str) -> Stats:
             mean=spec["mean"], std=spec["std"], p1=spec["p1"], p99=spec["p99"],
             positions=tuple(range(n)),
             file_bands=tuple(str(b) for b in bands) if bands is not None else tuple(f"channel {i}" for i in range(n)),
+            sensor=spec.get("sensor"),
         )  # fmt: skip
     except (ValueError, TypeError) as err:
         raise ValueError(f"{source}: {err}") from None

@@ -4,7 +4,9 @@ and the example configs under ``configs/examples/`` (each run for one step on ge
 from __future__ import annotations
 
 import json
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,13 @@ from smarties_terratorch.io import read_raster  # noqa: E402
 from smarties_terratorch.transforms import (  # noqa: E402
     SmartiesAlbumentationsNormalize,
     SmartiesNormalize,
+    UnitsWarning,
     compute_statistics,
 )
 
 EXAMPLES = REPO / "configs" / "examples"
 HLS6 = ["B02", "B03", "B04", "B8A", "B11", "B12"]
+HLS_NAMES = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]  # the same bands, TerraTorch names
 S2_4 = ["B02", "B03", "B04", "B08"]
 
 
@@ -99,8 +103,11 @@ def test_transform_says_where_it_belongs() -> None:
     t = SmartiesAlbumentationsNormalize("S2-L2A", bands=S2_4)
     with pytest.raises(ValueError, match="before FlattenTemporalIntoChannels and ToTensorV2"):
         t(image=np.zeros((8, 8, 12), np.float32))  # flattened dates: 12 channels for 4 statistics bands
-    with pytest.raises(ValueError, match="'BLUE' is not in the S2-L2A statistics"):
-        SmartiesAlbumentationsNormalize("S2-L2A", bands=["BLUE"])
+    with pytest.raises(ValueError, match="'NIRR' is not in the S2-L2A statistics.*Close matches: 'NIR_BROAD'"):
+        SmartiesAlbumentationsNormalize("S2-L2A", bands=["NIRR"])
+    # one band vocabulary: TerraTorch names pick the table's rows
+    by_name = SmartiesAlbumentationsNormalize("S2-L2A", bands=HLS_NAMES).normalize
+    assert by_name.bands == tuple(HLS6)
 
 
 def test_generic_segmentation_module_gives_the_two_step_normalisation(tmp_path: Path) -> None:
@@ -209,26 +216,27 @@ def test_example_segmentation_fits(tmp_path: Path) -> None:
     }
     cli = run_config(EXAMPLES / "own_data_segmentation.yaml", tmp_path, overrides)
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
-    assert type(cli.model.model.encoder).__name__ == "SmartiesBackbone"
+    encoder = cli.model.model.encoder
+    assert type(encoder).__name__ == "SmartiesBackbone"
+    assert encoder.input_norm is not None and encoder.input_norm.bands == tuple(HLS6)  # normalised in the model
 
 
 def test_example_classification_fits_with_computed_statistics(tmp_path: Path) -> None:
     root = make_classification(tmp_path / "my_scenes")
     stats_file = root / "stats.yaml"
     assert stats_cli.main([str(root / "train" / "*" / "*.tif"), "--bands", *S2_4, "--out", str(stats_file)]) == 0
-    normalise = {"class_path": "smarties_terratorch.transforms.SmartiesAlbumentationsNormalize",
-                 "init_args": {"statistics": str(stats_file)}}  # fmt: skip
-    cfg = yaml.safe_load((EXAMPLES / "own_data_classification.yaml").read_text())["data"]["init_args"]
     overrides = {
         **_common(tmp_path),
         "data.init_args.train_data_root": str(root / "train"),
         "data.init_args.val_data_root": str(root / "val"),
         "data.init_args.test_data_root": str(root / "val"),
+        "model.init_args.model_args.backbone_stats": str(stats_file),
     }
-    for split in ("train", "val", "test"):
-        overrides[f"data.init_args.{split}_transform"] = [normalise, *cfg[f"{split}_transform"][1:]]
-    cli = run_config(EXAMPLES / "own_data_classification.yaml", tmp_path, overrides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitsWarning)  # raw digital numbers fit the statistics: no units warning
+        cli = run_config(EXAMPLES / "own_data_classification.yaml", tmp_path, overrides)
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+    assert cli.model.model.encoder.input_norm.source == f"statistics file {stats_file}"
 
 
 def test_example_multitemporal_fits(tmp_path: Path) -> None:
@@ -242,6 +250,7 @@ def test_example_multitemporal_fits(tmp_path: Path) -> None:
     cli = run_config(EXAMPLES / "own_data_multitemporal.yaml", tmp_path, overrides)
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
     assert type(cli.model.model.encoder).__name__ == "TemporalWrapper"
+    assert any(getattr(m, "input_norm", None) is not None for m in cli.model.model.encoder.modules())
 
 
 # ------------------------------------------------------------------------------------------------- predict tiling
@@ -339,7 +348,6 @@ def test_terratorch_predict_command_applies_the_tiling(seg_checkpoint, tmp_path:
 
 
 # ------------------------------------------------------------------------------------------------- normalisation in the model
-HLS_NAMES = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
 # Typical HLS S30 surface reflectance x 10000 per band: (soil/vegetation, burned) means.
 _DN_MEANS = np.array([[600, 900, 1100, 2800, 2400, 1600], [500, 700, 900, 1500, 2900, 2600]], dtype=np.float32)
 
@@ -360,106 +368,122 @@ def make_hls_dn(root: Path, n: int = 2, size: int = 224, splits: tuple[str, ...]
     return root
 
 
-USER_YAML = """\
-seed_everything: 0
-trainer:
-  accelerator: cpu
-  max_steps: 4
-  max_epochs: 2
-  logger: false
-  default_root_dir: run
-data:
-  class_path: terratorch.datamodules.GenericNonGeoSegmentationDataModule
-  init_args:
-    batch_size: 2
-    num_workers: 0
-    num_classes: 2
-    train_data_root: my_data/training
-    val_data_root: my_data/validation
-    test_data_root: my_data/validation
-    img_grep: "*_merged.tif"
-    label_grep: "*.mask.tif"
-    dataset_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
-    output_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
-    no_label_replace: -1
-model:
-  class_path: terratorch.tasks.SemanticSegmentationTask
-  init_args:
-    model_factory: EncoderDecoderFactory
-    model_args:
-      backbone: smarties_vit_tiny_patch16
-      backbone_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
-      backbone_stats: S2-L2A        # raw reflectance DNs in, normalised inside the model
-      necks:
-        - name: SelectIndices
-          indices: [0, 1]
-        - name: ReshapeTokensToImage
-      decoder: FCNDecoder
-      num_classes: 2
-    loss: ce
-    ignore_index: -1
-optimizer:
-  class_path: torch.optim.AdamW
-  init_args: {lr: 1.0e-3}
-"""
+GUIDE = REPO / "docs" / "guide" / "your-data.md"
 
 
-def _user_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subprocess_run: bool) -> dict[str, Any]:
-    """The user's steps, in ``tmp_path``: own YAML, ``terratorch fit``, ``terratorch predict``, ``smarties predict``
-    (no normalisation or band flags), then the share of pixels on which both predictions agree."""
+def _guide_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", GUIDE.read_text(), re.S)
+
+
+def guide_config(epochs: int, lr: float) -> dict[str, Any]:
+    """The complete config of ``docs/guide/your-data.md``, shrunk to a tiny model trained ``epochs`` epochs on CPU."""
+    cfg = yaml.safe_load(next(b for b in _guide_blocks("yaml") if b.startswith("seed_everything")))
+    args = cfg["model"]["init_args"]["model_args"]
+    assert args["backbone_stats"] == "S2-L2A" and not any("transform" in k for k in cfg["data"]["init_args"])
+    args = tiny_model_args(args)
+    args.update(necks=[{"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}],
+                decoder="FCNDecoder")  # fmt: skip
+    cfg["model"]["init_args"]["model_args"] = args
+    cfg["trainer"].update(accelerator="cpu", max_epochs=epochs, logger=False, log_every_n_steps=1)
+    cfg["data"]["init_args"].update(batch_size=2, num_workers=0)
+    cfg["optimizer"]["init_args"]["lr"] = lr
+    return cfg
+
+
+def guide_commands() -> list[list[str]]:
+    """The guide's ``terratorch fit`` / ``terratorch predict`` / ``smarties predict`` lines, as argv lists."""
+    import shlex
+
+    block = next(b for b in _guide_blocks("bash") if "terratorch fit -c my_config.yaml" in b)
+    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def _user_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subprocess_run: bool, epochs: int, lr: float, n: int
+) -> dict[str, Any]:
+    """The guide's steps, as a user runs them in a folder of 6-band HLS-like GeoTIFFs in reflectance digital
+    numbers: its config, ``terratorch fit``, ``terratorch predict`` and ``smarties predict`` (no normalisation or
+    band flags); returns the share of pixels on which both predictions agree and the class shares."""
     import subprocess
 
     monkeypatch.chdir(tmp_path)
-    make_hls_dn(tmp_path / "my_data", n=2)
+    make_hls_dn(tmp_path / "my_data", n=n)
     make_hls_dn(tmp_path / "my_data", n=2, splits=("scenes",))
-    Path("my.yaml").write_text(USER_YAML)
-    fit = ["fit", "-c", "my.yaml"]
-    if subprocess_run:
-        run = subprocess.run([sys.executable, "-m", "terratorch", *fit], capture_output=True, text=True, timeout=900)
-        assert run.returncode == 0, run.stderr[-3000:]
-    else:
-        from terratorch.cli_tools import build_lightning_cli
-
-        build_lightning_cli(fit)
-    ckpt = next(p for p in sorted(Path("run").rglob("*.ckpt")) if "state_dict" not in p.name)
-    hparams = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]
-    assert hparams["model_args"]["backbone_stats"] == "S2-L2A"  # the statistics travel with the checkpoint
-    predict = ["predict", "-c", "my.yaml", "--ckpt_path", str(ckpt), "--predict_output_dir", "tt_pred",
-               "--data.init_args.predict_data_root", "my_data/scenes"]  # fmt: skip
-    ours = ["predict", "--scenes", "my_data/scenes/*_merged.tif", "--out-dir", "our_pred", "--checkpoint", str(ckpt)]
-    if subprocess_run:
-        smarties = str(Path(sys.executable).with_name("smarties"))
-        for cmd in ([sys.executable, "-m", "terratorch", *predict], [smarties, *ours]):
-            run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    Path("my_config.yaml").write_text(yaml.safe_dump(guide_config(epochs, lr)))
+    commands = guide_commands()
+    assert [c[:2] for c in commands] == [["terratorch", "fit"], ["terratorch", "predict"], ["smarties", "predict"]]
+    assert not any(flag in c for c in commands for flag in ("--stats", "--bands"))
+    for cmd in commands:
+        if subprocess_run:
+            exe = [sys.executable, "-m", "terratorch"] if cmd[0] == "terratorch" else [str(Path(sys.executable).with_name("smarties"))]
+            run = subprocess.run([*exe, *cmd[1:]], capture_output=True, text=True, timeout=1200)
             assert run.returncode == 0, run.stderr[-3000:]
-    else:
-        from terratorch.cli_tools import build_lightning_cli
+        elif cmd[0] == "terratorch":
+            from terratorch.cli_tools import build_lightning_cli
 
-        from smarties_terratorch import cli
+            build_lightning_cli(cmd[1:])
+        else:
+            from smarties_terratorch import cli
 
-        build_lightning_cli(predict)
-        assert cli.main(ours) == 0
-    agree, total = 0, 0
+            assert cli.main(cmd[1:]) == 0
+    hparams = torch.load("run/checkpoints/best.ckpt", map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert hparams["model_args"]["backbone_stats"] == "S2-L2A"  # the statistics travel with the checkpoint
+    agree, total, counts = 0, 0, np.zeros(2, np.int64)
     for scene in sorted(Path("my_data/scenes").glob("*_merged.tif")):
-        with rasterio.open(Path("tt_pred") / f"{scene.stem}_pred.tif") as a, rasterio.open(
-            next(Path("our_pred").glob(f"{scene.stem}*.tif"))
+        with rasterio.open(Path("predictions") / f"{scene.stem}_pred.tif") as a, rasterio.open(
+            next(Path("smarties_predictions").glob(f"{scene.stem}*.tif"))
         ) as b:
             theirs, mine = a.read(1).astype(np.int64), b.read(1).astype(np.int64)
         agree += int((theirs == mine).sum())
         total += theirs.size
-    return {"agree": agree / total, "pixels": total}
+        counts += np.bincount(mine.ravel(), minlength=2)[:2]
+    return {"agree": agree / total, "pixels": total, "class_share": (counts / counts.sum()).tolist()}
+
+
+def _report(result: dict[str, Any]) -> None:
+    print(f"terratorch predict vs smarties predict: {100 * result['agree']:.3f} % of {result['pixels']} pixels agree;"
+          f" class shares {[round(c, 3) for c in result['class_share']]}")  # fmt: skip
+    assert min(result["class_share"]) > 0.05  # both classes predicted: the agreement is not trivial
+    assert result["agree"] >= 0.99
 
 
 def test_user_run_in_model_normalisation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fast variant (in-process): fit and both predicts on raw DNs agree; no transform anywhere to forget."""
-    result = _user_run(tmp_path, monkeypatch, subprocess_run=False)
-    print(f"terratorch predict vs smarties predict: {100 * result['agree']:.3f} % of {result['pixels']} pixels agree")
-    assert result["agree"] >= 0.99
+    """Fast variant, in-process: the guide's config fit for one step at a negligible learning rate (an untrained,
+    non-degenerate model), then both predict commands on raw digital numbers agree; no transform to forget."""
+    _report(_user_run(tmp_path, monkeypatch, subprocess_run=False, epochs=1, lr=1e-9, n=2))
 
 
 @pytest.mark.slow
 def test_user_run_in_model_normalisation_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same run with the real commands (``terratorch fit/predict``, ``smarties predict``) in subprocesses."""
-    result = _user_run(tmp_path, monkeypatch, subprocess_run=True)
-    print(f"terratorch predict vs smarties predict: {100 * result['agree']:.3f} % of {result['pixels']} pixels agree")
-    assert result["agree"] >= 0.99
+    """The guide's commands as a user types them (``terratorch fit/predict``, ``smarties predict``, subprocesses),
+    with a model trained for 8 epochs that has learned the two classes."""
+    _report(_user_run(tmp_path, monkeypatch, subprocess_run=True, epochs=8, lr=1e-3, n=4))
+
+
+def test_terratorch_predict_uses_the_test_transform(tmp_path: Path) -> None:
+    """What the guide warns about: TerraTorch's generic data module builds the predict set with test_transform."""
+    from terratorch.datamodules import GenericNonGeoSegmentationDataModule
+
+    root = make_hls_dn(tmp_path / "my_data", n=1, size=32, splits=("scenes",))
+    t = SmartiesAlbumentationsNormalize("S2-L2A", bands=HLS_NAMES)
+    dm = GenericNonGeoSegmentationDataModule(
+        batch_size=1, num_workers=0, num_classes=2, train_data_root=root / "scenes", val_data_root=root / "scenes",
+        test_data_root=root / "scenes", predict_data_root=root / "scenes", img_grep="*_merged.tif",
+        label_grep="*.mask.tif", test_transform=[t, _to_tensor()],
+    )  # fmt: skip
+    dm.setup("predict")
+    image = dm.predict_dataset[0]["image"]
+    raw = torch.from_numpy(read_raster(root / "scenes" / "scene0_merged.tif"))
+    assert torch.allclose(image, SmartiesNormalize.from_spec("S2-L2A", HLS6)(raw), atol=1e-6)
+
+
+def test_stats_command_checks_band_names_first(tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path / "a.tif", _rng(3).uniform(0, 255, (3, 8, 8)).astype(np.float32))
+    assert stats_cli.main([str(path), "--bands", "BLUE", "NIRR", "RED", "--out", str(tmp_path / "x.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown band 'NIRR'" in err and "NIR_BROAD" in err and err.count("\n") == 1
+    # bare RGB names need the sensor, which the file then records (the rows are found in its vocabulary)
+    out = tmp_path / "rgb.yaml"
+    assert stats_cli.main([str(path), "--bands", "R", "G", "B", "--sensor", "RGB", "--out", str(out)]) == 0
+    assert yaml.safe_load(out.read_text())["sensor"] == "RGB"
+    assert SmartiesNormalize.from_spec(out, ["RGB:B", "RED"]).bands == ("B", "R")
