@@ -101,7 +101,7 @@ def _unresolved_hint(band: Any, sensor: str | None) -> str:
     try:
         resolve_bands([band], sensor=sensor)
     except (ValueError, TypeError) as err:
-        return f" {err}"
+        return f" {str(err).split(' Accepted: ')[0]}"  # the table's own rows are listed next
     return ""
 
 
