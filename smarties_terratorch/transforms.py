@@ -659,7 +659,8 @@ def _albumentations_normalize() -> type:
             statistics: anything :meth:`SmartiesNormalize.from_spec` accepts: a released table name (``"S2-L2A"``,
                 ``"S1-GRD"``, ``"RGB"``, ...), a mapping with ``mean``/``std``/``p1``/``p99`` lists, or the path of
                 a statistics file written by ``smarties stats``.
-            bands: the statistics rows to use, one per channel, in the data's channel order (table names: e.g.
+            bands: the statistics rows to use, one per channel, in the data's channel order, in any spelling of the
+                band vocabulary (e.g. ``[BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]`` or
                 ``[B02, B03, B04, B8A, B11, B12]`` for HLS data with the S2-L2A table); default: all rows.
             nan_to: value written where the normalised output is NaN (``0.0`` = the band mean); default keeps NaN.
             p: albumentations' probability; keep 1.
@@ -676,7 +677,8 @@ def _albumentations_normalize() -> type:
             self.statistics = statistics if isinstance(statistics, (str, Stats)) else dict(statistics)
             self.bands = list(bands) if bands is not None else None
             self.nan_to = nan_to
-            self.normalize = SmartiesNormalize.from_spec(statistics, self.bands, nan_to=nan_to)
+            # Units checked on the first samples: a wrong constant_scale otherwise trains on near-constant inputs.
+            self.normalize = SmartiesNormalize.from_spec(statistics, self.bands, nan_to=nan_to, check_units=True)
 
         def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
             n = self.normalize.num_channels

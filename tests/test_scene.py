@@ -631,6 +631,22 @@ def test_cli_model_options_change_the_features(tmp_path: Path, scene: Path, caps
     assert code == 0 and summary["shape"][0] == 768 and feats["s2"].shape[0] == 64
 
 
+def test_embed_bands_in_any_spelling(tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture) -> None:
+    """One band vocabulary: TerraTorch names and S2 codes pick the same statistics rows and projections."""
+    common = [str(scene), "--quiet", "--tile-size", "32", "--overlap", "16", "--stats", "S2-L2A", "--arch", TINY]
+    feats = {}
+    for name, bands in {"codes": "B02,B03,B04,B08", "names": "BLUE,GREEN,RED,NIR_BROAD", "mixed": "S2:B02,560,red_2,B8"}.items():
+        torch.manual_seed(0)
+        assert cli.main(["embed", *common, "--bands", bands, "--out", str(tmp_path / f"{name}.tif")]) == 0, name
+        feats[name] = read(tmp_path / f"{name}.tif")
+    np.testing.assert_array_equal(feats["codes"], feats["names"])
+    np.testing.assert_array_equal(feats["codes"], feats["mixed"])
+    capsys.readouterr()
+    assert cli.main(["embed", *common, "--bands", "BLUE,GREEN,RED,NIRR", "--out", str(tmp_path / "x.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown band 'NIRR'" in err and "NIR_BROAD" in err and err.count("\n") == 1
+
+
 def test_cli_precision_device_threads_compile(
     tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
