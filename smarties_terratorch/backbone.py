@@ -30,11 +30,13 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch.callbacks import Callback
+from torch import nn
 from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
 from timm.models._features import feature_take_indices
 
 from .models.vit import SmartiesViT, create_smarties_vit, default_cfgs
 from .spectrum import ResolvedBands, concat_bands, resolve_bands
+from .transforms import SmartiesNormalize
 
 __all__ = [
     "BackboneConfigError",
@@ -70,6 +72,9 @@ class SmartiesBackbone(SmartiesViT):
         mixup_eval_seed: with ``fusion="mixup"``, the seed of the token-mix positions in eval mode, so evaluation
             is reproducible (the release draws them at random at evaluation too); ``None`` = random. Training
             always draws fresh positions from the global RNG.
+        stats: normalisation statistics applied inside the model (see :class:`SmartiesViT`); with
+            ``modality_bands``, one entry per modality (``{S2: S2-L2A, S1: S1-GRD}``), each resolved for that
+            modality's bands.
         **kwargs: :class:`SmartiesViT` arguments (``bands``, ``sensor``, ``img_size``, ``weighting``, ...).
     """
 
@@ -79,6 +84,7 @@ class SmartiesBackbone(SmartiesViT):
         modality_bands: Mapping[str, Any] | None = None,
         fusion: Literal["early", "late", "mixup"] = "early",
         mixup_eval_seed: int | None = 0,
+        stats: Any = None,
         **kwargs: Any,
     ) -> None:
         if fusion not in ("early", "late", "mixup"):
@@ -88,7 +94,8 @@ class SmartiesBackbone(SmartiesViT):
                 "fusion='mixup' (BigEarthNet-MM mixup concatenation) needs exactly two modalities in "
                 f"modality_bands, got {sorted(modality_bands or {})}"
             )
-        super().__init__(**kwargs)
+        per_modality = isinstance(stats, Mapping) and bool(modality_bands) and set(stats) <= set(modality_bands)
+        super().__init__(**kwargs, stats=None if per_modality else stats)
         depth = len(self.blocks)
         if out_indices is not None:
             out_indices = list(out_indices)
@@ -102,6 +109,11 @@ class SmartiesBackbone(SmartiesViT):
         self.fusion = fusion
         self.mixup_eval_seed = mixup_eval_seed
         self.modality_bands = {m: self.resolve(b, None) for m, b in (modality_bands or {}).items()}
+        self.modality_norms = nn.ModuleDict()
+        if per_modality:
+            self.stats = dict(stats)
+            for m, spec in stats.items():
+                self.modality_norms[m] = SmartiesNormalize.from_spec(spec, self.modality_bands[m], check_units=True)
         separate = fusion in ("late", "mixup") and self.modality_bands
         width = self.embed_dim * (len(self.modality_bands) if separate else 1)
         self.out_channels = [width] * len(self.out_indices)
@@ -135,7 +147,11 @@ class SmartiesBackbone(SmartiesViT):
                 f"Late fusion concatenates the tokens of every modality in modality_bands "
                 f"({sorted(self.modality_bands)}), so out_channels assume all of them; the input lacks {absent}."
             )
-        return {m: (x[m], self.modality_bands[m]) for m in self.modality_bands if m in x}
+        return {
+            m: (self.modality_norms[m](x[m]) if m in self.modality_norms else x[m], self.modality_bands[m])
+            for m in self.modality_bands
+            if m in x
+        }
 
     def forward(self, x: torch.Tensor | Mapping[str, torch.Tensor], **kwargs: Any) -> list[torch.Tensor]:
         """Token sequences of the ``out_indices`` blocks. Extra batch keys (TerraTorch passes them) are ignored."""
@@ -324,8 +340,9 @@ def _build(
     )
     if model.default_bands is not None:
         log.info("%s bands:\n%s", variant, model.default_bands.describe())
-    if model.input_norm is not None:
-        log.info("%s normalises its input with %s (%s)", variant, model.input_norm.source, model.input_norm.units)
+    for norm in [model.input_norm, *model.modality_norms.values()]:
+        if norm is not None:
+            log.info("%s normalises its input with %s (%s)", variant, norm.source, norm.units)
     return model
 
 

@@ -557,7 +557,11 @@ class SmartiesNormalize(nn.Module):
             path = Path(spec)
             source = f"statistics file {path}"
             if not path.is_file():
-                raise FileNotFoundError(f"Statistics file {path} not found")
+                where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+                raise FileNotFoundError(
+                    f"Statistics file {path} not found{where}; a model saved with it needs it there, or the same "
+                    f"statistics written inline (the mapping the file holds)."
+                )
             try:
                 loaded = yaml.safe_load(path.read_text())  # JSON is YAML
             except (yaml.YAMLError, UnicodeDecodeError) as err:

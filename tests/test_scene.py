@@ -344,6 +344,19 @@ def test_predict_uses_the_checkpoints_statistics(tmp_path: Path, capsys: pytest.
     assert not np.allclose(read(tmp_path / "override_probabilities.tif"), read(tmp_path / "in_model_probabilities.tif"))
     assert predict(norm_ckpt, "none.tif", "--stats", "none") == 0
     assert not np.allclose(read(tmp_path / "none_probabilities.tif"), read(tmp_path / "in_model_probabilities.tif"))
+    # nodata enters the model as raw 0 (TerraTorch's no_data_replace: 0), which the model then normalises
+    data = np.random.default_rng(9).uniform(0, 3000, (4, 48, 48)).astype(np.float32)
+    data[:, :5, :7] = np.nan
+    holes = write_tif(tmp_path / "holes.tif", data)
+    assert cli.main(["predict", str(holes), "--checkpoint", str(norm_ckpt), "--out", str(tmp_path / "holes_classes.tif"),
+                     *common[:-1]]) == 0  # fmt: skip
+    task = load_segmentation_task(norm_ckpt)
+    with torch.inference_mode():
+        expected = task.model(torch.from_numpy(np.nan_to_num(data))[None])
+    mask = read(tmp_path / "holes_classes.tif")[0]
+    keep = np.ones_like(mask, dtype=bool)
+    keep[:5, :7] = False
+    np.testing.assert_array_equal(mask[keep], expected.output.argmax(1)[0].numpy()[keep])
 
 
 def test_predict_rejects_state_dict_only_file(tmp_path: Path) -> None:

@@ -810,3 +810,18 @@ def test_backbone_stats_travel_in_the_task_hyperparameters() -> None:
     assert task.hparams["model_args"]["backbone_stats"] == "S2-L2A"
     assert task.model.encoder.input_norm.bands == ("B02", "B03", "B04", "B8A", "B11", "B12")
     assert task.model(_dn()).output.shape == (2, 2, 32, 32)
+
+
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_backbone_stats_per_modality(fusion: str) -> None:
+    from smarties_terratorch.transforms import SmartiesNormalize
+
+    bands = {"S2": ["B02", "B03", "B04", "B08"], "S1": ["VV", "VH"]}
+    kw = {"modality_bands": bands, "fusion": fusion}
+    plain = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", **kw)
+    normed = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", **kw, stats={"S2": "S2-L2A", "S1": "S1"})
+    normed.load_state_dict(plain.state_dict(), strict=True)
+    g = torch.Generator().manual_seed(1)
+    raw = {"S2": torch.rand(2, 4, 32, 32, generator=g) * 3000, "S1": -torch.rand(2, 2, 32, 32, generator=g) * 25 - 3}
+    ref = plain({m: SmartiesNormalize.from_spec(t, bands[m])(raw[m]) for m, t in (("S2", "S2-L2A"), ("S1", "S1"))})
+    assert all(torch.equal(a, b) for a, b in zip(normed(raw), ref))

@@ -387,3 +387,9 @@ def test_units_are_not_checked_unless_asked() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnitsWarning)
         SmartiesNormalize.from_spec("S2-L2A", HLS)(_dn() / 10000)
+
+
+def test_missing_statistics_file_says_where_and_what_else(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"nope/stats.yaml not found \(relative to the working directory.*inline"):
+        SmartiesNormalize.from_spec("nope/stats.yaml")
