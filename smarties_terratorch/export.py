@@ -176,8 +176,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (once the new file is complete)")
     p.add_argument("--bands", required=True, help="comma-separated band names, one per input channel")
     p.add_argument("--sensor", help="sensor preset for bare band names (e.g. S2-L2A)")
-    p.add_argument("--stats", help="normalise inside the exported program: a statistics table name (e.g. S2-L2A) or "
-                   "a JSON/YAML file with mean/std/p1/p99 lists (default: the program takes normalised input)")  # fmt: skip
+    p.add_argument("--stats", help="normalise inside the exported program: a statistics table name (e.g. "
+                   "S2-L2A) or a JSON/YAML file with mean/std/p1/p99 lists (default: it takes normalised input)")  # fmt: skip
     p.add_argument("--arch", default="smarties_vit_base_patch16", choices=list(vit.VARIANTS))
     p.add_argument("--weights", help="local checkpoint or declared weights tag (default: random init, with a warning)")
     p.add_argument("--output", choices=["tokens", "features", "dense"], default="tokens")

@@ -347,7 +347,7 @@ def test_terratorch_predict_command_applies_the_tiling(seg_checkpoint, tmp_path:
     assert any(out.iterdir())
 
 
-# ------------------------------------------------------------------------------------------------- normalisation in the model
+# ------------------------------------------------------------------------------------- normalisation in the model
 # Typical HLS S30 surface reflectance x 10000 per band: (soil/vegetation, burned) means.
 _DN_MEANS = np.array([[600, 900, 1100, 2800, 2400, 1600], [500, 700, 900, 1500, 2900, 2600]], dtype=np.float32)
 
@@ -415,7 +415,8 @@ def _user_run(
     assert not any(flag in c for c in commands for flag in ("--stats", "--bands"))
     for cmd in commands:
         if subprocess_run:
-            exe = [sys.executable, "-m", "terratorch"] if cmd[0] == "terratorch" else [str(Path(sys.executable).with_name("smarties"))]
+            smarties = str(Path(sys.executable).with_name("smarties"))
+            exe = [sys.executable, "-m", "terratorch"] if cmd[0] == "terratorch" else [smarties]
             run = subprocess.run([*exe, *cmd[1:]], capture_output=True, text=True, timeout=1200)
             assert run.returncode == 0, run.stderr[-3000:]
         elif cmd[0] == "terratorch":

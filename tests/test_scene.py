@@ -338,8 +338,9 @@ def test_predict_uses_the_checkpoints_statistics(tmp_path: Path, capsys: pytest.
     # --stats overrides the checkpoint's statistics (here with a file); 'none' switches them off
     stats_file = tmp_path / "mine.yaml"
     s2 = SmartiesNormalize.from_spec("S2-L2A", ["B02", "B03", "B04", "B08"])
-    stats_file.write_text(json.dumps({"bands": ["B02", "B03", "B04", "B08"], "mean": s2.mean.tolist(),
-                                      "std": s2.std.tolist(), "p1": (s2.p1 * 2).tolist(), "p99": (s2.p99 * 2).tolist()}))  # fmt: skip
+    doubled = {"bands": ["B02", "B03", "B04", "B08"], "mean": s2.mean.tolist(), "std": s2.std.tolist(),
+               "p1": (s2.p1 * 2).tolist(), "p99": (s2.p99 * 2).tolist()}  # fmt: skip
+    stats_file.write_text(json.dumps(doubled))
     assert predict(norm_ckpt, "override.tif", "--stats", str(stats_file)) == 0
     assert not np.allclose(read(tmp_path / "override_probabilities.tif"), read(tmp_path / "in_model_probabilities.tif"))
     assert predict(norm_ckpt, "none.tif", "--stats", "none") == 0

@@ -391,5 +391,5 @@ def test_units_are_not_checked_unless_asked() -> None:
 
 def test_missing_statistics_file_says_where_and_what_else(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"nope/stats.yaml not found \(relative to the working directory.*inline"):
+    with pytest.raises(FileNotFoundError, match=r"yaml not found \(relative to the working directory.*inline"):
         SmartiesNormalize.from_spec("nope/stats.yaml")
