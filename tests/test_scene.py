@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -237,18 +238,22 @@ def test_embed_cli_with_band_files_and_preview(tmp_path: Path) -> None:
     assert code == 2
 
 
-def _segmentation_checkpoint(path: Path, bands: list[str], num_classes: int = 3, stats: str | None = None) -> Path:
+def _segmentation_checkpoint(
+    path: Path, bands: list[str], num_classes: int = 3, stats: str | None = None, **model_args: Any
+) -> Path:
     """A checkpoint in the layout ``terratorch fit`` writes (``state_dict`` + the task's ``hyper_parameters``);
     ``stats`` becomes ``model_args.backbone_stats`` (the model normalises its input itself)."""
     from terratorch.tasks import SemanticSegmentationTask
 
     import smarties_terratorch.backbone  # noqa: F401 - registers the backbones
 
+    extra = model_args
     model_args = {"backbone": "smarties_vit_tiny_patch16", "backbone_bands": bands, "necks": [
         {"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}], "decoder": "FCNDecoder",
         "num_classes": num_classes}  # fmt: skip
     if stats is not None:
         model_args["backbone_stats"] = stats
+    model_args.update(extra)
     task = SemanticSegmentationTask(model_args=model_args, model_factory="EncoderDecoderFactory", loss="ce")
     hparams = {"_class_path": "terratorch.tasks.SemanticSegmentationTask", **task.hparams}
     torch.save({"state_dict": task.state_dict(), "hyper_parameters": hparams}, path)
@@ -358,6 +363,16 @@ def test_predict_uses_the_checkpoints_statistics(tmp_path: Path, capsys: pytest.
     keep = np.ones_like(mask, dtype=bool)
     keep[:5, :7] = False
     np.testing.assert_array_equal(mask[keep], expected.output.argmax(1)[0].numpy()[keep])
+
+
+def test_predict_bands_in_the_checkpoints_sensor_vocabulary(tmp_path: Path) -> None:
+    """Bare RGB names mean the model's sensor (backbone_sensor: RGB), for the checkpoint's bands and for --bands."""
+    ckpt = _segmentation_checkpoint(tmp_path / "rgb.ckpt", ["R", "G", "B"], stats="RGB", backbone_sensor="RGB")
+    scene = write_tif(tmp_path / "rgb.tif", np.random.default_rng(3).uniform(0, 255, (3, 48, 48)).astype(np.float32))
+    common = [str(scene), "--checkpoint", str(ckpt), "--tile-size", "48", "--overlap", "0", "--quiet"]
+    assert cli.main(["predict", *common, "--out", str(tmp_path / "a.tif")]) == 0
+    assert cli.main(["predict", *common, "--out", str(tmp_path / "b.tif"), "--bands", "RED,G,B"]) == 0
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
 
 
 def test_predict_rejects_state_dict_only_file(tmp_path: Path) -> None:

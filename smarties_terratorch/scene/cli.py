@@ -397,6 +397,41 @@ def _predict_normalizer(args: argparse.Namespace, task: Any, bands: Any, checkpo
     return _normalizer(args.stats, bands)
 
 
+def _early_band_check(bands: list[str], stats: str | None) -> None:
+    """Unknown ``--bands`` names and statistics rows fail before the (slow) checkpoint load. Bare colour names
+    (``R``, ``NIR``) need the checkpoint's ``backbone_sensor`` and are checked once it is read."""
+    from ..spectrum import resolve_bands
+
+    try:
+        resolved = resolve_bands(bands)
+    except (ValueError, TypeError) as err:
+        if "ambiguous" in str(err):
+            return
+        raise _Usage(f"--bands: {err}") from None
+    _normalizer(stats, resolved)
+
+
+def _scene_bands(task: Any, override: list[str] | None, checkpoint: Path) -> Any:
+    """The scene's bands, resolved as the model resolves them (its sensor); ``--bands`` must be the model's bands."""
+    from .predict import task_bands
+
+    encoder = _smarties_encoder(task)
+    sensor = getattr(encoder, "default_sensor", None)
+    trained = getattr(encoder, "default_bands", None)
+    if trained is None and task_bands(task):
+        trained = _resolve(task_bands(task), sensor, what="the checkpoint's backbone_bands")
+    if not override:
+        return trained
+    given = _resolve(override, sensor)
+    if trained is not None and [b.range_key or b.sources for b in given] != [b.range_key or b.sources for b in trained]:
+        raise _Usage(
+            f"--bands {','.join(override)} are not the bands {checkpoint} was trained on "
+            f"({', '.join(trained.names)}), in that order: the scene's channels must be those bands (another "
+            f"spelling of them is fine)"
+        )
+    return given
+
+
 def _predict(args: argparse.Namespace) -> int:
     from .predict import load_segmentation_task, predict_scene, task_bands
 
@@ -407,28 +442,20 @@ def _predict(args: argparse.Namespace) -> int:
     if not checkpoint.is_file():
         raise FileNotFoundError(f"Checkpoint {checkpoint} not found")
     override = _split(args.bands) or None
-    if override:  # names and statistics rows checked before the checkpoint is loaded
-        _normalizer(args.stats, _resolve(override))
+    if override:
+        _early_band_check(override, args.stats)
     report = _Report("smarties predict", args.scenes is not None)
     inputs = [checkpoint, *_stats_inputs(args.stats)]
     todo = _plan(_jobs(args, len(override) if override else None, "_classes.tif"), args, inputs, report)
     if not todo:
         return report.exit_code()
     task = load_segmentation_task(checkpoint, trust=args.trust_checkpoint)
-    trained = task_bands(task)
-    if override and trained and [b.range_key or b.sources for b in _resolve(override)] != [
-        b.range_key or b.sources for b in _resolve(trained, what="the checkpoint's backbone_bands")
-    ]:
-        raise _Usage(
-            f"--bands {','.join(override)} are not the bands {checkpoint} was trained on ({', '.join(trained)}), in "
-            f"that order: the scene's channels must be those bands (another spelling of them is fine)"
-        )
-    bands = override or trained
+    bands = override or task_bands(task)
     if bands is None:
         raise _Usage(f"{checkpoint} stores no model_args.backbone_bands; pass --bands")
     if args.scenes is None and len(args.scene) > 1 and len(args.scene) != len(bands):
         raise _Usage(f"{len(args.scene)} band files for {len(bands)} bands ({', '.join(bands)}): give one file per band")
-    normalize = _predict_normalizer(args, task, _resolve(bands), checkpoint)
+    normalize = _predict_normalizer(args, task, _scene_bands(task, override, checkpoint), checkpoint)
 
     def run(job: _Job, reader: RasterReader) -> dict[str, Any]:
         _check_count(reader, bands, job.scene)
