@@ -488,3 +488,16 @@ def test_stats_command_checks_band_names_first(tmp_path: Path, capsys) -> None:
     assert stats_cli.main([str(path), "--bands", "R", "G", "B", "--sensor", "RGB", "--out", str(out)]) == 0
     assert yaml.safe_load(out.read_text())["sensor"] == "RGB"
     assert SmartiesNormalize.from_spec(out, ["RGB:B", "RED"]).bands == ("B", "R")
+
+
+def test_guide_python_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "In plain PyTorch" block of the guide, with a ``stats.yaml`` of three bands in the working directory."""
+    block = next(b for b in _guide_blocks("python") if "stats=" in b)
+    monkeypatch.chdir(tmp_path)
+    s2 = SmartiesNormalize.from_spec("S2-L2A", ["B04", "B03", "B02"])
+    Path("stats.yaml").write_text(yaml.safe_dump({"bands": ["B04", "B03", "B02"], "mean": s2.mean.tolist(),
+                                                  "std": s2.std.tolist(), "p1": s2.p1.tolist(), "p99": s2.p99.tolist()}))  # fmt: skip
+    scope: dict[str, Any] = {"raw": torch.rand(2, 3, 32, 32) * 3000}
+    exec(compile(block, str(GUIDE), "exec"), scope)  # noqa: S102 (our own documentation)
+    assert scope["x"].shape == (2, 3, 32, 32)
+    assert torch.equal(scope["model"].input_norm(scope["raw"]), scope["x"])  # the same statistics rows
