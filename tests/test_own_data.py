@@ -448,9 +448,11 @@ def _report(result: dict[str, Any]) -> None:
     assert result["agree"] >= 0.99
 
 
+@pytest.mark.slow  # ~70 s on a busy 2-core machine; tests/test_scene.py::test_predict_uses_the_checkpoints_statistics
+# is the fast check of the same seam (a checkpoint with backbone_stats, smarties predict with no flags)
 def test_user_run_in_model_normalisation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fast variant, in-process: the guide's config fit for one step at a negligible learning rate (an untrained,
-    non-degenerate model), then both predict commands on raw digital numbers agree; no transform to forget."""
+    """In-process: the guide's config fit for one step at a negligible learning rate (an untrained, non-degenerate
+    model), then both predict commands on raw digital numbers agree; no transform to forget."""
     _report(_user_run(tmp_path, monkeypatch, subprocess_run=False, epochs=1, lr=1e-9, n=2))
 
 
