@@ -10,6 +10,7 @@ once TerraTorch is imported, in either order). A TerraTorch config then only nam
       backbone: smarties_vit_base_patch16
       backbone_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]   # same order as the data's bands
       backbone_ckpt_path: /data/weights/smarties-v1-vitb.safetensors
+      backbone_stats: S2-L2A        # the model normalises its raw input itself (saved with the checkpoint)
 
 The backbone returns the raw token sequence ``[B, 1 + N, D]`` (CLS first, no final norm) of every block in
 ``out_indices`` (default: all blocks, like Prithvi), which is what TerraTorch's ViT necks expect
@@ -31,9 +32,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY, TERRATORCH_NECK_REGISTRY
 from timm.models._features import feature_take_indices
+from torch import nn
 
 from .models.vit import SmartiesViT, create_smarties_vit, default_cfgs
 from .spectrum import ResolvedBands, concat_bands, resolve_bands
+from .transforms import SmartiesNormalize
 
 __all__ = [
     "BackboneConfigError",
@@ -69,6 +72,9 @@ class SmartiesBackbone(SmartiesViT):
         mixup_eval_seed: with ``fusion="mixup"``, the seed of the token-mix positions in eval mode, so evaluation
             is reproducible (the release draws them at random at evaluation too); ``None`` = random. Training
             always draws fresh positions from the global RNG.
+        stats: normalisation statistics applied inside the model (see :class:`SmartiesViT`); with
+            ``modality_bands``, one entry per modality (``{S2: S2-L2A, S1: S1-GRD}``), each resolved for that
+            modality's bands.
         **kwargs: :class:`SmartiesViT` arguments (``bands``, ``sensor``, ``img_size``, ``weighting``, ...).
     """
 
@@ -78,6 +84,7 @@ class SmartiesBackbone(SmartiesViT):
         modality_bands: Mapping[str, Any] | None = None,
         fusion: Literal["early", "late", "mixup"] = "early",
         mixup_eval_seed: int | None = 0,
+        stats: Any = None,
         **kwargs: Any,
     ) -> None:
         if fusion not in ("early", "late", "mixup"):
@@ -87,7 +94,8 @@ class SmartiesBackbone(SmartiesViT):
                 "fusion='mixup' (BigEarthNet-MM mixup concatenation) needs exactly two modalities in "
                 f"modality_bands, got {sorted(modality_bands or {})}"
             )
-        super().__init__(**kwargs)
+        per_modality = isinstance(stats, Mapping) and bool(modality_bands) and set(stats) <= set(modality_bands)
+        super().__init__(**kwargs, stats=None if per_modality else stats)
         depth = len(self.blocks)
         if out_indices is not None:
             out_indices = list(out_indices)
@@ -101,6 +109,11 @@ class SmartiesBackbone(SmartiesViT):
         self.fusion = fusion
         self.mixup_eval_seed = mixup_eval_seed
         self.modality_bands = {m: self.resolve(b, None) for m, b in (modality_bands or {}).items()}
+        self.modality_norms = nn.ModuleDict()
+        if per_modality:
+            self.stats = dict(stats)
+            for m, spec in stats.items():
+                self.modality_norms[m] = SmartiesNormalize.from_spec(spec, self.modality_bands[m], check_units=True)
         separate = fusion in ("late", "mixup") and self.modality_bands
         width = self.embed_dim * (len(self.modality_bands) if separate else 1)
         self.out_channels = [width] * len(self.out_indices)
@@ -134,7 +147,11 @@ class SmartiesBackbone(SmartiesViT):
                 f"Late fusion concatenates the tokens of every modality in modality_bands "
                 f"({sorted(self.modality_bands)}), so out_channels assume all of them; the input lacks {absent}."
             )
-        return {m: (x[m], self.modality_bands[m]) for m in self.modality_bands if m in x}
+        return {
+            m: (self.modality_norms[m](x[m]) if m in self.modality_norms else x[m], self.modality_bands[m])
+            for m in self.modality_bands
+            if m in x
+        }
 
     def forward(self, x: torch.Tensor | Mapping[str, torch.Tensor], **kwargs: Any) -> list[torch.Tensor]:
         """Token sequences of the ``out_indices`` blocks. Extra batch keys (TerraTorch passes them) are ignored."""
@@ -323,6 +340,9 @@ def _build(
     )
     if model.default_bands is not None:
         log.info("%s bands:\n%s", variant, model.default_bands.describe())
+    for norm in [model.input_norm, *model.modality_norms.values()]:
+        if norm is not None:
+            log.info("%s normalises its input with %s (%s)", variant, norm.source, norm.units)
     return model
 
 
@@ -339,6 +359,11 @@ def _factory_doc(variant: str, what: str) -> str:
         out_indices: blocks to return; ``None`` = all.
         img_size: pre-training grid of ``pos_embed`` (other input sizes are interpolated).
         patch_size: must be 16 if given (TerraTorch forwards it).
+        stats: SMARTIES normalisation statistics the model applies to its raw input itself (YAML:
+            ``backbone_stats: S2-L2A``): a table name, a mapping with ``mean``/``std``/``p1``/``p99`` (and
+            ``bands``) or a statistics file, resolved for ``bands``. Saved in the checkpoint's hyperparameters,
+            so fit, test, predict and ``smarties predict`` all normalise alike; the data module then must not
+            normalise (a batch that looks normalised twice, or in other units, gets one clear warning).
         **kwargs: ``sensor``, ``modality_bands``, ``fusion`` (early/late/mixup), ``mixup_eval_seed``, ``weighting``,
             ``global_pool``, ``drop_path_rate`` (``drop_path`` is an alias), ...; ``in_channels``/``in_chans`` are
             checked against the number of bands; ``num_frames`` > 1 is refused (use TerraTorch's

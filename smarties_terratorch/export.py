@@ -9,6 +9,9 @@ Example::
     smarties export --arch smarties_vit_base_patch16 --bands B02,B03,B04,B08 --sensor S2-L2A \
         --weights smarties-v1-vitb.safetensors --format onnx --out smarties_b_rgbn.onnx
 
+With ``--stats`` (or a model built with ``stats=``) the exported program normalises its raw input itself, with the
+SMARTIES two-step rule, as the model does.
+
 The file appears under its name only once complete (an existing one needs ``--overwrite``); ``--device`` traces
 on that device (the program then expects inputs there).
 """
@@ -28,6 +31,7 @@ from .device import resolve_device
 from .io import atomic_path, check_output
 from .models import vit
 from .spectrum import ResolvedBands
+from .transforms import SmartiesNormalize
 
 __all__ = ["FixedBandEncoder", "check_sizes", "export_encoder", "main"]
 
@@ -43,6 +47,9 @@ class FixedBandEncoder(nn.Module):
         output: ``"tokens"`` (final normed tokens ``[B, 1 + h*w, D]``, CLS first), ``"features"`` (pooled
             ``[B, D]``, the model's ``forward_head(pre_logits=True)``) or ``"dense"`` (patch tokens as
             ``[B, D, h, w]``).
+
+    A model that normalises its input (``stats=``) keeps doing so: the exported graph starts with the same
+    normalisation (without the units check, which looks at values on the host).
     """
 
     def __init__(self, model: vit.SmartiesViT, bands: Any = None, output: Output = "tokens") -> None:
@@ -56,10 +63,23 @@ class FixedBandEncoder(nn.Module):
         # Folded once here: the exported graph holds the C-band projection as a constant, no per-range weights.
         self.register_buffer("proj_weight", weight.detach().clone(), persistent=False)
         self.register_buffer("proj_bias", bias.detach().clone(), persistent=False)
+        norm = model.input_norm
+        if norm is not None and vit._ranges(self.bands) != vit._ranges(model.default_bands):
+            raise ValueError(
+                f"The model normalises its input with {norm.source} for its bands "
+                f"({', '.join(model.default_bands.names)}); export it for those bands (bands=None)."
+            )
+        self.normalize = (
+            SmartiesNormalize(norm.mean, norm.std, norm.p1, norm.p99, nan_to=norm.nan_to, bands=norm.bands)
+            if norm is not None
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m, p = self.model, self.model.patch_size
         h, w = x.shape[-2] // p, x.shape[-1] // p
+        if self.normalize is not None:
+            x = self.normalize(x)
         # Patchify by reshape/permute (exports cleanly with symbolic sizes, unlike einops' pattern parsing).
         patches = x.reshape(x.shape[0], x.shape[1], h, p, w, p).permute(0, 2, 4, 1, 3, 5).flatten(3).flatten(1, 2)
         tokens = nn.functional.linear(patches, self.proj_weight, self.proj_bias)
@@ -156,6 +176,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (once the new file is complete)")
     p.add_argument("--bands", required=True, help="comma-separated band names, one per input channel")
     p.add_argument("--sensor", help="sensor preset for bare band names (e.g. S2-L2A)")
+    p.add_argument("--stats", help="normalise inside the exported program: a statistics table name (e.g. "
+                   "S2-L2A) or a JSON/YAML file with mean/std/p1/p99 lists (default: it takes normalised input)")  # fmt: skip
     p.add_argument("--arch", default="smarties_vit_base_patch16", choices=list(vit.VARIANTS))
     p.add_argument("--weights", help="local checkpoint or declared weights tag (default: random init, with a warning)")
     p.add_argument("--output", choices=["tokens", "features", "dense"], default="tokens")
@@ -176,8 +198,9 @@ def _export(args: argparse.Namespace) -> int:
     # Cheap checks first: nothing is loaded or traced for an output that would be refused.
     check_output(args.out, [args.weights] if local else [], overwrite=args.overwrite)
     model = getattr(vit, args.arch)(
-        bands=bands, sensor=args.sensor, ckpt_path=args.weights if local else None, pretrained=args.weights or False
-    )
+        bands=bands, sensor=args.sensor, ckpt_path=args.weights if local else None, pretrained=args.weights or False,
+        stats=args.stats,
+    )  # fmt: skip
     if args.weights is None:
         print("smarties export: WARNING: no --weights given, exporting a randomly initialised model", file=sys.stderr)
     path = export_encoder(
@@ -185,7 +208,7 @@ def _export(args: argparse.Namespace) -> int:
         dynamic=not args.static, device=device, overwrite=args.overwrite,
     )  # fmt: skip
     print(json.dumps({"out": str(path), "format": args.fmt, "bands": list(model.resolve(None).names),
-                      "device": str(device)}))  # fmt: skip
+                      "stats": args.stats, "device": str(device)}))  # fmt: skip
     return 0
 
 

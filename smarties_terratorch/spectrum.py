@@ -382,6 +382,7 @@ def _unknown(name: str, sensor: SensorPreset | None) -> ValueError:
     pool = _vocabulary() + ([*sensor.bands] if sensor else [])
     close = difflib.get_close_matches(name, pool, n=5, cutoff=0.6)
     close += [w for w in pool if w.upper() == name.upper() and w not in close]
+    close = list(dict.fromkeys(close))  # a sensor's bands are in the vocabulary too
     hint = f" Close matches: {', '.join(repr(c) for c in close)}." if close else ""
     in_sensor = f" in sensor {sensor.name!r} (bands: {', '.join(sensor.bands)})" if sensor else ""
     return ValueError(

@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from .io import check_output, read_raster, write_text
+from .spectrum import get_sensor, resolve_bands
 from .transforms import SmartiesNormalize, compute_statistics
 
 __all__ = ["collect_files", "main", "raster_statistics"]
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="+", help="raster files or globs (quote globs: 'train/*.tif'; ** is recursive)")
     p.add_argument("--bands", nargs="+", required=True, help="band names, in file order (e.g. B02 B03 B04 B08)")
+    p.add_argument("--sensor", help="sensor preset for bare band names (e.g. RGB for R G B), saved in the file")
     p.add_argument("--out", required=True, type=Path, help="YAML file to write (e.g. stats.yaml)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (only once the new one is "
                    "complete)")  # fmt: skip
@@ -112,11 +114,15 @@ def main(argv: list[str]) -> int:
     """``smarties stats``: compute the statistics and write them; 0 on success, 2 on a usage or data error."""
     args = _parser().parse_args(argv)
     try:
+        # The one band vocabulary, checked before any file is read: the written names must find the model's bands.
+        resolve_bands(args.bands, sensor=args.sensor, allow_duplicates=True)
         files = collect_files(args.files)
         check_output(args.out, files, overwrite=args.overwrite)  # before reading: never the input, never by surprise
         result = raster_statistics(
             files, args.bands, temporal=args.temporal, max_pixels_per_image=args.samples or None, seed=args.seed
         )
+        if args.sensor is not None:
+            result = {"name": result["name"], "sensor": get_sensor(args.sensor).name, **result}
         SmartiesNormalize.from_spec(result, args.bands)  # what we write must load: fail here, not in training
         header = f"# SMARTIES normalisation statistics of {len(files)} file(s), written by `smarties stats`.\n"
         write_text(args.out, header + yaml.safe_dump(result, sort_keys=False))

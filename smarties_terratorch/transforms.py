@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -41,18 +42,21 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from .spectrum import _norm_code
+from .spectrum import ResolvedBand, _norm_code, resolve_bands, sensor_presets
 
 __all__ = [
     "NormalizationSpec",
     "SmartiesAlbumentationsNormalize",
     "SmartiesNormalize",
     "Stats",
+    "UnitsWarning",
     "compute_statistics",
+    "expected_units",
     "normalization_stats",
     "normalize",
     "resize_to",
     "stats_names",
+    "units_mismatch",
 ]
 
 ArrayLike = Union[Sequence[float], np.ndarray, torch.Tensor]
@@ -79,6 +83,41 @@ def _validate(mean: np.ndarray, std: np.ndarray, p1: np.ndarray, p99: np.ndarray
         raise ValueError(f"{where}: std must be > 0, got {std.tolist()}")
     if np.any(p99 <= p1):
         raise ValueError(f"{where}: p99 must be > p1 for every band, got p1={p1.tolist()}, p99={p99.tolist()}")
+
+
+def _range_key(band: ResolvedBand) -> Any:
+    return band.range_key or band.sources
+
+
+def _range_of(band: Any, sensor: str | None) -> Any:
+    """The spectral range ``band`` names (in ``sensor``'s vocabulary for bare names), or ``None``."""
+    try:
+        return _range_key(resolve_bands([band], sensor=sensor)[0])
+    except (ValueError, TypeError):
+        return None
+
+
+def _unresolved_hint(band: Any, sensor: str | None) -> str:
+    try:
+        resolve_bands([band], sensor=sensor)
+    except (ValueError, TypeError) as err:
+        return f" {str(err).split(' Accepted: ')[0]}"  # the table's own rows are listed next
+    return ""
+
+
+@functools.cache
+def _other_names(range_key: str) -> tuple[str, ...]:
+    """Other spellings of a range in the common vocabularies (S2 codes, TerraTorch names), for error messages."""
+    names = []
+    for preset in ("S2-L2A", "HLS"):
+        names += [b for b, rule in sensor_presets()[preset].bands.items() if rule == range_key]
+    return tuple(dict.fromkeys(names))
+
+
+def _with_aliases(band: str, sensor: str | None) -> str:
+    key = _range_of(band, sensor)
+    others = [n for n in _other_names(key) if _norm_code(n) != _norm_code(band)] if isinstance(key, str) else []
+    return f"{band} (= {', '.join(others)})" if others else band
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,35 +160,29 @@ class Stats:
     def __len__(self) -> int:
         return len(self.bands)
 
-    def select(self, bands: Sequence[str] | str) -> Stats:
-        """The statistics of ``bands`` (by name, in the given order; ``B1`` == ``B01``, case-insensitive).
+    @property
+    def units(self) -> str:
+        """The raw units ``p1``/``p99`` are in (:func:`expected_units`): ``"dn"``, ``"unit"``, ``"8bit"``,
+        ``"db"`` or ``"other"``."""
+        return expected_units(self.p1, self.p99)
+
+    def select(self, bands: Sequence[Any] | str) -> Stats:
+        """The statistics of ``bands``, in the given order.
+
+        Bands are matched through :func:`~smarties_terratorch.spectrum.resolve_bands` (one vocabulary for the
+        model and the statistics): ``B02``, ``B2``, ``BLUE``, ``S2:B02``, ``blue_1`` and ``490`` (nm) all pick a
+        table's ``B02`` row. Bare names are read in the table's sensor vocabulary (``R`` is ``red_1`` in the
+        ``RGB`` table). A :class:`~smarties_terratorch.spectrum.ResolvedBands` is matched by its ranges.
 
         Raises:
-            ValueError: a band is not among :attr:`bands`; the message lists the available ones.
+            ValueError: a band is not among :attr:`bands`; the message lists the available ones and their
+                other names.
         """
         if isinstance(bands, str):
             bands = [b.strip() for b in bands.split(",") if b.strip()]
         if not bands:
             raise ValueError("select() needs at least one band name")
-        index = {_norm_code(b): i for i, b in enumerate(self.bands)}
-        picks = []
-        for band in bands:
-            key = _norm_code(str(band))
-            if key not in index:
-                dropped = [b for b in self.file_bands if _norm_code(b) == key]
-                why = (
-                    f" {dropped[0]!r} is a channel of the {self.name} file but SMARTIES does not use it "
-                    f"(normalization_stats({self.name!r}, all_bands=True) has its statistics)."
-                    if dropped
-                    else ""
-                )
-                close = difflib.get_close_matches(str(band), list(self.bands), n=3, cutoff=0.5)
-                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close and not dropped else ""
-                raise ValueError(
-                    f"Band {band!r} is not in the {self.name} statistics.{why}{hint} "
-                    f"Available bands: {', '.join(self.bands)}."
-                )
-            picks.append(index[key])
+        picks = [self._index_of(band) for band in bands]
         return Stats(
             name=self.name,
             bands=tuple(self.bands[i] for i in picks),
@@ -161,6 +194,46 @@ class Stats:
             file_bands=self.file_bands,
             sensor=self.sensor,
             info=self.info,
+        )
+
+    @functools.cached_property
+    def _range_index(self) -> dict[Any, int]:
+        """Spectral range (or wavelength sources) of each row -> row; rows that name no known band are left out."""
+        index: dict[Any, int] = {}
+        for i, band in enumerate(self.bands):
+            key = _range_of(band, self.sensor)
+            if key is not None:
+                index.setdefault(key, i)
+        return index
+
+    def _index_of(self, band: Any) -> int:
+        codes = {_norm_code(b): i for i, b in enumerate(self.bands)}
+        name = band.name if isinstance(band, ResolvedBand) else band
+        resolved = isinstance(band, ResolvedBand)
+        key = _range_key(band) if resolved else _range_of(band, self.sensor)
+        # A resolved band is matched by its range first (a band map may say PlanetScope "B5" is NIR); a name by
+        # the table's own codes first.
+        for how in ("range", "code") if resolved else ("code", "range"):
+            if how == "code" and isinstance(name, str) and _norm_code(name) in codes:
+                return codes[_norm_code(name)]
+            if how == "range" and key is not None and key in self._range_index:
+                return self._range_index[key]
+        dropped = [
+            b
+            for b in self.file_bands
+            if b not in self.bands
+            and ((key is not None and _range_of(b, self.sensor) == key) or _norm_code(b) == _norm_code(str(name)))
+        ]
+        if dropped:
+            why = (
+                f" {dropped[0]!r} is a channel of the {self.name} file but SMARTIES does not use it "
+                f"(normalization_stats({self.name!r}, all_bands=True) has its statistics)."
+            )
+        else:
+            why = "" if key is not None else _unresolved_hint(band, self.sensor)
+        raise ValueError(
+            f"Band {name!r} is not in the {self.name} statistics.{why} Available bands: "
+            f"{', '.join(_with_aliases(b, self.sensor) for b in self.bands)}."
         )
 
     def take(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -260,6 +333,7 @@ def _stats_from_mapping(spec: Mapping[str, Any], source: str) -> Stats:
             mean=spec["mean"], std=spec["std"], p1=spec["p1"], p99=spec["p99"],
             positions=tuple(range(n)),
             file_bands=tuple(str(b) for b in bands) if bands is not None else tuple(f"channel {i}" for i in range(n)),
+            sensor=spec.get("sensor"),
         )  # fmt: skip
     except (ValueError, TypeError) as err:
         raise ValueError(f"{source}: {err}") from None
@@ -274,6 +348,102 @@ def _check_channels(shape: Sequence[int], n: int) -> None:
             f"Expected an image [..., C, H, W] with C = {n} channels (one per statistics band), "
             f"got shape {tuple(shape)}"
         )
+
+
+class UnitsWarning(UserWarning):
+    """Input values that do not fit the units of the normalisation statistics (see :func:`units_mismatch`)."""
+
+
+#: What each :func:`expected_units` kind means, for messages.
+UNITS = {
+    "dn": "reflectance x 10000 digital numbers, roughly 0-10000",
+    "unit": "reflectance 0-1",
+    "8bit": "8-bit values 0-255",
+    "db": "SAR backscatter in dB, roughly -35 to 0",
+    "other": "the statistics' own units",
+}
+_UNITS_SAMPLE = 4096  # values per band looked at
+_MIN_VALID = 256  # fewer valid values than this: undecided, look at the next batch
+_MAX_UNITS_TRIES = 8
+
+
+def expected_units(p1: ArrayLike, p99: ArrayLike) -> str:
+    """The raw units statistics expect, read from their percentiles: ``"db"`` (negative p1, p99 <= 10: SAR in dB),
+    ``"unit"`` (p99 <= 2: reflectance 0-1), ``"8bit"`` (p99 <= 300), ``"dn"`` (p99 >= 500: reflectance x 10000)
+    or ``"other"``."""
+    lo, hi = _as_vector(p1, "p1"), _as_vector(p99, "p99")
+    if np.all(lo < 0) and np.all(hi <= 10):
+        return "db"
+    top = float(np.max(hi))
+    if top <= 2:
+        return "unit"
+    if top <= 300:
+        return "8bit"
+    return "dn" if top >= 500 and np.all(lo > -100) else "other"
+
+
+def units_mismatch(x: torch.Tensor, p1: torch.Tensor, p99: torch.Tensor, units: str, source: str) -> str | None:
+    """Whether a raw batch ``[..., C, H, W]`` fits statistics with percentiles ``p1``/``p99`` (per band).
+
+    A batch is flagged only when most of its valid values (finite, non-zero) would be clipped by the percentile
+    step **and** they show a known mistake: already-normalised input (values around 0, many negative), 0-1
+    reflectance given to statistics in reflectance x 10000 (median off by ~10^4) or the reverse (TerraTorch's
+    ``constant_scale``), linear SAR for dB statistics. Bright (cloudy) or dark (water) scenes in the right units
+    are not flagged.
+
+    Returns:
+        ``""`` if the batch fits, the message (cause and fix) if not, ``None`` if it has fewer than 256 valid
+        values to judge.
+    """
+    with torch.no_grad():
+        v = x.detach().movedim(-3, 0).reshape(x.shape[-3], -1)
+        v = v[:, :: max(1, v.shape[1] // _UNITS_SAMPLE)].float().cpu()
+        lo, hi = p1.detach().float().cpu()[:, None], p99.detach().float().cpu()[:, None]
+        valid = torch.isfinite(v) & (v != 0)
+        n = int(valid.sum())
+        if n < _MIN_VALID:
+            return None
+        clipped = float((((v < lo) | (v > hi)) & valid).sum()) / n
+        vals = v[valid]
+        median = float(vals.abs().median())
+        ratio = median / float(torch.maximum(lo.abs(), hi.abs()).median())
+        negative = float((vals < 0).float().mean())
+        largest = float(vals.abs().max())
+    if clipped < 0.5:
+        return ""
+    head = (
+        f"{100 * clipped:.0f} % of the input values lie outside the p1-p99 range of {source}, which expects "
+        f"{UNITS[units]} (median |value| here: {median:.4g}), so the normalised input is nearly constant"
+    )
+    if units in ("dn", "8bit", "unit") and negative > 0.2 and largest < 50:
+        return (
+            f"{head}: the input looks already normalised ({100 * negative:.0f} % negative values). Normalise once: "
+            f"a model built with stats (backbone_stats) normalises its raw input itself, so drop the other "
+            f"normalisation (SmartiesAlbumentationsNormalize, the data module's means/stds, smarties --stats) or "
+            f"backbone_stats; for data that is already normalised, use no statistics (smarties --stats none)."
+        )
+    if units == "dn" and ratio < 1e-3 and largest <= 2:
+        return (
+            f"{head}: the values look like 0-1 reflectance. Scale them by 10000 (TerraTorch's generic data modules: "
+            f"constant_scale: 10000), or compute statistics of your data (smarties stats)."
+        )
+    if units == "8bit" and ratio < 0.05 and largest <= 2:
+        return f"{head}: the values look like 0-1 floats; multiply them by 255 (constant_scale: 255)."
+    if units in ("dn", "8bit") and ratio > 100:
+        return (
+            f"{head}: the values are ~{ratio:.0e} times too large; if the files already hold digital numbers, "
+            f"remove constant_scale: 10000 (or the scaling you apply)."
+        )
+    if units == "unit" and ratio > 100:
+        return (
+            f"{head}: the values look like digital numbers (reflectance x 10000). Remove constant_scale: 10000 or "
+            f"use constant_scale: 0.0001, or use statistics in digital numbers (e.g. S2-L2A)."
+        )
+    if units == "db" and negative < 0.2:
+        return f"{head}: the values are not negative like dB; convert linear backscatter with 10 * log10(x)."
+    if clipped > 0.9 and not 1e-3 <= ratio <= 100:
+        return f"{head}: check that the statistics match the data and its scaling (constant_scale)."
+    return ""
 
 
 class SmartiesNormalize(nn.Module):
@@ -293,6 +463,10 @@ class SmartiesNormalize(nn.Module):
         p99: per-band 99th percentile, raw units.
         nan_to: replacement for NaN in the output, or ``None`` to keep NaN.
         bands: optional band names, only for ``repr`` and bookkeeping.
+        check_units: look at the first batches and warn once (:class:`UnitsWarning`) when their values do not fit
+            the units the statistics expect (:func:`expected_units`): e.g. 0-1 reflectance given to statistics in
+            reflectance x 10000, or data that was already normalised. Correct data never warn.
+        source: what the statistics are, for messages (e.g. ``"statistics table 'S2-L2A'"``).
     """
 
     mean: torch.Tensor
@@ -309,6 +483,8 @@ class SmartiesNormalize(nn.Module):
         *,
         nan_to: float | None = None,
         bands: Sequence[str] | None = None,
+        check_units: bool = False,
+        source: str | None = None,
     ) -> None:
         super().__init__()
         arrays = [_as_vector(v, n) for v, n in ((mean, "mean"), (std, "std"), (p1, "p1"), (p99, "p99"))]
@@ -320,6 +496,11 @@ class SmartiesNormalize(nn.Module):
             self.register_buffer(name, torch.tensor(arr, dtype=torch.float32), persistent=False)
         self.nan_to = nan_to
         self.bands = tuple(bands) if bands is not None else None
+        self.units = expected_units(arrays[2], arrays[3])
+        self.source = source or "the SMARTIES statistics"
+        # Checked on the first batches with enough valid values, then never again (see check_units()).
+        self.check_units_pending = bool(check_units)
+        self._units_tries = 0
 
     @classmethod
     def from_stats(
@@ -344,6 +525,7 @@ class SmartiesNormalize(nn.Module):
         channels: int | None = None,
         nan_to: float | None = None,
         all_bands: bool = False,
+        check_units: bool = False,
     ) -> SmartiesNormalize:
         """The one way to build a normaliser from what a user or a config gives.
 
@@ -352,18 +534,20 @@ class SmartiesNormalize(nn.Module):
                 :class:`Stats`, a mapping with ``mean``/``std``/``p1``/``p99`` lists (and optionally ``bands``), or
                 the path of a JSON/YAML file holding such a mapping (what ``smarties stats`` writes).
             bands: the band names of the channels, in order. A table (or a mapping/file that names its bands) is
-                restricted to them by name (``"S2:B04"`` counts as ``"B04"``); for unnamed values they only set
-                the expected channel count.
+                restricted to them through the band vocabulary of :meth:`Stats.select` (``BLUE``, ``B02``,
+                ``S2:B02`` and ``490`` are the same band); for unnamed values they only set the expected channel
+                count.
             channels: the expected channel count (checked as well when ``bands`` is given).
             nan_to: see :class:`SmartiesNormalize`.
             all_bands: for a table, include the file channels SMARTIES does not use (e.g. DFC2020's VV/VH).
+            check_units: see :class:`SmartiesNormalize`.
 
         Raises:
             FileNotFoundError: a statistics file that does not exist.
             ValueError: an unknown table, a malformed mapping/file, or a channel count other than expected; the
                 message names the table or file.
         """
-        names = [str(b).split(":")[-1] for b in bands] if bands is not None else None
+        names = [getattr(b, "name", b) if isinstance(b, ResolvedBand) else str(b) for b in bands] if bands else None
         source: str
         if isinstance(spec, Stats):
             stats, source = spec, f"statistics {spec.name!r}"
@@ -373,7 +557,11 @@ class SmartiesNormalize(nn.Module):
             path = Path(spec)
             source = f"statistics file {path}"
             if not path.is_file():
-                raise FileNotFoundError(f"Statistics file {path} not found")
+                where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+                raise FileNotFoundError(
+                    f"Statistics file {path} not found{where}; a model saved with it needs it there, or the same "
+                    f"statistics written inline (the mapping the file holds)."
+                )
             try:
                 loaded = yaml.safe_load(path.read_text())  # JSON is YAML
             except (yaml.YAMLError, UnicodeDecodeError) as err:
@@ -388,8 +576,8 @@ class SmartiesNormalize(nn.Module):
                 f"Normalisation statistics must be a table name, a mapping or a file path, got {type(spec).__name__}"
             )
         named = not stats.name.startswith("<")
-        if names is not None and named:
-            stats = stats.select(names)
+        if bands is not None and named:
+            stats = stats.select(list(bands))
         # Both counts are checked: band names that match the statistics still must match the data's channels.
         for expected, what in ((len(names) if names is not None else None, "bands"), (channels, "channels")):
             if expected is not None and len(stats) != expected:
@@ -398,7 +586,10 @@ class SmartiesNormalize(nn.Module):
                     f"{source} has {len(stats)} values per statistic but the data has {expected} {what}{listed}: "
                     f"give one mean/std/p1/p99 value per band, in band order."
                 )
-        return cls(stats.mean, stats.std, stats.p1, stats.p99, nan_to=nan_to, bands=stats.bands if named else names)
+        return cls(
+            stats.mean, stats.std, stats.p1, stats.p99, nan_to=nan_to, bands=stats.bands if named else names,
+            check_units=check_units, source=source,
+        )  # fmt: skip
 
     @property
     def num_channels(self) -> int:
@@ -407,6 +598,8 @@ class SmartiesNormalize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise ``x`` of shape ``[..., C, H, W]``; integer inputs are promoted to float32."""
         _check_channels(x.shape, self.num_channels)
+        if self.check_units_pending:
+            self.check_units(x)
         if not torch.is_floating_point(x):
             x = x.to(torch.float32)
         shape = (-1, 1, 1)
@@ -421,6 +614,21 @@ class SmartiesNormalize(nn.Module):
         if self.nan_to is not None:
             y = torch.where(torch.isnan(y), torch.full_like(y, float(self.nan_to)), y)
         return y
+
+    def check_units(self, x: torch.Tensor) -> str | None:
+        """Compare a raw batch ``[..., C, H, W]`` with the units of the statistics; warn once if they do not fit.
+
+        Returns the warning text, ``""`` when the batch fits, or ``None`` when the batch has too few valid
+        values to tell (NaN and exact zeros, the usual nodata fill, are left out); the check then runs again on
+        the next batch, up to a few times.
+        """
+        verdict = units_mismatch(x, self.p1, self.p99, self.units, self.source)
+        self._units_tries += 1
+        if verdict is not None or self._units_tries >= _MAX_UNITS_TRIES:
+            self.check_units_pending = False
+        if verdict:
+            warnings.warn(verdict, UnitsWarning, stacklevel=3)
+        return verdict
 
     def extra_repr(self) -> str:
         bands = f"bands={list(self.bands)}" if self.bands is not None else f"channels={self.num_channels}"
@@ -455,7 +663,8 @@ def _albumentations_normalize() -> type:
             statistics: anything :meth:`SmartiesNormalize.from_spec` accepts: a released table name (``"S2-L2A"``,
                 ``"S1-GRD"``, ``"RGB"``, ...), a mapping with ``mean``/``std``/``p1``/``p99`` lists, or the path of
                 a statistics file written by ``smarties stats``.
-            bands: the statistics rows to use, one per channel, in the data's channel order (table names: e.g.
+            bands: the statistics rows to use, one per channel, in the data's channel order, in any spelling of the
+                band vocabulary (e.g. ``[BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]`` or
                 ``[B02, B03, B04, B8A, B11, B12]`` for HLS data with the S2-L2A table); default: all rows.
             nan_to: value written where the normalised output is NaN (``0.0`` = the band mean); default keeps NaN.
             p: albumentations' probability; keep 1.
@@ -472,7 +681,8 @@ def _albumentations_normalize() -> type:
             self.statistics = statistics if isinstance(statistics, (str, Stats)) else dict(statistics)
             self.bands = list(bands) if bands is not None else None
             self.nan_to = nan_to
-            self.normalize = SmartiesNormalize.from_spec(statistics, self.bands, nan_to=nan_to)
+            # Units checked on the first samples: a wrong constant_scale otherwise trains on near-constant inputs.
+            self.normalize = SmartiesNormalize.from_spec(statistics, self.bands, nan_to=nan_to, check_units=True)
 
         def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
             n = self.normalize.num_channels

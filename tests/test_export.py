@@ -93,3 +93,19 @@ def test_export_cli_device_and_overwrite(tmp_path: Path, capsys: pytest.CaptureF
     assert cli.main([*base, "--output", "dense", "--overwrite"]) == 0
     assert torch.export.load(out).module()(torch.randn(1, 3, 32, 48)).shape == (1, 64, 2, 3)
     assert not [p for p in tmp_path.iterdir() if p != out]  # no temporary file left behind
+
+
+def test_export_keeps_the_models_normalisation(tmp_path: Path) -> None:
+    """``--stats`` (or a model built with ``stats=``): the exported program takes raw values, like the model."""
+    model = smarties_vit_tiny_patch16(bands=["BLUE", "GREEN", "RED"], stats="S2-L2A").eval()
+    x = torch.rand(2, 3, 64, 48) * 3000
+    with torch.inference_mode():
+        torch.testing.assert_close(FixedBandEncoder(model)(x), model.forward_features(x), atol=1e-5, rtol=1e-5)
+    program = torch.export.load(export_encoder(model, tmp_path / "enc.pt2", example_size=64)).module()
+    assert (program(x) - eager(model, x)).abs().max() <= 1e-4
+    out = tmp_path / "cli.pt2"
+    code = cli.main(["export", "--arch", "smarties_vit_tiny_patch16", "--bands", "BLUE,GREEN,RED", "--stats", "S2-L2A",
+                     "--output", "features", "--img-size", "32", "--out", str(out)])  # fmt: skip
+    assert code == 0 and torch.isfinite(torch.export.load(out).module()(x)).all()
+    with pytest.raises(ValueError, match="normalises its input"):
+        FixedBandEncoder(model, bands=["B02", "B03", "B08"])

@@ -4,7 +4,9 @@ and the example configs under ``configs/examples/`` (each run for one step on ge
 from __future__ import annotations
 
 import json
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,13 @@ from smarties_terratorch.io import read_raster  # noqa: E402
 from smarties_terratorch.transforms import (  # noqa: E402
     SmartiesAlbumentationsNormalize,
     SmartiesNormalize,
+    UnitsWarning,
     compute_statistics,
 )
 
 EXAMPLES = REPO / "configs" / "examples"
 HLS6 = ["B02", "B03", "B04", "B8A", "B11", "B12"]
+HLS_NAMES = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]  # the same bands, TerraTorch names
 S2_4 = ["B02", "B03", "B04", "B08"]
 
 
@@ -99,8 +103,11 @@ def test_transform_says_where_it_belongs() -> None:
     t = SmartiesAlbumentationsNormalize("S2-L2A", bands=S2_4)
     with pytest.raises(ValueError, match="before FlattenTemporalIntoChannels and ToTensorV2"):
         t(image=np.zeros((8, 8, 12), np.float32))  # flattened dates: 12 channels for 4 statistics bands
-    with pytest.raises(ValueError, match="'BLUE' is not in the S2-L2A statistics"):
-        SmartiesAlbumentationsNormalize("S2-L2A", bands=["BLUE"])
+    with pytest.raises(ValueError, match="'NIRR' is not in the S2-L2A statistics.*Close matches: 'NIR_BROAD'"):
+        SmartiesAlbumentationsNormalize("S2-L2A", bands=["NIRR"])
+    # one band vocabulary: TerraTorch names pick the table's rows
+    by_name = SmartiesAlbumentationsNormalize("S2-L2A", bands=HLS_NAMES).normalize
+    assert by_name.bands == tuple(HLS6)
 
 
 def test_generic_segmentation_module_gives_the_two_step_normalisation(tmp_path: Path) -> None:
@@ -209,26 +216,27 @@ def test_example_segmentation_fits(tmp_path: Path) -> None:
     }
     cli = run_config(EXAMPLES / "own_data_segmentation.yaml", tmp_path, overrides)
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
-    assert type(cli.model.model.encoder).__name__ == "SmartiesBackbone"
+    encoder = cli.model.model.encoder
+    assert type(encoder).__name__ == "SmartiesBackbone"
+    assert encoder.input_norm is not None and encoder.input_norm.bands == tuple(HLS6)  # normalised in the model
 
 
 def test_example_classification_fits_with_computed_statistics(tmp_path: Path) -> None:
     root = make_classification(tmp_path / "my_scenes")
     stats_file = root / "stats.yaml"
     assert stats_cli.main([str(root / "train" / "*" / "*.tif"), "--bands", *S2_4, "--out", str(stats_file)]) == 0
-    normalise = {"class_path": "smarties_terratorch.transforms.SmartiesAlbumentationsNormalize",
-                 "init_args": {"statistics": str(stats_file)}}  # fmt: skip
-    cfg = yaml.safe_load((EXAMPLES / "own_data_classification.yaml").read_text())["data"]["init_args"]
     overrides = {
         **_common(tmp_path),
         "data.init_args.train_data_root": str(root / "train"),
         "data.init_args.val_data_root": str(root / "val"),
         "data.init_args.test_data_root": str(root / "val"),
+        "model.init_args.model_args.backbone_stats": str(stats_file),
     }
-    for split in ("train", "val", "test"):
-        overrides[f"data.init_args.{split}_transform"] = [normalise, *cfg[f"{split}_transform"][1:]]
-    cli = run_config(EXAMPLES / "own_data_classification.yaml", tmp_path, overrides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitsWarning)  # raw digital numbers fit the statistics: no units warning
+        cli = run_config(EXAMPLES / "own_data_classification.yaml", tmp_path, overrides)
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+    assert cli.model.model.encoder.input_norm.source == f"statistics file {stats_file}"
 
 
 def test_example_multitemporal_fits(tmp_path: Path) -> None:
@@ -242,6 +250,7 @@ def test_example_multitemporal_fits(tmp_path: Path) -> None:
     cli = run_config(EXAMPLES / "own_data_multitemporal.yaml", tmp_path, overrides)
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
     assert type(cli.model.model.encoder).__name__ == "TemporalWrapper"
+    assert any(getattr(m, "input_norm", None) is not None for m in cli.model.model.encoder.modules())
 
 
 # ------------------------------------------------------------------------------------------------- predict tiling
@@ -337,3 +346,161 @@ def test_terratorch_predict_command_applies_the_tiling(seg_checkpoint, tmp_path:
     assert run.returncode == 0, run.stderr[-3000:]
     assert "tiled_inference_parameters={'h_crop': 32" in run.stderr and "applied" in run.stderr
     assert any(out.iterdir())
+
+
+# ------------------------------------------------------------------------------------- normalisation in the model
+# Typical HLS S30 surface reflectance x 10000 per band: (soil/vegetation, burned) means.
+_DN_MEANS = np.array([[600, 900, 1100, 2800, 2400, 1600], [500, 700, 900, 1500, 2900, 2600]], dtype=np.float32)
+
+
+def make_hls_dn(root: Path, n: int = 2, size: int = 224, splits: tuple[str, ...] = ("training", "validation")) -> Path:
+    """Burn-scars layout with HLS-like reflectance **digital numbers** (uint16, 6 bands) and masks that follow the
+    spectra (burned: low NIR, high SWIR), so a model can learn them in a few steps."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for split in splits:
+        for i in range(n):
+            rng = _rng(1000 * len(split) + i)
+            phase = rng.uniform(0, 2 * np.pi, 2)
+            burned = (np.sin(6 * xx + phase[0]) * np.cos(5 * yy + phase[1]) > 0.2).astype(np.int16)
+            mean = _DN_MEANS[burned].transpose(2, 0, 1)
+            img = np.clip(mean * rng.normal(1.0, 0.15, (6, size, size)), 1, 10000).astype(np.uint16)
+            _write(root / split / f"scene{i}_merged.tif", img)
+            _write(root / split / f"scene{i}.mask.tif", burned[None])
+    return root
+
+
+GUIDE = REPO / "docs" / "guide" / "your-data.md"
+
+
+def _guide_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", GUIDE.read_text(), re.S)
+
+
+def guide_config(epochs: int, lr: float) -> dict[str, Any]:
+    """The complete config of ``docs/guide/your-data.md``, shrunk to a tiny model trained ``epochs`` epochs on CPU."""
+    cfg = yaml.safe_load(next(b for b in _guide_blocks("yaml") if b.startswith("seed_everything")))
+    args = cfg["model"]["init_args"]["model_args"]
+    assert args["backbone_stats"] == "S2-L2A" and not any("transform" in k for k in cfg["data"]["init_args"])
+    args = tiny_model_args(args)
+    args.update(necks=[{"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}],
+                decoder="FCNDecoder")  # fmt: skip
+    cfg["model"]["init_args"]["model_args"] = args
+    cfg["trainer"].update(accelerator="cpu", max_epochs=epochs, logger=False, log_every_n_steps=1)
+    cfg["data"]["init_args"].update(batch_size=2, num_workers=0)
+    cfg["optimizer"]["init_args"]["lr"] = lr
+    return cfg
+
+
+def guide_commands() -> list[list[str]]:
+    """The guide's ``terratorch fit`` / ``terratorch predict`` / ``smarties predict`` lines, as argv lists."""
+    import shlex
+
+    block = next(b for b in _guide_blocks("bash") if "terratorch fit -c my_config.yaml" in b)
+    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def _user_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subprocess_run: bool, epochs: int, lr: float, n: int
+) -> dict[str, Any]:
+    """The guide's steps, as a user runs them in a folder of 6-band HLS-like GeoTIFFs in reflectance digital
+    numbers: its config, ``terratorch fit``, ``terratorch predict`` and ``smarties predict`` (no normalisation or
+    band flags); returns the share of pixels on which both predictions agree and the class shares."""
+    import subprocess
+
+    monkeypatch.chdir(tmp_path)
+    make_hls_dn(tmp_path / "my_data", n=n)
+    make_hls_dn(tmp_path / "my_data", n=2, splits=("scenes",))
+    Path("my_config.yaml").write_text(yaml.safe_dump(guide_config(epochs, lr)))
+    commands = guide_commands()
+    assert [c[:2] for c in commands] == [["terratorch", "fit"], ["terratorch", "predict"], ["smarties", "predict"]]
+    assert not any(flag in c for c in commands for flag in ("--stats", "--bands"))
+    for cmd in commands:
+        if subprocess_run:
+            smarties = str(Path(sys.executable).with_name("smarties"))
+            exe = [sys.executable, "-m", "terratorch"] if cmd[0] == "terratorch" else [smarties]
+            run = subprocess.run([*exe, *cmd[1:]], capture_output=True, text=True, timeout=1200)
+            assert run.returncode == 0, run.stderr[-3000:]
+        elif cmd[0] == "terratorch":
+            from terratorch.cli_tools import build_lightning_cli
+
+            build_lightning_cli(cmd[1:])
+        else:
+            from smarties_terratorch import cli
+
+            assert cli.main(cmd[1:]) == 0
+    hparams = torch.load("run/checkpoints/best.ckpt", map_location="cpu", weights_only=False)["hyper_parameters"]
+    assert hparams["model_args"]["backbone_stats"] == "S2-L2A"  # the statistics travel with the checkpoint
+    agree, total, counts = 0, 0, np.zeros(2, np.int64)
+    for scene in sorted(Path("my_data/scenes").glob("*_merged.tif")):
+        with rasterio.open(Path("predictions") / f"{scene.stem}_pred.tif") as a, rasterio.open(
+            next(Path("smarties_predictions").glob(f"{scene.stem}*.tif"))
+        ) as b:
+            theirs, mine = a.read(1).astype(np.int64), b.read(1).astype(np.int64)
+        agree += int((theirs == mine).sum())
+        total += theirs.size
+        counts += np.bincount(mine.ravel(), minlength=2)[:2]
+    return {"agree": agree / total, "pixels": total, "class_share": (counts / counts.sum()).tolist()}
+
+
+def _report(result: dict[str, Any]) -> None:
+    print(f"terratorch predict vs smarties predict: {100 * result['agree']:.3f} % of {result['pixels']} pixels agree;"
+          f" class shares {[round(c, 3) for c in result['class_share']]}")  # fmt: skip
+    assert min(result["class_share"]) > 0.05  # both classes predicted: the agreement is not trivial
+    assert result["agree"] >= 0.99
+
+
+@pytest.mark.slow  # ~70 s on a busy 2-core machine; tests/test_scene.py::test_predict_uses_the_checkpoints_statistics
+# is the fast check of the same seam (a checkpoint with backbone_stats, smarties predict with no flags)
+def test_user_run_in_model_normalisation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process: the guide's config fit for one step at a negligible learning rate (an untrained, non-degenerate
+    model), then both predict commands on raw digital numbers agree; no transform to forget."""
+    _report(_user_run(tmp_path, monkeypatch, subprocess_run=False, epochs=1, lr=1e-9, n=2))
+
+
+@pytest.mark.slow
+def test_user_run_in_model_normalisation_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guide's commands as a user types them (``terratorch fit/predict``, ``smarties predict``, subprocesses),
+    with a model trained for 8 epochs that has learned the two classes."""
+    _report(_user_run(tmp_path, monkeypatch, subprocess_run=True, epochs=8, lr=1e-3, n=4))
+
+
+def test_terratorch_predict_uses_the_test_transform(tmp_path: Path) -> None:
+    """What the guide warns about: TerraTorch's generic data module builds the predict set with test_transform."""
+    from terratorch.datamodules import GenericNonGeoSegmentationDataModule
+
+    root = make_hls_dn(tmp_path / "my_data", n=1, size=32, splits=("scenes",))
+    t = SmartiesAlbumentationsNormalize("S2-L2A", bands=HLS_NAMES)
+    dm = GenericNonGeoSegmentationDataModule(
+        batch_size=1, num_workers=0, num_classes=2, train_data_root=root / "scenes", val_data_root=root / "scenes",
+        test_data_root=root / "scenes", predict_data_root=root / "scenes", img_grep="*_merged.tif",
+        label_grep="*.mask.tif", test_transform=[t, _to_tensor()],
+    )  # fmt: skip
+    dm.setup("predict")
+    image = dm.predict_dataset[0]["image"]
+    raw = torch.from_numpy(read_raster(root / "scenes" / "scene0_merged.tif"))
+    assert torch.allclose(image, SmartiesNormalize.from_spec("S2-L2A", HLS6)(raw), atol=1e-6)
+
+
+def test_stats_command_checks_band_names_first(tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path / "a.tif", _rng(3).uniform(0, 255, (3, 8, 8)).astype(np.float32))
+    assert stats_cli.main([str(path), "--bands", "BLUE", "NIRR", "RED", "--out", str(tmp_path / "x.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown band 'NIRR'" in err and "NIR_BROAD" in err and err.count("\n") == 1
+    # bare RGB names need the sensor, which the file then records (the rows are found in its vocabulary)
+    out = tmp_path / "rgb.yaml"
+    assert stats_cli.main([str(path), "--bands", "R", "G", "B", "--sensor", "RGB", "--out", str(out)]) == 0
+    assert yaml.safe_load(out.read_text())["sensor"] == "RGB"
+    assert SmartiesNormalize.from_spec(out, ["RGB:B", "RED"]).bands == ("B", "R")
+
+
+def test_guide_python_block_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "In plain PyTorch" block of the guide, with a ``stats.yaml`` of three bands in the working directory."""
+    block = next(b for b in _guide_blocks("python") if "stats=" in b)
+    monkeypatch.chdir(tmp_path)
+    s2 = SmartiesNormalize.from_spec("S2-L2A", ["B04", "B03", "B02"])
+    Path("stats.yaml").write_text(yaml.safe_dump({"bands": ["B04", "B03", "B02"], "mean": s2.mean.tolist(),
+                                                  "std": s2.std.tolist(), "p1": s2.p1.tolist(), "p99": s2.p99.tolist()}))  # fmt: skip
+    scope: dict[str, Any] = {"raw": torch.rand(2, 3, 32, 32) * 3000}
+    exec(compile(block, str(GUIDE), "exec"), scope)  # noqa: S102 (our own documentation)
+    assert scope["x"].shape == (2, 3, 32, 32)
+    assert torch.equal(scope["model"].input_norm(scope["raw"]), scope["x"])  # the same statistics rows

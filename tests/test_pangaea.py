@@ -474,3 +474,17 @@ def test_shipped_config_forward(name: str, dataset: str) -> None:
         feats = enc(x)
     assert [tuple(f.shape) for f in feats] == [(1, enc.embed_dim, 4, 4)] * 4
     assert all(torch.isfinite(f).all() for f in feats)
+
+
+def test_encoder_stats_normalise_raw_input_through_the_band_plan() -> None:
+    """``stats``: the encoder takes raw values; rows follow the band plan (PlanetScope ``B5`` is NIR, not B05)."""
+    from smarties_terratorch.transforms import SmartiesNormalize
+
+    args = {"input_bands": {"optical": ["B2", "B3", "B4", "B5"]}, "band_map": {"optical": {"B5": "near_infrared_1"}},
+            "embed_dim": 64, "depth": 2, "num_heads": 2, "output_layers": [0, 1], "input_size": 32}  # fmt: skip
+    plain, normed = SmartiesEncoder(**args), SmartiesEncoder(**args, stats="S2-L2A")
+    normed.load_state_dict(plain.state_dict(), strict=True)
+    assert normed.vit.input_norm.bands == ("B02", "B03", "B04", "B08")
+    x = torch.rand(2, 4, 32, 32) * 3000
+    reference = plain({"optical": SmartiesNormalize.from_spec("S2-L2A", ["B02", "B03", "B04", "B08"])(x)})
+    assert all(torch.equal(a, b) for a, b in zip(normed({"optical": x}), reference))

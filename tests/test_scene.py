@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from smarties_terratorch.scene import (
     tiled_inference,
 )
 from smarties_terratorch.models.vit import smarties_vit_tiny_patch16
+from smarties_terratorch.transforms import UnitsWarning
 
 BANDS = ["B02", "B03", "B04", "B08"]
 TRANSFORM = from_origin(435730.0, 4179460.0, 10.0, 10.0)
@@ -236,15 +238,22 @@ def test_embed_cli_with_band_files_and_preview(tmp_path: Path) -> None:
     assert code == 2
 
 
-def _segmentation_checkpoint(path: Path, bands: list[str], num_classes: int = 3) -> Path:
-    """A checkpoint in the layout ``terratorch fit`` writes (``state_dict`` + the task's ``hyper_parameters``)."""
+def _segmentation_checkpoint(
+    path: Path, bands: list[str], num_classes: int = 3, stats: str | None = None, **model_args: Any
+) -> Path:
+    """A checkpoint in the layout ``terratorch fit`` writes (``state_dict`` + the task's ``hyper_parameters``);
+    ``stats`` becomes ``model_args.backbone_stats`` (the model normalises its input itself)."""
     from terratorch.tasks import SemanticSegmentationTask
 
     import smarties_terratorch.backbone  # noqa: F401 - registers the backbones
 
+    extra = model_args
     model_args = {"backbone": "smarties_vit_tiny_patch16", "backbone_bands": bands, "necks": [
         {"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}], "decoder": "FCNDecoder",
         "num_classes": num_classes}  # fmt: skip
+    if stats is not None:
+        model_args["backbone_stats"] = stats
+    model_args.update(extra)
     task = SemanticSegmentationTask(model_args=model_args, model_factory="EncoderDecoderFactory", loss="ce")
     hparams = {"_class_path": "terratorch.tasks.SemanticSegmentationTask", **task.hparams}
     torch.save({"state_dict": task.state_dict(), "hyper_parameters": hparams}, path)
@@ -260,7 +269,7 @@ def test_predict_from_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "mask.tif"
     # fp32 pinned: "auto" means bf16 on CPUs with native bf16, and this test compares with an fp32 forward exactly.
     code = cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(out), "--tile-size", "64",
-                     "--overlap", "0", "--quiet", "--precision", "fp32",
+                     "--overlap", "0", "--quiet", "--precision", "fp32", "--stats", "none",
                      "--probabilities", str(tmp_path / "prob.tif")])  # fmt: skip
     assert code == 0
     task = load_segmentation_task(ckpt)
@@ -293,7 +302,7 @@ def test_predict_cli_bf16_agrees_with_fp32(tmp_path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on CPUs without it: slower, still right
             code = cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(tmp_path / f"{precision}.tif"),
-                             "--tile-size", "64", "--overlap", "0", "--quiet", "--precision", precision,
+                             "--tile-size", "64", "--overlap", "0", "--quiet", "--precision", precision, "--stats", "none",
                              "--probabilities", str(tmp_path / f"{precision}_prob.tif")])  # fmt: skip
         assert code == 0
         with rasterio.open(tmp_path / f"{precision}.tif") as src, rasterio.open(tmp_path / f"{precision}_prob.tif") as p:
@@ -301,6 +310,69 @@ def test_predict_cli_bf16_agrees_with_fp32(tmp_path: Path) -> None:
     (mask32, prob32), (mask16, prob16) = outputs["fp32"], outputs["bf16"]
     assert (mask32 == mask16).mean() >= 0.95
     assert np.abs(prob32 - prob16).max() <= 0.05
+
+
+def test_predict_uses_the_checkpoints_statistics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A checkpoint with backbone_stats needs no flag; --stats replaces them; one without statistics is refused."""
+    from smarties_terratorch.transforms import SmartiesNormalize
+
+    scene = write_tif(tmp_path / "scene.tif", np.random.default_rng(9).uniform(0, 3000, (4, 48, 48)).astype(np.float32))
+    common = ["--tile-size", "48", "--overlap", "0", "--quiet", "--precision", "fp32", "--probabilities"]
+    norm_ckpt = _segmentation_checkpoint(tmp_path / "norm.ckpt", ["BLUE", "GREEN", "RED", "NIR_BROAD"], stats="S2-L2A")
+    plain_ckpt = tmp_path / "plain.ckpt"
+    plain_ckpt.write_bytes(norm_ckpt.read_bytes())
+    plain = torch.load(plain_ckpt, weights_only=True)
+    del plain["hyper_parameters"]["model_args"]["backbone_stats"]
+    torch.save(plain, plain_ckpt)
+
+    def predict(ckpt: Path, name: str, *extra: str) -> int:
+        return cli.main(["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(tmp_path / name), *common,
+                         *extra])  # fmt: skip
+
+    assert predict(norm_ckpt, "in_model.tif") == 0
+    assert "normalises its input with statistics table 'S2-L2A'" in capsys.readouterr().err
+    assert predict(plain_ckpt, "external.tif", "--stats", "S2-L2A") == 0
+    np.testing.assert_allclose(read(tmp_path / "in_model_probabilities.tif"),
+                               read(tmp_path / "external_probabilities.tif"), atol=1e-5)  # fmt: skip
+    # the forgotten normalisation is refused, saying what to pass
+    capsys.readouterr()
+    assert predict(plain_ckpt, "forgot.tif") == 2
+    err = capsys.readouterr().err
+    assert "records no normalisation statistics" in err and "--stats" in err and err.count("\n") == 1
+    assert not (tmp_path / "forgot.tif").exists()
+    # --stats overrides the checkpoint's statistics (here with a file); 'none' switches them off
+    stats_file = tmp_path / "mine.yaml"
+    s2 = SmartiesNormalize.from_spec("S2-L2A", ["B02", "B03", "B04", "B08"])
+    doubled = {"bands": ["B02", "B03", "B04", "B08"], "mean": s2.mean.tolist(), "std": s2.std.tolist(),
+               "p1": (s2.p1 * 2).tolist(), "p99": (s2.p99 * 2).tolist()}  # fmt: skip
+    stats_file.write_text(json.dumps(doubled))
+    assert predict(norm_ckpt, "override.tif", "--stats", str(stats_file)) == 0
+    assert not np.allclose(read(tmp_path / "override_probabilities.tif"), read(tmp_path / "in_model_probabilities.tif"))
+    assert predict(norm_ckpt, "none.tif", "--stats", "none") == 0
+    assert not np.allclose(read(tmp_path / "none_probabilities.tif"), read(tmp_path / "in_model_probabilities.tif"))
+    # nodata enters the model as raw 0 (TerraTorch's no_data_replace: 0), which the model then normalises
+    data = np.random.default_rng(9).uniform(0, 3000, (4, 48, 48)).astype(np.float32)
+    data[:, :5, :7] = np.nan
+    holes = write_tif(tmp_path / "holes.tif", data)
+    assert cli.main(["predict", str(holes), "--checkpoint", str(norm_ckpt), "--out", str(tmp_path / "holes_classes.tif"),
+                     *common[:-1]]) == 0  # fmt: skip
+    task = load_segmentation_task(norm_ckpt)
+    with torch.inference_mode():
+        expected = task.model(torch.from_numpy(np.nan_to_num(data))[None])
+    mask = read(tmp_path / "holes_classes.tif")[0]
+    keep = np.ones_like(mask, dtype=bool)
+    keep[:5, :7] = False
+    np.testing.assert_array_equal(mask[keep], expected.output.argmax(1)[0].numpy()[keep])
+
+
+def test_predict_bands_in_the_checkpoints_sensor_vocabulary(tmp_path: Path) -> None:
+    """Bare RGB names mean the model's sensor (backbone_sensor: RGB), for the checkpoint's bands and for --bands."""
+    ckpt = _segmentation_checkpoint(tmp_path / "rgb.ckpt", ["R", "G", "B"], stats="RGB", backbone_sensor="RGB")
+    scene = write_tif(tmp_path / "rgb.tif", np.random.default_rng(3).uniform(0, 255, (3, 48, 48)).astype(np.float32))
+    common = [str(scene), "--checkpoint", str(ckpt), "--tile-size", "48", "--overlap", "0", "--quiet"]
+    assert cli.main(["predict", *common, "--out", str(tmp_path / "a.tif")]) == 0
+    assert cli.main(["predict", *common, "--out", str(tmp_path / "b.tif"), "--bands", "RED,G,B"]) == 0
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
 
 
 def test_predict_rejects_state_dict_only_file(tmp_path: Path) -> None:
@@ -588,6 +660,22 @@ def test_cli_model_options_change_the_features(tmp_path: Path, scene: Path, caps
     assert code == 0 and summary["shape"][0] == 768 and feats["s2"].shape[0] == 64
 
 
+def test_embed_bands_in_any_spelling(tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture) -> None:
+    """One band vocabulary: TerraTorch names and S2 codes pick the same statistics rows and projections."""
+    common = [str(scene), "--quiet", "--tile-size", "32", "--overlap", "16", "--stats", "S2-L2A", "--arch", TINY]
+    feats = {}
+    for name, bands in {"codes": "B02,B03,B04,B08", "names": "BLUE,GREEN,RED,NIR_BROAD", "mixed": "S2:B02,560,red_2,B8"}.items():
+        torch.manual_seed(0)
+        assert cli.main(["embed", *common, "--bands", bands, "--out", str(tmp_path / f"{name}.tif")]) == 0, name
+        feats[name] = read(tmp_path / f"{name}.tif")
+    np.testing.assert_array_equal(feats["codes"], feats["names"])
+    np.testing.assert_array_equal(feats["codes"], feats["mixed"])
+    capsys.readouterr()
+    assert cli.main(["embed", *common, "--bands", "BLUE,GREEN,RED,NIRR", "--out", str(tmp_path / "x.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown band 'NIRR'" in err and "NIR_BROAD" in err and err.count("\n") == 1
+
+
 def test_cli_precision_device_threads_compile(
     tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -692,14 +780,23 @@ def test_predict_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     scene_path = write_tif(tmp_path / "scene.tif", rng.normal(size=(4, 48, 48)).astype(np.float32))
     args = ["predict", str(scene_path), "--checkpoint", str(ckpt), "--tile-size", "48", "--overlap", "0", "--quiet"]
     args = [*args, "--stats", "S2-L2A"]
-    assert cli.main([*args, "--out", str(tmp_path / "a.tif"), "--probabilities"]) == 0
+    with pytest.warns(UnitsWarning, match="looks already normalised"):  # N(0, 1) noise for DN statistics
+        assert cli.main([*args, "--out", str(tmp_path / "a.tif"), "--probabilities"]) == 0
     assert (tmp_path / "a_probabilities.tif").is_file()
-    # --bands names the scene's channels (here: another order), which picks the statistics per channel
-    assert cli.main([*args, "--out", str(tmp_path / "b.tif"), "--bands", "B08,B04,B03,B02", "--probabilities"]) == 0
-    assert not np.allclose(read(tmp_path / "a_probabilities.tif"), read(tmp_path / "b_probabilities.tif"))
+    # --bands names the scene's channels in any spelling of the trained bands (one vocabulary)
+    assert cli.main([*args, "--out", str(tmp_path / "b.tif"), "--bands", "BLUE,S2:B03,665,NIR_BROAD",
+                     "--probabilities"]) == 0  # fmt: skip
+    np.testing.assert_array_equal(read(tmp_path / "a_probabilities.tif"), read(tmp_path / "b_probabilities.tif"))
     capsys.readouterr()
+    # other bands (here: another order) than the checkpoint's are refused before anything is written
+    assert cli.main([*args, "--out", str(tmp_path / "d.tif"), "--bands", "B08,B04,B03,B02"]) == 2
+    assert "are not the bands" in capsys.readouterr().err and not (tmp_path / "d.tif").exists()
+    # an unknown name is refused before the checkpoint is loaded, with the accepted spellings
+    assert cli.main([*args, "--out", str(tmp_path / "d.tif"), "--bands", "BLUE,GREEN,RED,NIR"]) == 2
+    err = capsys.readouterr().err
+    assert "--bands" in err and "ambiguous" in err and err.count("\n") == 1
     assert cli.main([*args, "--out", str(tmp_path / "c.tif"), "--bands", "B02,B03"]) == 2
-    assert "4 band(s) but --bands names 2" in capsys.readouterr().err
+    assert "are not the bands" in capsys.readouterr().err
     assert not (tmp_path / "c.tif").exists()
 
 

@@ -179,3 +179,15 @@ def test_ambiguous_name_with_a_sensor_says_it_is_not_a_band_of_that_sensor(bands
     with pytest.raises(ValueError, match=r"Unknown band '\w+' in sensor '\w+' \(bands: ") as info:
         resolve_bands(bands, sensor=sensor)
     assert "without a sensor" not in str(info.value)
+
+
+def test_upper_case_red_is_terratorchs_name_and_lower_case_is_ambiguous() -> None:
+    assert resolve_bands(["RED"]).range_keys == resolve_bands(["B04"]).range_keys == ["red_2"]
+    for name in ("R", "red", "NIR"):
+        with pytest.raises(ValueError, match="ambiguous without a sensor"):
+            resolve_bands([name])
+
+
+@pytest.mark.parametrize("spelling", ["BLUE", "B02", "B2", "S2:B02", "blue_1", 490, "490nm"])
+def test_one_vocabulary_for_blue(spelling) -> None:
+    assert resolve_bands([spelling]).range_keys == ["blue_1"]

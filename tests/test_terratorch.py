@@ -745,3 +745,83 @@ def test_pretrained_true_when_the_hub_cannot_be_reached_names_the_keys(
             build(bands=HLS, pretrained=True)
     finally:
         hub.close()
+
+
+# ---------------------------------------------------------------------------------------------- normalisation in the model
+HLS_NAMES = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
+
+
+def _dn(size: int = 32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(2, 6, size, size, generator=g) * 3000 + 100).round()
+
+
+def test_backbone_stats_normalise_inside_the_model(tmp_path: Path) -> None:
+    import json
+    import warnings
+
+    from smarties_terratorch.transforms import SmartiesNormalize, UnitsWarning
+
+    plain = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=HLS_NAMES)
+    normed = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=HLS_NAMES, stats="S2-L2A")
+    assert list(normed.state_dict()) == list(plain.state_dict())  # released layout: no statistics in the weights
+    normed.load_state_dict(plain.state_dict(), strict=True)
+    x = _dn()
+    reference = plain(SmartiesNormalize.from_spec("S2-L2A", ["B02", "B03", "B04", "B8A", "B11", "B12"])(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitsWarning)  # raw digital numbers are what the statistics expect
+        out = normed(x)
+    assert all(torch.equal(a, b) for a, b in zip(out, reference))
+    # the same statistics inline, or from a file, give the same model
+    s2 = SmartiesNormalize.from_spec("S2-L2A", HLS_NAMES)
+    inline = {"bands": HLS_NAMES, **{k: getattr(s2, k).tolist() for k in ("mean", "std", "p1", "p99")}}
+    (tmp_path / "stats.json").write_text(json.dumps(inline))
+    for spec in (inline, str(tmp_path / "stats.json")):
+        other = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=HLS_NAMES, stats=spec)
+        other.load_state_dict(plain.state_dict())
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(other(x), reference))
+
+
+def test_backbone_stats_warn_on_data_normalised_twice() -> None:
+    from smarties_terratorch.transforms import SmartiesNormalize, UnitsWarning
+
+    normed = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=HLS_NAMES, stats="S2-L2A")
+    with pytest.warns(UnitsWarning, match="already normalised.*backbone_stats"):
+        normed(SmartiesNormalize.from_spec("S2-L2A", HLS_NAMES)(_dn()))
+
+
+def test_backbone_stats_errors() -> None:
+    with pytest.raises(ValueError, match="stats needs the model's bands"):
+        TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", stats="S2-L2A")
+    with pytest.raises(ValueError, match="'VV' is not in the S2-L2A statistics"):
+        TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=["B02", "VV"], stats="S2-L2A")
+    normed = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=HLS_NAMES, stats="S2-L2A")
+    with pytest.raises(ValueError, match="normalises its input with statistics table 'S2-L2A'"):
+        normed.forward_features(_dn()[:, :4], bands=["B02", "B03", "B04", "B08"])
+
+
+def test_backbone_stats_travel_in_the_task_hyperparameters() -> None:
+    from terratorch.tasks import SemanticSegmentationTask
+
+    model_args = {"backbone": "smarties_vit_tiny_patch16", "backbone_bands": HLS_NAMES, "backbone_stats": "S2-L2A",
+                  "necks": [{"name": "SelectIndices", "indices": [0, 1]}, {"name": "ReshapeTokensToImage"}],
+                  "decoder": "FCNDecoder", "num_classes": 2}  # fmt: skip
+    task = SemanticSegmentationTask(model_args=model_args, model_factory="EncoderDecoderFactory", loss="ce")
+    assert task.hparams["model_args"]["backbone_stats"] == "S2-L2A"
+    assert task.model.encoder.input_norm.bands == ("B02", "B03", "B04", "B8A", "B11", "B12")
+    assert task.model(_dn()).output.shape == (2, 2, 32, 32)
+
+
+@pytest.mark.parametrize("fusion", ["early", "late"])
+def test_backbone_stats_per_modality(fusion: str) -> None:
+    from smarties_terratorch.transforms import SmartiesNormalize
+
+    bands = {"S2": ["B02", "B03", "B04", "B08"], "S1": ["VV", "VH"]}
+    kw = {"modality_bands": bands, "fusion": fusion}
+    plain = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", **kw)
+    normed = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", **kw, stats={"S2": "S2-L2A", "S1": "S1"})
+    normed.load_state_dict(plain.state_dict(), strict=True)
+    g = torch.Generator().manual_seed(1)
+    raw = {"S2": torch.rand(2, 4, 32, 32, generator=g) * 3000, "S1": -torch.rand(2, 2, 32, 32, generator=g) * 25 - 3}
+    ref = plain({m: SmartiesNormalize.from_spec(t, bands[m])(raw[m]) for m, t in (("S2", "S2-L2A"), ("S1", "S1"))})
+    assert all(torch.equal(a, b) for a, b in zip(normed(raw), ref))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -125,7 +126,7 @@ def test_select_accepts_unpadded_and_lowercase_codes():
 
 
 def test_select_unknown_band_names_available_ones():
-    with pytest.raises(ValueError, match=r"Available bands: B01, B02.*B12"):
+    with pytest.raises(ValueError, match=r"Available bands: B01 \(= COASTAL_AEROSOL\), B02 \(= BLUE\).*B12"):
         normalization_stats("S2-L2A").select(["B13"])
     with pytest.raises(ValueError, match="does not use it"):
         normalization_stats("EuroSAT").select(["B10"])
@@ -288,3 +289,107 @@ def test_normalize_in_place_path_equals_the_differentiable_one() -> None:
     slow = norm(x.clone().requires_grad_(True))
     assert torch.equal(x.nan_to_num(nan=123.0), before.nan_to_num(nan=123.0))  # the input is never modified
     assert torch.equal(torch.nan_to_num(fast, nan=123.0), torch.nan_to_num(slow.detach(), nan=123.0))
+
+
+# ---------------------------------------------------------------------------------------------- one band vocabulary
+@pytest.mark.parametrize("spelling", ["B02", "B2", "b02", "BLUE", "S2:B02", "S2-L2A:B2", "blue_1", 490, "490nm"])
+def test_statistics_rows_by_any_band_spelling(spelling) -> None:
+    assert normalization_stats("S2-L2A").select([spelling, "B04"]).bands == ("B02", "B04")
+
+
+def test_statistics_rows_in_the_tables_sensor_vocabulary() -> None:
+    assert normalization_stats("RGB").select(["RED", "G", "blue_3"]).bands == ("R", "G", "B")
+    norm = SmartiesNormalize.from_spec("S2-L2A", bands=["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"])
+    assert norm.bands == ("B02", "B03", "B04", "B8A", "B11", "B12")
+
+
+def test_unknown_band_lists_the_accepted_names() -> None:
+    with pytest.raises(ValueError, match=r"'NIRR' is not in the S2-L2A statistics.*Close matches.*B02 \(= BLUE\)"):
+        normalization_stats("S2-L2A").select(["NIRR"])
+    with pytest.raises(ValueError, match="CIRRUS.*no learned SMARTIES projection"):
+        normalization_stats("S2-L1C").select(["CIRRUS"])
+    with pytest.raises(ValueError, match="'B10' is a channel of the S2-L1C file but SMARTIES does not use it"):
+        normalization_stats("S2-L1C").select(["B10"])
+
+
+# ---------------------------------------------------------------------------------------------- units
+from smarties_terratorch.transforms import UnitsWarning, expected_units  # noqa: E402
+
+HLS = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
+
+
+def test_expected_units_of_every_table() -> None:
+    units = {key: normalization_stats(key).units for key in ALL_KEYS}
+    assert units == {"RGB": "8bit", "S2-L1C": "dn", "S2-L2A": "dn", "S1-GRD": "db", "EuroSAT": "dn",
+                     "WHU-RS19": "8bit", "UC-Merced": "8bit", "RESISC45": "8bit", "DFC2020": "8bit"}  # fmt: skip
+    assert expected_units([0.001, 0.002], [0.4, 0.6]) == "unit"
+
+
+def _dn(seed: int = 0, size: int = 64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(2, 6, size, size, generator=g) * 3000 + 100).round()
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("digital numbers", lambda: _dn()),
+        ("dark water", lambda: _dn() / 20 + 20),
+        ("bright clouds", lambda: _dn() + 5000),
+        ("nodata zeros and NaN", lambda: torch.cat([_dn()[:, :, :32], torch.zeros(2, 6, 16, 64),
+                                                    torch.full((2, 6, 16, 64), float("nan"))], dim=2)),
+    ],
+)  # fmt: skip
+def test_correct_data_never_warns(name: str, make) -> None:
+    norm = SmartiesNormalize.from_spec("S2-L2A", HLS, check_units=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitsWarning)
+        norm(make())
+    assert norm.check_units(make()) == ""
+
+
+@pytest.mark.parametrize(
+    ("table", "x"),
+    [
+        ("S1-GRD", -torch.rand(2, 2, 32, 32) * 25 - 3),
+        ("RGB", torch.rand(2, 3, 32, 32) * 255),
+        ({"mean": [0.3] * 2, "std": [0.2] * 2, "p1": [0.01, 0.02], "p99": [0.4, 0.6]}, torch.rand(2, 2, 32, 32) * 0.5),
+    ],
+)  # fmt: skip
+def test_correct_data_never_warns_in_other_units(table, x: torch.Tensor) -> None:
+    assert SmartiesNormalize.from_spec(table, check_units=True).check_units(x) == ""
+
+
+@pytest.mark.parametrize(
+    ("table", "bands", "x", "fix"),
+    [
+        ("S2-L2A", HLS, _dn() / 10000, "constant_scale: 10000"),  # 0-1 reflectance for DN statistics
+        ("S2-L2A", HLS, _dn() * 10000, "remove constant_scale: 10000"),  # DN scaled once more
+        ("S2-L2A", HLS, None, "looks already normalised"),  # normalised twice
+        ("RGB", None, torch.rand(2, 3, 32, 32), "multiply them by 255"),
+        ("S1-GRD", None, torch.rand(2, 2, 32, 32) * 0.3, "10 \\* log10"),
+        ({"bands": HLS, "mean": [0.3] * 6, "std": [0.2] * 6, "p1": [0.01] * 6, "p99": [0.4] * 6}, HLS, _dn(),
+         "Remove constant_scale: 10000"),  # fmt: skip
+    ],
+)
+def test_wrong_units_warn_once_with_the_fix(table, bands, x, fix: str) -> None:
+    norm = SmartiesNormalize.from_spec(table, bands, check_units=True)
+    if x is None:
+        x = SmartiesNormalize.from_spec(table, bands)(_dn())
+    with pytest.warns(UnitsWarning, match=fix):
+        norm(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitsWarning)
+        norm(x)  # once
+
+
+def test_units_are_not_checked_unless_asked() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitsWarning)
+        SmartiesNormalize.from_spec("S2-L2A", HLS)(_dn() / 10000)
+
+
+def test_missing_statistics_file_says_where_and_what_else(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"yaml not found \(relative to the working directory.*inline"):
+        SmartiesNormalize.from_spec("nope/stats.yaml")

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..spectrum import NUM_LEARNED_RANGES, ResolvedBands, concat_bands, resolve_bands
+from ..transforms import SmartiesNormalize
 from .embed import SpectrumAwarePatchEmbed
 
 __all__ = [
@@ -104,6 +105,13 @@ class SmartiesViT(nn.Module):
         drop_path_rate: stochastic depth (the released fine-tunes effectively used 0).
         projection_scale: the released constant 12 multiplying the band mean.
         dense_upsample: upsampling factor of the ``"conv"`` head (96/14 for DFC2020).
+        stats: SMARTIES normalisation statistics applied to the input inside the model (first thing in every
+            forward), for the model's ``bands``: a table name (``"S2-L2A"``), a mapping with ``mean``/``std``/
+            ``p1``/``p99`` lists or a statistics file: anything
+            :meth:`~smarties_terratorch.transforms.SmartiesNormalize.from_spec` accepts. The model then takes raw
+            values (digital numbers, reflectance, dB, as the statistics expect) and warns once
+            (:class:`~smarties_terratorch.transforms.UnitsWarning`) when the first batches do not fit those units,
+            e.g. data normalised twice. ``None`` (default): inputs arrive normalised.
     """
 
     def __init__(
@@ -126,6 +134,7 @@ class SmartiesViT(nn.Module):
         drop_path_rate: float = 0.0,
         projection_scale: float = 12.0,
         dense_upsample: float = 96 / 14,
+        stats: Any = None,
     ) -> None:
         super().__init__()
         if global_pool not in ("token", "avg"):
@@ -167,6 +176,40 @@ class SmartiesViT(nn.Module):
         self.fc_norm = norm_layer(embed_dim) if global_pool == "avg" else nn.Identity()
         self.head = _make_head(head_type, embed_dim * num_modalities, num_classes, dense_upsample)
         self._init_weights()
+        self.stats: Any = None
+        self.input_norm: SmartiesNormalize | None = None
+        self.set_stats(stats)
+
+    # ------------------------------------------------------------------ normalisation
+    def set_stats(self, stats: Any) -> None:
+        """Normalise inputs inside the model with ``stats`` (see the class arguments); ``None`` switches it off.
+
+        The statistics are resolved for the model's default bands (``BLUE`` finds a table's ``B02`` row).
+        Their buffers are not part of the state dict: they come from the constructor arguments, which
+        TerraTorch saves in the checkpoint's hyperparameters.
+        """
+        if stats is None:
+            self.stats, self.input_norm = None, None
+            return
+        if self.default_bands is None:
+            raise ValueError(
+                "stats needs the model's bands to pick the statistics rows: build the model with bands=[...] "
+                "(TerraTorch: backbone_bands) or sensor=..."
+            )
+        norm = SmartiesNormalize.from_spec(stats, bands=self.default_bands, check_units=True)
+        self.stats, self.input_norm = stats, norm.to(self.pos_embed.device)
+
+    def normalize_input(self, x: torch.Tensor, bands: ResolvedBands) -> torch.Tensor:
+        """``x`` normalised with the model's statistics (unchanged when it has none)."""
+        if self.input_norm is None:
+            return x
+        if bands is not self.default_bands and _ranges(bands) != _ranges(self.default_bands):
+            raise ValueError(
+                f"This model normalises its input with {self.input_norm.source} for its bands "
+                f"({', '.join(self.default_bands.names)}), but this call gives bands {', '.join(bands.names)}: "
+                f"call it without bands=, or build a model for these bands."
+            )
+        return self.input_norm(x)
 
     # ------------------------------------------------------------------ init
     def _init_weights(self) -> None:
@@ -250,6 +293,7 @@ class SmartiesViT(nn.Module):
         """Tokens entering the first block: ``[B, 1 + h*w, D]`` (CLS first, position embedding added)."""
         resolved = self.resolve(bands, sensor)
         grid = self._check_input(x, resolved)
+        x = self.normalize_input(x, resolved)
         return self.add_cls_and_pos(self.spectrum_projection(x, resolved), grid)
 
     def add_cls_and_pos(self, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -389,6 +433,10 @@ class SmartiesViT(nn.Module):
             dim=-1,
         )
         return feats if pre_logits else self.head(feats)
+
+
+def _ranges(bands: ResolvedBands) -> list[Any]:
+    return [b.range_key or b.sources for b in bands]
 
 
 @dataclass(frozen=True)

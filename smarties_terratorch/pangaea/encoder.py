@@ -289,6 +289,10 @@ class SmartiesEncoder(PangaeaEncoderBase):
         allow_duplicate_bands: accept channels resolving to the same range (BioMassters' ascending/descending
             SAR); they then count once each in SMARTIES' band average.
         weighting: averaged-projection weighting (``"released"`` or ``"inverse_distance"``).
+        stats: SMARTIES normalisation statistics applied inside the encoder to the kept channels (a table name
+            such as ``S2-L2A``, a mapping or a statistics file; rows found through the band plan, so
+            ``B5 -> near_infrared_1`` picks the NIR row). The encoder then needs raw values: use PANGAEA's
+            preprocessing without normalisation (``seg_wo_norm``). ``None`` (default): PANGAEA normalises.
         model_name: name in PANGAEA's logs.
     """
 
@@ -312,6 +316,7 @@ class SmartiesEncoder(PangaeaEncoderBase):
         multi_temporal: bool | int = False,
         allow_duplicate_bands: bool = False,
         weighting: str = "released",
+        stats: Any = None,
         model_name: str = "smarties",
     ) -> None:
         input_bands = {str(m): [str(b) for b in bands] for m, bands in _plain(input_bands).items()}
@@ -369,6 +374,8 @@ class SmartiesEncoder(PangaeaEncoderBase):
             mlp_ratio=mlp_ratio,
             weighting=weighting,
             allow_duplicate_bands=allow_duplicate_bands,
+            bands=self.band_plan.bands,
+            stats=_plain(stats),
         )
 
     # ------------------------------------------------------------------ weights

@@ -76,8 +76,6 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                    "failing (always on in catalogue mode)")  # fmt: skip
     p.add_argument("--allow-empty", action="store_true", help="keep outputs with no valid token/pixel (default: "
                    "an error, nothing written)")  # fmt: skip
-    p.add_argument("--stats", default="none", help="normalisation: a statistics table name (e.g. S2-L1C), a "
-                   "JSON/YAML file with mean/std/p1/p99 lists, or 'none' (input already normalised; default)")  # fmt: skip
     p.add_argument("--tile-size", type=int, default=224, help="tile side in pixels, multiple of 16 (default 224)")
     p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring tiles, multiple of 16 (default 32)")
     p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass (default 8)")
@@ -98,6 +96,8 @@ def _embed_parser() -> argparse.ArgumentParser:
     p.add_argument("--sensor", help="sensor preset for bare band names (e.g. S2-L1C)")
     p.add_argument("--arch", default="smarties_vit_base_patch16", help="model factory (default ViT-B/16)")
     p.add_argument("--weights", help="checkpoint (local .safetensors/.pth) or declared weights tag")
+    p.add_argument("--stats", default="none", help="normalisation: a statistics table name (e.g. S2-L1C), a "
+                   "JSON/YAML file with mean/std/p1/p99 lists, or 'none' (input already normalised; default)")  # fmt: skip
     p.add_argument("--min-valid", type=float, default=0.5, help="min valid pixel fraction per token, in (0, 1] "
                    "(default 0.5)")  # fmt: skip
     p.add_argument("--preview", help="also write a PCA-to-RGB preview: 'png', 'tif' or 'png,tif' (named after the "
@@ -111,8 +111,11 @@ def _predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="Lightning checkpoint written by terratorch fit")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow a checkpoint that needs arbitrary "
                    "unpickling (runs code from the file: only for files you made)")  # fmt: skip
-    p.add_argument("--bands", help="names of the scene's channels, in order, for --stats and the band-count check "
-                   "(default: the checkpoint's model_args.backbone_bands)")  # fmt: skip
+    p.add_argument("--bands", help="names of the scene's channels, in order (default: the checkpoint's "
+                   "model_args.backbone_bands); any spelling of the same bands (BLUE = B02 = S2:B02)")  # fmt: skip
+    p.add_argument("--stats", help="normalisation (default: the checkpoint's model_args.backbone_stats): a "
+                   "statistics table name (e.g. S2-L2A), a JSON/YAML file with mean/std/p1/p99 lists, or 'none' "
+                   "(the scene is already normalised)")  # fmt: skip
     p.add_argument("--probabilities", nargs="?", const="", metavar="PATH", help="also write blended class "
                    "probabilities: to PATH, or without a value next to each output (<name>_probabilities.tif)")  # fmt: skip
     return p
@@ -266,16 +269,26 @@ def _check_count(reader: RasterReader, bands: list[str], scene: Scene) -> None:
         )
 
 
-def _normalizer(stats: str, bands: list[str]) -> Any:
+def _normalizer(stats: str | None, bands: Any) -> Any:
     from ..transforms import SmartiesNormalize
 
-    if str(stats).lower() == "none":
+    if stats is None or str(stats).lower() == "none":
         return None
-    return SmartiesNormalize.from_spec(stats, bands=bands)
+    return SmartiesNormalize.from_spec(stats, bands=bands, check_units=True)
 
 
-def _stats_inputs(stats: str) -> list[Path]:
-    return [Path(stats)] if Path(stats).is_file() else []
+def _stats_inputs(stats: str | None) -> list[Path]:
+    return [Path(stats)] if stats is not None and Path(stats).is_file() else []
+
+
+def _resolve(bands: list[str], sensor: str | None = None, what: str = "--bands") -> Any:
+    """``bands`` through the one band vocabulary (:func:`~smarties_terratorch.spectrum.resolve_bands`)."""
+    from ..spectrum import resolve_bands
+
+    try:
+        return resolve_bands(bands, sensor=sensor)
+    except (ValueError, TypeError) as err:
+        raise _Usage(f"{what}: {err}") from None
 
 
 @contextlib.contextmanager
@@ -318,7 +331,7 @@ def _embed(args: argparse.Namespace) -> int:
     bands = _split(args.bands)
     if not bands:
         raise _Usage("--bands names no band")
-    normalize = _normalizer(args.stats, bands)
+    normalize = _normalizer(args.stats, _resolve(bands, args.sensor))
     local = args.weights is not None and Path(args.weights).is_file()
     report = _Report("smarties embed", args.scenes is not None)
     inputs = [*_stats_inputs(args.stats), *([Path(args.weights)] if local else [])]
@@ -355,6 +368,70 @@ def embed_main(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- predict
+def _smarties_encoder(task: Any) -> Any:
+    """The SMARTIES model inside a TerraTorch task (its backbone), if any."""
+    from ..models.vit import SmartiesViT
+
+    return next((m for m in task.modules() if isinstance(m, SmartiesViT)), None) if hasattr(task, "modules") else None
+
+
+def _predict_normalizer(args: argparse.Namespace, task: Any, bands: Any, checkpoint: Path) -> Any:
+    """What normalises the scene: the model itself (the checkpoint's ``backbone_stats``, or ``--stats`` in its
+    place), a normaliser built from ``--stats``, or nothing (``--stats none``). A checkpoint that records no
+    statistics needs ``--stats``."""
+    encoder = _smarties_encoder(task)
+    in_model = encoder is not None and encoder.input_norm is not None
+    if args.stats is None:
+        if in_model:
+            print(f"smarties predict: the model normalises its input with {encoder.input_norm.source} (the "
+                  f"checkpoint's backbone_stats)", file=sys.stderr)  # fmt: skip
+            return None
+        raise _Usage(
+            f"{checkpoint} records no normalisation statistics (model_args.backbone_stats): pass --stats with the "
+            f"statistics the model was trained with (a table such as S2-L2A, or the file smarties stats wrote), "
+            f"or --stats none if the scene is already normalised"
+        )
+    if in_model:  # --stats replaces the checkpoint's statistics inside the model ('none': input already normalised)
+        encoder.set_stats(None if str(args.stats).lower() == "none" else args.stats)
+        return None
+    return _normalizer(args.stats, bands)
+
+
+def _early_band_check(bands: list[str], stats: str | None) -> None:
+    """Unknown ``--bands`` names and statistics rows fail before the (slow) checkpoint load. Bare colour names
+    (``R``, ``NIR``) need the checkpoint's ``backbone_sensor`` and are checked once it is read."""
+    from ..spectrum import resolve_bands
+
+    try:
+        resolved = resolve_bands(bands)
+    except (ValueError, TypeError) as err:
+        if "ambiguous" in str(err):
+            return
+        raise _Usage(f"--bands: {err}") from None
+    _normalizer(stats, resolved)
+
+
+def _scene_bands(task: Any, override: list[str] | None, checkpoint: Path) -> Any:
+    """The scene's bands, resolved as the model resolves them (its sensor); ``--bands`` must be the model's bands."""
+    from .predict import task_bands
+
+    encoder = _smarties_encoder(task)
+    sensor = getattr(encoder, "default_sensor", None)
+    trained = getattr(encoder, "default_bands", None)
+    if trained is None and task_bands(task):
+        trained = _resolve(task_bands(task), sensor, what="the checkpoint's backbone_bands")
+    if not override:
+        return trained
+    given = _resolve(override, sensor)
+    if trained is not None and [b.range_key or b.sources for b in given] != [b.range_key or b.sources for b in trained]:
+        raise _Usage(
+            f"--bands {','.join(override)} are not the bands {checkpoint} was trained on "
+            f"({', '.join(trained.names)}), in that order: the scene's channels must be those bands (another "
+            f"spelling of them is fine)"
+        )
+    return given
+
+
 def _predict(args: argparse.Namespace) -> int:
     from ..weights import refuse_url
     from .predict import load_segmentation_task, predict_scene, task_bands
@@ -367,6 +444,8 @@ def _predict(args: argparse.Namespace) -> int:
     if not checkpoint.is_file():
         raise FileNotFoundError(f"Checkpoint {checkpoint} not found")
     override = _split(args.bands) or None
+    if override:
+        _early_band_check(override, args.stats)
     report = _Report("smarties predict", args.scenes is not None)
     inputs = [checkpoint, *_stats_inputs(args.stats)]
     todo = _plan(_jobs(args, len(override) if override else None, "_classes.tif"), args, inputs, report)
@@ -378,7 +457,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise _Usage(f"{checkpoint} stores no model_args.backbone_bands; pass --bands")
     if args.scenes is None and len(args.scene) > 1 and len(args.scene) != len(bands):
         raise _Usage(f"{len(args.scene)} band files for {len(bands)} bands ({', '.join(bands)}): give one file per band")
-    normalize = _normalizer(args.stats, bands)
+    normalize = _predict_normalizer(args, task, _scene_bands(task, override, checkpoint), checkpoint)
 
     def run(job: _Job, reader: RasterReader) -> dict[str, Any]:
         _check_count(reader, bands, job.scene)

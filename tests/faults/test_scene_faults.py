@@ -244,7 +244,7 @@ def _seg_checkpoint(path: Path) -> Path:
 
 def _predict_args(scene: Path, ckpt: Path, out: Path, *extra: str) -> list[str]:
     return ["predict", str(scene), "--checkpoint", str(ckpt), "--out", str(out), "--tile-size", "48", "--overlap",
-            "0", "--quiet", *extra]  # fmt: skip
+            "0", "--quiet", "--stats", "none", *extra]  # fmt: skip
 
 
 def test_hostile_checkpoint_is_refused_and_never_runs(tmp_path: Path, scene: Path, hostile, capsys, frozen) -> None:
