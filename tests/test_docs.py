@@ -68,8 +68,6 @@ FAST: list[tuple[str, str]] = [
     (r"--smoke\b", "--smoke --rows eurosat_knn dfc2020_probe"),  # two of the 14 rows
     (r"--real-data\b", "--real-data --list"),  # selects the jobs, runs none (a ViT-B on real patches: slow)
 ]
-#: Pages whose blocks are being marked by their own rewrite: not yet required to mark every shell block.
-UNMARKED_ALLOWED = {"docs/guide/your-data.md", "docs/guide/bands.md"}
 #: Bands of the generated scenes (``scene.tif`` and its per-band files).
 SCENE_BANDS = ["B02", "B03", "B04", "B08"]
 
@@ -359,7 +357,7 @@ def test_every_shell_block_is_marked() -> None:
     unmarked = [
         b.where
         for b in BLOCKS
-        if b.lang in SHELL and b.action is None and str(b.page.relative_to(REPO)) not in UNMARKED_ALLOWED
+        if b.lang in SHELL and b.action is None
     ]
     assert not unmarked, f"shell blocks without <!-- test: run --> or <!-- test: skip REASON -->: {unmarked}"
     for block in BLOCKS:
