@@ -20,7 +20,7 @@ from cli_utils import REPO, run_config, tiny_model_args  # noqa: E402
 
 from smarties_terratorch import stats as stats_cli  # noqa: E402
 from smarties_terratorch.io import read_raster  # noqa: E402
-from smarties_terratorch.transforms import (  # noqa: E402
+from smarties_terratorch.normalization import (  # noqa: E402
     SmartiesAlbumentationsNormalize,
     SmartiesNormalize,
     compute_statistics,
@@ -216,7 +216,7 @@ def test_example_classification_fits_with_computed_statistics(tmp_path: Path) ->
     root = make_classification(tmp_path / "my_scenes")
     stats_file = root / "stats.yaml"
     assert stats_cli.main([str(root / "train" / "*" / "*.tif"), "--bands", *S2_4, "--out", str(stats_file)]) == 0
-    normalise = {"class_path": "smarties_terratorch.transforms.SmartiesAlbumentationsNormalize",
+    normalise = {"class_path": "smarties_terratorch.normalization.SmartiesAlbumentationsNormalize",
                  "init_args": {"statistics": str(stats_file)}}  # fmt: skip
     cfg = yaml.safe_load((EXAMPLES / "own_data_classification.yaml").read_text())["data"]["init_args"]
     overrides = {

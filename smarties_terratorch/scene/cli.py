@@ -267,7 +267,7 @@ def _check_count(reader: RasterReader, bands: list[str], scene: Scene) -> None:
 
 
 def _normalizer(stats: str, bands: list[str]) -> Any:
-    from ..transforms import SmartiesNormalize
+    from ..normalization import SmartiesNormalize
 
     if str(stats).lower() == "none":
         return None
