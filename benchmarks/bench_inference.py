@@ -158,8 +158,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     from smarties_terratorch.device import autocast_context as precision_context
     from smarties_terratorch.device import resolve_precision
     from smarties_terratorch.io import RasterReader as SceneReader
+    from smarties_terratorch.normalization import SmartiesNormalize
     from smarties_terratorch.scene import embed_scene
-    from smarties_terratorch.transforms import SmartiesNormalize
 
     torch.set_num_threads(args.threads)
     spec = json.loads(args._spec)

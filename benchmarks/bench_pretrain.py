@@ -15,7 +15,7 @@ For each seed (one *run*):
    of 40 px tiles (resized to 64 px, i.e. the 1.6x zoom of the pre-training's smallest crops); every tile is
    embedded twice, from its S2 bands and from its S1 bands (mean of the last block's patch tokens); top-1 retrieval
    S1 -> S2 and S2 -> S1 by cosine similarity (each side centred) among the 18 tiles (chance 1/18), pretrained vs
-   the random encoder of the same seed (:func:`smarties_terratorch.tasks.probing.cross_modal_retrieval`).
+   the random encoder of the same seed (:func:`smarties_terratorch.tasks.retrieval.cross_modal_retrieval`).
 4. Print per-seed values and mean +- std, write ``benchmarks/results_pretrain.json`` (atomically).
 
 Usage::
@@ -41,16 +41,11 @@ from typing import Any
 import torch
 
 from smarties_terratorch.backbone import smarties_vit_tiny_patch16
-from smarties_terratorch.datamodules.paired import (
-    SourceSpec,
-    demo_sources,
-    prepare_demo_data,
-    read_pairs_list,
-    read_view,
-)
+from smarties_terratorch.datasets.pairs import SourceSpec, read_pairs_list, read_view
 from smarties_terratorch.io import write_text
-from smarties_terratorch.tasks.probing import cross_modal_retrieval
-from smarties_terratorch.transforms import resize_to
+from smarties_terratorch.normalization import resize_to
+from smarties_terratorch.sample_data import demo_sources, prepare_demo_data
+from smarties_terratorch.tasks.retrieval import cross_modal_retrieval
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -3,7 +3,7 @@ mask together.
 
 :class:`ImageTransform` wraps a v2 transform for a ``{"image", "mask"?, ...}`` sample dict (torchgeo's sample
 convention), :class:`RandomRot90` is the exact quarter turn, :func:`flip_rot90` the fine-tuning protocol's flips.
-Kept apart from :mod:`smarties_terratorch.transforms` so that normalising does not import torchvision.
+Kept apart from :mod:`smarties_terratorch.normalization` so that normalising does not import torchvision.
 """
 
 from __future__ import annotations

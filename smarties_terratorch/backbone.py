@@ -36,7 +36,7 @@ from torch import nn
 
 from .models.vit import SmartiesViT, create_smarties_vit, default_cfgs
 from .spectrum import ResolvedBands, concat_bands, resolve_bands
-from .transforms import SmartiesNormalize
+from .normalization import SmartiesNormalize
 
 __all__ = [
     "BackboneConfigError",

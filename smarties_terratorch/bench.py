@@ -638,7 +638,7 @@ def execute(job: Job, config_file: Path, verbose: bool = False) -> dict[str, Any
     from terratorch.cli_tools import build_lightning_cli
 
     from .tasks.cached import cacheable, features_as_input, intra_op_threads, prepare_cached_features
-    from .tasks.probing import check_protocol
+    from .tasks.protocols import check_protocol
 
     row = job.row
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI also looks at sys.argv (ours are `bench run ...`)

@@ -59,8 +59,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     from . import models
     from .datasets.bigearthnet import read_bigearthnet_s1, read_bigearthnet_s2, read_labels, to_bigearthnet19
+    from .normalization import SmartiesNormalize, resize_to
     from .sample_data import bigearthnet_examples
-    from .transforms import SmartiesNormalize, resize_to
 
     torch.manual_seed(args.seed)
     examples = bigearthnet_examples(args.cache_dir)

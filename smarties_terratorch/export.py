@@ -31,7 +31,7 @@ from .device import resolve_device
 from .io import atomic_path, check_output
 from .models import vit
 from .spectrum import ResolvedBands
-from .transforms import SmartiesNormalize
+from .normalization import SmartiesNormalize
 
 __all__ = ["FixedBandEncoder", "check_sizes", "export_encoder", "main"]
 

@@ -33,7 +33,7 @@ from rasterio.windows import transform as window_transform
 
 from .datasets.bigearthnet import S2_L2A_BANDS, read_metadata
 from .io import RasterReader, open_geotiff, write_text
-from .transforms import compute_statistics
+from .normalization import compute_statistics
 
 __all__ = [
     "BigEarthNetExample",

@@ -2,12 +2,12 @@
 
 Reads the files through :func:`smarties_terratorch.io.read_raster` (nodata becomes NaN and is left out), computes
 ``p1``/``p99`` per band and the ``mean``/``std`` after the percentile step with
-:func:`smarties_terratorch.transforms.compute_statistics`, and writes them atomically as YAML::
+:func:`smarties_terratorch.normalization.compute_statistics`, and writes them atomically as YAML::
 
     smarties stats "data/train/*_merged.tif" --bands BLUE GREEN RED NIR_NARROW SWIR_1 SWIR_2 --out stats.yaml
 
 The file loads with ``SmartiesNormalize.from_spec("stats.yaml")`` and with the TerraTorch transform
-``smarties_terratorch.transforms.SmartiesAlbumentationsNormalize`` (``statistics: stats.yaml``). Compute it on the
+``smarties_terratorch.normalization.SmartiesAlbumentationsNormalize`` (``statistics: stats.yaml``). Compute it on the
 training split only. As with the scene tools, ``--out`` may not be one of the input files, and an existing file is
 replaced only with ``--overwrite`` (and only once the new one is complete).
 """
@@ -25,7 +25,7 @@ import yaml
 
 from .io import check_output, read_raster, write_text
 from .spectrum import get_sensor, resolve_bands
-from .transforms import SmartiesNormalize, compute_statistics
+from .normalization import SmartiesNormalize, compute_statistics
 
 __all__ = ["collect_files", "main", "raster_statistics"]
 

@@ -92,7 +92,7 @@ class SmartiesWeights:
         sha256: expected file hash, checked after download when known.
         num_classes, head_type, num_modalities: the head the file carries (see ``SmartiesViT``).
         sensors: input sensors (band presets) in modality order.
-        statistics: normalization tables (``transforms``) per modality.
+        statistics: normalisation tables (:mod:`~smarties_terratorch.normalization`) per modality.
         base: encoder weights to load first when a file turns out to hold the head only.
     """
 

@@ -1,7 +1,7 @@
 """Scene-classification configs (EuroSAT, BigEarthNet S2/S1/MM, RESISC45) and the protocol pieces behind them.
 
 Every shipped classification config runs in-process (``terratorch fit``, tiny backbone, ``fast_dev_run``) on tiny
-generated files in the dataset's real layout (generators under ``tests/data/<dataset>/data.py``), and once on the
+generated files in the dataset's real layout (generators in :mod:`smarties_terratorch.testing`), and once on the
 six real BigEarthNet patches of ``bigearthnet-common``. Unit tests cover the linear probe (BatchNorm without
 affine + Linear on the normed CLS token, frozen backbone), layer-wise lr decay, the cosine schedule, the
 multi-label metric/loss, S1+S2 fusion shapes and bad input.
@@ -26,19 +26,15 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from cli_utils import CONFIGS, run_config, tiny_model_args  # noqa: E402
 
+from smarties_terratorch.datasets.bigearthnet import S2_L2A_BANDS, read_bigearthnet_s2, read_labels, to_bigearthnet19
 from smarties_terratorch.datamodules.bigearthnet import (  # noqa: E402
-    S2_L2A_BANDS,
-    read_bigearthnet_s2,
-    read_labels,
-    to_bigearthnet19,
-)
-from smarties_terratorch.datamodules.bigearthnet_datamodule import (  # noqa: E402
     BigEarthNetDataModule,
     BigEarthNetDataset,
 )
-from smarties_terratorch.datamodules.eurosat import EUROSAT_BANDS, EuroSATDataModule  # noqa: E402
+from smarties_terratorch.datasets.eurosat import EUROSAT_BANDS  # noqa: E402
+from smarties_terratorch.datamodules.eurosat import EuroSATDataModule  # noqa: E402
 from smarties_terratorch.datamodules.resisc45 import RESISC45DataModule  # noqa: E402
-from smarties_terratorch.datamodules.scene import holdout_indices, random_resized_crop  # noqa: E402
+from smarties_terratorch.datamodules.classification import holdout_indices, random_resized_crop  # noqa: E402
 from smarties_terratorch.tasks.classification import (  # noqa: E402
     LabelSmoothedMultiLabelLoss,
     SmartiesClassificationTask,
@@ -53,10 +49,7 @@ S2 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11
 
 
 def _generator(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_{name}_fixture", DATA / name / "data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"smarties_terratorch.testing.{name}")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Segmentation configs (burn scars, DFC2020, SpaceNet7, DynamicEarthNet, SICKLE) and their data modules.
 
 Every shipped segmentation config runs ``terratorch fit`` in-process (tiny backbone, ``fast_dev_run``) on tiny
-fixtures written in the dataset's real on-disk layout by ``tests/data/<dataset>/data.py``. A callback checks that
+fixtures written in the dataset's real on-disk layout by :mod:`smarties_terratorch.testing`. A callback checks that
 probing configs really freeze the encoder (no encoder weight moves, the decoder does) and that the fine-tuning
 config trains it. The rest tests the data modules: shapes, finite normalisation, nodata -> ignore, split rules, and
 the bad-input cases of issue 3.
@@ -27,22 +27,19 @@ from lightning.pytorch.callbacks import Callback
 from smarties_terratorch.datamodules.burnscars import HLSBurnScarsDataModule, pangaea_train_val_split
 from smarties_terratorch.datamodules.dfc2020 import DFC2020DataModule
 from smarties_terratorch.datamodules.dynamicearthnet import DynamicEarthNetDataModule
-from smarties_terratorch.datamodules.segmentation import compute_statistics
-from smarties_terratorch.datamodules.sickle import SICKLEDataModule, acquisition_date
+from smarties_terratorch.normalization import compute_statistics
+from smarties_terratorch.datamodules.sickle import SICKLEDataModule
+from smarties_terratorch.datasets.sickle import acquisition_date
 from smarties_terratorch.datamodules.spacenet7 import SpaceNet7DataModule
-from smarties_terratorch.transforms import SmartiesNormalize
+from smarties_terratorch.normalization import SmartiesNormalize
 
 DATA = Path(__file__).parent / "data"
 IGNORE = -1
 
 
 def generator(name: str) -> Any:
-    """The fixture generator module ``tests/data/<name>/data.py``."""
-    spec = importlib.util.spec_from_file_location(f"fixture_{name}", DATA / name / "data.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    """The fixture generator module :mod:`smarties_terratorch.testing.<name>`."""
+    return importlib.import_module(f"smarties_terratorch.testing.{name}")
 
 
 @pytest.fixture(scope="session")

@@ -23,18 +23,12 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
-from smarties_terratorch.datamodules.bigearthnet_datamodule import BigEarthNetDataModule
+from smarties_terratorch.datamodules.bigearthnet import BigEarthNetDataModule
 from smarties_terratorch.datamodules.eurosat import EuroSATDataModule
 from smarties_terratorch.datamodules.resisc45 import RESISC45DataModule
-from smarties_terratorch.datamodules.scene import (
-    ImageTransform,
-    center_crop,
-    flip_rot90,
-    random_flip_rot90,
-    random_resized_crop,
-    read_split_file,
-    resize_short_side,
-)
+from smarties_terratorch.augmentation import ImageTransform, flip_rot90
+from smarties_terratorch.datasets.utils import center_crop, resize_short_side
+from smarties_terratorch.datamodules.classification import random_flip_rot90, random_resized_crop, read_split_file
 from smarties_terratorch.datamodules.whurs19 import WHURS19DataModule
 from smarties_terratorch.datasets.bigearthnet import S1_BANDS, S2_L2A_BANDS, BigEarthNet
 from smarties_terratorch.datasets.classification import ClassFolderDataset

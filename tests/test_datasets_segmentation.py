@@ -99,10 +99,7 @@ def digest(samples: Iterable[Any]) -> str:
 
 
 def _make(name: str, root: Path) -> Path:
-    spec = importlib.util.spec_from_file_location(f"fixture_{name}", DATA / name / "data.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
+    module = importlib.import_module(f"smarties_terratorch.testing.{name}")
     root.mkdir(parents=True, exist_ok=True)
     return module.make(root)
 

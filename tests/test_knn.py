@@ -17,7 +17,7 @@ from smarties_terratorch.datamodules.ucmerced import UCMercedDataModule
 from smarties_terratorch.datamodules.whurs19 import WHURS19DataModule
 from smarties_terratorch.tasks.classification import SmartiesClassificationTask
 from smarties_terratorch.tasks.knn import SmartiesKNNTask, knn_scores
-from smarties_terratorch.tasks.probing import ProtocolError, check_protocol
+from smarties_terratorch.tasks.protocols import ProtocolError, check_protocol
 from smarties_terratorch.testing import make_fixture
 
 

@@ -22,7 +22,7 @@ from cli_utils import REPO, run_config, tiny_model_args  # noqa: E402
 
 from smarties_terratorch import stats as stats_cli  # noqa: E402
 from smarties_terratorch.io import read_raster  # noqa: E402
-from smarties_terratorch.transforms import (  # noqa: E402
+from smarties_terratorch.normalization import (  # noqa: E402
     SmartiesAlbumentationsNormalize,
     SmartiesNormalize,
     UnitsWarning,

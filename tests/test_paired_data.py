@@ -10,15 +10,10 @@ import pytest
 import rasterio
 import torch
 
-from smarties_terratorch.datamodules.paired import (
-    PairedImageDataset,
-    PairedPretrainDataModule,
-    SourceBatchSampler,
-    ViewSpec,
-    paired_augment,
-    read_pairs_list,
-    read_view,
-)
+from smarties_terratorch.datamodules.paired import PairedPretrainDataModule
+from smarties_terratorch.datamodules.sampling import SourceBatchSampler
+from smarties_terratorch.datasets.paired import PairedImageDataset, paired_augment
+from smarties_terratorch.datasets.pairs import ViewSpec, read_pairs_list, read_view
 
 DATA = Path(__file__).parent / "data"
 S2 = {"bands": ["S2-L2A:B02", "S2-L2A:B03", "S2-L2A:B04", "S2-L2A:B08"], "statistics": "S2-L2A"}
@@ -125,7 +120,7 @@ def _pre_split_augment(a, b, rng, size, scale=(0.25, 1.0)):
     """The hand-written flips/crop this module used before torchvision v2 (kept as the regression reference)."""
     import math
 
-    from smarties_terratorch.transforms import resize_to
+    from smarties_terratorch.normalization import resize_to
 
     if rng.random() < 0.5:
         a, b = a.flip(-2), b.flip(-2)
@@ -198,7 +193,7 @@ def test_datamodule_batches(pairs: Path) -> None:
 
 
 def test_demo_data_is_real_and_complete() -> None:
-    from smarties_terratorch.datamodules.paired import demo_sources, prepare_demo_data
+    from smarties_terratorch.sample_data import demo_sources, prepare_demo_data
 
     root = prepare_demo_data()
     sources = demo_sources(root)

@@ -478,7 +478,7 @@ def test_shipped_config_forward(name: str, dataset: str) -> None:
 
 def test_encoder_stats_normalise_raw_input_through_the_band_plan() -> None:
     """``stats``: the encoder takes raw values; rows follow the band plan (PlanetScope ``B5`` is NIR, not B05)."""
-    from smarties_terratorch.transforms import SmartiesNormalize
+    from smarties_terratorch.normalization import SmartiesNormalize
 
     args = {"input_bands": {"optical": ["B2", "B3", "B4", "B5"]}, "band_map": {"optical": {"B5": "near_infrared_1"}},
             "embed_dim": 64, "depth": 2, "num_heads": 2, "output_layers": [0, 1], "input_size": 32}  # fmt: skip

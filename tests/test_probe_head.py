@@ -7,13 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from smarties_terratorch.tasks.probing import (
-    FeatureNormDecoder,
-    ProtocolError,
-    SmartiesSegmentationTask,
-    check_protocol,
-    cross_modal_retrieval,
-)
+from smarties_terratorch.tasks.protocols import ProtocolError, check_protocol
+from smarties_terratorch.tasks.retrieval import cross_modal_retrieval
+from smarties_terratorch.tasks.segmentation import FeatureNormDecoder, SmartiesSegmentationTask
 
 pytest.importorskip("terratorch")
 import smarties_terratorch.backbone  # noqa: E402,F401  (registers the backbones)

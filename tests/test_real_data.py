@@ -19,7 +19,7 @@ import torch
 
 pytest.importorskip("bigearthnet_common")
 
-from smarties_terratorch.datamodules import (  # noqa: E402
+from smarties_terratorch.datasets.bigearthnet import (  # noqa: E402
     BIGEARTHNET19_LABELS,
     BIGEARTHNET43_LABELS,
     BIGEARTHNET43_TO_19,
@@ -32,8 +32,8 @@ from smarties_terratorch.datamodules import (  # noqa: E402
     to_bigearthnet19,
 )
 from smarties_terratorch.models.vit import smarties_vit_tiny_patch16  # noqa: E402
+from smarties_terratorch.normalization import SmartiesNormalize, normalization_stats, normalize, resize_to  # noqa: E402
 from smarties_terratorch.sample_data import _extract, bigearthnet_examples  # noqa: E402
-from smarties_terratorch.transforms import SmartiesNormalize, normalization_stats, normalize, resize_to  # noqa: E402
 
 # On bigearthnet-common's own list of patches with seasonal snow: very bright, many values above p99.
 SNOWY = "S2B_MSIL2A_20180204T94161_57_38"

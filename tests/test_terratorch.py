@@ -760,7 +760,7 @@ def test_backbone_stats_normalise_inside_the_model(tmp_path: Path) -> None:
     import json
     import warnings
 
-    from smarties_terratorch.transforms import SmartiesNormalize, UnitsWarning
+    from smarties_terratorch.normalization import SmartiesNormalize, UnitsWarning
 
     plain = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=HLS_NAMES)
     normed = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=HLS_NAMES, stats="S2-L2A")
@@ -783,7 +783,7 @@ def test_backbone_stats_normalise_inside_the_model(tmp_path: Path) -> None:
 
 
 def test_backbone_stats_warn_on_data_normalised_twice() -> None:
-    from smarties_terratorch.transforms import SmartiesNormalize, UnitsWarning
+    from smarties_terratorch.normalization import SmartiesNormalize, UnitsWarning
 
     normed = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=HLS_NAMES, stats="S2-L2A")
     with pytest.warns(UnitsWarning, match="already normalised.*backbone_stats"):
@@ -814,7 +814,7 @@ def test_backbone_stats_travel_in_the_task_hyperparameters() -> None:
 
 @pytest.mark.parametrize("fusion", ["early", "late"])
 def test_backbone_stats_per_modality(fusion: str) -> None:
-    from smarties_terratorch.transforms import SmartiesNormalize
+    from smarties_terratorch.normalization import SmartiesNormalize
 
     bands = {"S2": ["B02", "B03", "B04", "B08"], "S1": ["VV", "VH"]}
     kw = {"modality_bands": bands, "fusion": fusion}

@@ -13,10 +13,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
-from ..datasets.utils import prepare_image, read_band_files
-from ..io import read_raster
-
-__all__ = ["SmartiesDataModule", "prepare_image", "read_band_files", "read_raster"]
+__all__ = ["SmartiesDataModule"]
 
 
 class SmartiesDataModule(pl.LightningDataModule):

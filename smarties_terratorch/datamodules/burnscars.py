@@ -26,20 +26,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..datasets.burnscars import FOLDERS, HLS_BANDS, HLS_TO_S2, IMAGE_SUFFIX, MASK_SUFFIX, HLSBurnScars, find_pairs
+from ..datasets.burnscars import HLS_BANDS, HLS_TO_S2, HLSBurnScars, find_pairs
 from ..datasets.segmentation import select_channels
 from .segmentation import SmartiesSegmentationDataModule
 
 # The layout constants are re-exported: they were importable from here before the reader moved.
-__all__ = [
-    "FOLDERS",
-    "HLS_BANDS",
-    "HLSBurnScarsDataModule",
-    "HLS_TO_S2",
-    "IMAGE_SUFFIX",
-    "MASK_SUFFIX",
-    "pangaea_train_val_split",
-]
+__all__ = ["HLSBurnScarsDataModule", "pangaea_train_val_split"]
 
 def pangaea_train_val_split(n: int, val_fraction: float = 0.1, seed: int = 23) -> tuple[list[int], list[int]]:
     """PANGAEA's train/val split of the sorted ``training/`` files: ``(train indices, val indices)``.

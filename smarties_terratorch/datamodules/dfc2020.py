@@ -27,7 +27,7 @@ from ..datasets.dfc2020 import DFC2020, DFC2020_BANDS, DFC2020_S2_BANDS, load_df
 from ..datasets.segmentation import select_channels
 from .segmentation import SmartiesSegmentationDataModule, segmentation_augmentation
 
-__all__ = ["DFC2020_BANDS", "DFC2020DataModule", "DFC2020_S2_BANDS"]
+__all__ = ["DFC2020DataModule"]
 
 KEYS = {"train": "train", "val": "validation", "test": "validation", "predict": "validation"}
 

@@ -48,13 +48,7 @@ from ..datasets.dynamicearthnet import DYNAMICEARTHNET_BANDS, DYNAMICEARTHNET_CL
 from ..datasets.segmentation import select_channels
 from .segmentation import SmartiesSegmentationDataModule
 
-__all__ = [
-    "DYNAMICEARTHNET_BANDS",
-    "DYNAMICEARTHNET_CLASSES",
-    "PANGAEA_DATES_BEFORE_2025_04",
-    "PANGAEA_DATES_SINCE_2025_04",
-    "DynamicEarthNetDataModule",
-]
+__all__ = ["PANGAEA_DATES_BEFORE_2025_04", "PANGAEA_DATES_SINCE_2025_04", "DynamicEarthNetDataModule"]
 
 WEEKLY_DATES = ["01", "05", "10", "15", "20", "25"]
 #: PANGAEA's DynamicEarthNet ``sample_dates`` before its 2025-04 change (the same days as :data:`WEEKLY_DATES`).

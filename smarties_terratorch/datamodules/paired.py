@@ -31,24 +31,10 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
 from ..sample_data import demo_sources, prepare_demo_data
-from ..datasets.paired import PairedImageDataset, _Collate, collate_pairs, paired_augment
-from ..datasets.pairs import SourceSpec, ViewSpec, read_pairs_list, read_view
+from ..datasets.paired import PairedImageDataset, _Collate
 from .sampling import ResumableDataLoader, SourceBatchSampler
 
-__all__ = [
-    "PairedImageDataset",
-    "PairedPretrainDataModule",
-    "ResumableDataLoader",
-    "SourceBatchSampler",
-    "SourceSpec",
-    "ViewSpec",
-    "collate_pairs",
-    "demo_sources",
-    "paired_augment",
-    "prepare_demo_data",
-    "read_pairs_list",
-    "read_view",
-]
+__all__ = ["PairedPretrainDataModule"]
 
 
 class PairedPretrainDataModule(pl.LightningDataModule):

@@ -16,10 +16,10 @@ from torchvision.transforms import v2
 
 from ..augmentation import ImageTransform, flip_rot90
 from ..datasets.resisc45 import RESISC45, RESISC45_BANDS
-from ..transforms import SmartiesNormalize
-from .scene import ClassFolderDataModule
+from ..normalization import SmartiesNormalize
+from .classification import ClassFolderDataModule
 
-__all__ = ["RESISC45_BANDS", "RESISC45DataModule"]
+__all__ = ["RESISC45DataModule"]
 
 
 class RESISC45DataModule(ClassFolderDataModule):
@@ -31,7 +31,7 @@ class RESISC45DataModule(ClassFolderDataModule):
         resize_size: short side before the centre crop (256).
         crop_scale: area range of the fine-tuning RandomResizedCrop.
         train_split, val_split, test_split, val_fraction, classes, augment, batch_size, num_workers, drop_last:
-            see :class:`~smarties_terratorch.datamodules.scene.ClassFolderDataModule`.
+            see :class:`~smarties_terratorch.datamodules.classification.ClassFolderDataModule`.
     """
 
     dataset_class = RESISC45

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 from torchvision.transforms import v2
 
@@ -33,25 +32,12 @@ from ..augmentation import ImageTransform, RandomRot90
 from ..datasets.segmentation import (
     IGNORE_INDEX,
     SegmentationDataset,
-    check_mask_values,
-    no_files_error,
-    select_channels,
 )
 from ..io import write_text
-from ..transforms import NormalizationSpec, SmartiesNormalize, compute_statistics
+from ..normalization import NormalizationSpec, SmartiesNormalize, compute_statistics
 from .base import SmartiesDataModule
 
-__all__ = [
-    "IGNORE_INDEX",
-    "SegmentationDataset",
-    "SmartiesSegmentationDataModule",
-    "check_mask_values",
-    "compute_statistics",
-    "no_files_error",
-    "segmentation_augmentation",
-    "select_channels",
-    "statistics_error",
-]
+__all__ = ["SmartiesSegmentationDataModule", "segmentation_augmentation", "statistics_error"]
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ from ..datasets.segmentation import no_files_error
 from ..datasets.sickle import SICKLE, SICKLE_BANDS, SICKLE_CLASSES, acquisition_date, image_dir, mask_path
 from .segmentation import SmartiesSegmentationDataModule
 
-__all__ = ["SICKLEDataModule", "SICKLE_BANDS", "SICKLE_CLASSES", "acquisition_date"]
+__all__ = ["SICKLEDataModule"]
 
 log = logging.getLogger(__name__)
 

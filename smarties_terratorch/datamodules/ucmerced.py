@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..datasets.ucmerced import UCMERCED_BANDS, UCMerced
-from ..transforms import SmartiesNormalize
-from .scene import ClassFolderDataModule
+from ..normalization import SmartiesNormalize
+from .classification import ClassFolderDataModule
 
-__all__ = ["UCMERCED_BANDS", "UCMercedDataModule"]
+__all__ = ["UCMercedDataModule"]
 
 
 class UCMercedDataModule(ClassFolderDataModule):
@@ -29,7 +29,7 @@ class UCMercedDataModule(ClassFolderDataModule):
         size: model input side (224).
         resize_size: short side before the centre crop (256).
         train_split, val_split, test_split, val_fraction, classes, augment, batch_size, num_workers, drop_last:
-            see :class:`~smarties_terratorch.datamodules.scene.ClassFolderDataModule` (``augment`` is ignored).
+            see :class:`~smarties_terratorch.datamodules.classification.ClassFolderDataModule` (``augment`` is ignored).
     """
 
     dataset_class = UCMerced

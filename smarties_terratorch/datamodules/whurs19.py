@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..datasets.whurs19 import WHURS19_BANDS, WHURS19
-from ..transforms import SmartiesNormalize
-from .scene import ClassFolderDataModule
+from ..normalization import SmartiesNormalize
+from .classification import ClassFolderDataModule
 
-__all__ = ["WHURS19_BANDS", "WHURS19DataModule"]
+__all__ = ["WHURS19DataModule"]
 
 
 class WHURS19DataModule(ClassFolderDataModule):
@@ -28,7 +28,7 @@ class WHURS19DataModule(ClassFolderDataModule):
         root: folder with one sub-folder per class.
         size: model input side (224).
         train_split, val_split, test_split, val_fraction, classes, augment, batch_size, num_workers, drop_last:
-            see :class:`~smarties_terratorch.datamodules.scene.ClassFolderDataModule` (``augment`` is ignored:
+            see :class:`~smarties_terratorch.datamodules.classification.ClassFolderDataModule` (``augment`` is ignored:
             the paper has no training protocol for WHU-RS19).
     """
 

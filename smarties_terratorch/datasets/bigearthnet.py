@@ -32,7 +32,7 @@ from affine import Affine
 from torch.utils.data import Dataset
 
 from ..io import RasterReader
-from ..transforms import SmartiesNormalize, normalization_stats, resize_to
+from ..normalization import SmartiesNormalize, normalization_stats, resize_to
 from .classification import Transforms
 from .utils import prepare_image, read_band_files
 

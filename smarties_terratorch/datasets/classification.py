@@ -26,7 +26,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from torch.utils.data import Dataset
 
 from ..io import read_raster
-from ..transforms import SmartiesNormalize, normalization_stats
+from ..normalization import SmartiesNormalize, normalization_stats
 from .utils import center_crop, check_channels, prepare_image, resize_short_side
 
 __all__ = ["CenterCropFolderDataset", "ClassFolderDataset", "PathType", "Transforms", "read_plain_image"]
@@ -168,7 +168,7 @@ class CenterCropFolderDataset(ClassFolderDataset):
         ValueError: ``resize_size < size``.
     """
 
-    #: Name of the normalisation statistics (:func:`~smarties_terratorch.transforms.normalization_stats`).
+    #: Name of the normalisation statistics (:func:`~smarties_terratorch.normalization.normalization_stats`).
     stats_name: ClassVar[str] = ""
     #: What a file is, for error messages (e.g. ``"RESISC45 RGB JPEG"``).
     file_kind: ClassVar[str] = "RGB image"

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..io import read_raster
-from ..transforms import SmartiesNormalize, normalization_stats, resize_to
+from ..normalization import SmartiesNormalize, normalization_stats, resize_to
 from .classification import ClassFolderDataset, PathType, Transforms
 from .utils import check_channels, prepare_image
 

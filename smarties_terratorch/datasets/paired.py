@@ -1,7 +1,7 @@
 """The paired pre-training dataset: both views of a pair, normalised per sensor and augmented jointly.
 
 Per sample: read both views (:func:`~smarties_terratorch.datasets.pairs.read_view`, nodata as NaN) -> SMARTIES
-two-step normalisation per sensor (:meth:`~smarties_terratorch.transforms.SmartiesNormalize.from_spec`; NaN and
+two-step normalisation per sensor (:meth:`~smarties_terratorch.normalization.SmartiesNormalize.from_spec`; NaN and
 nodata become 0, the band mean) -> joint random vertical/horizontal flips and rot90 -> paired random-resized crop
 (area scale 0.25-1, aspect 1, the same *relative* window on both images, so views of different pixel sizes stay
 aligned) -> resize to ``img_size`` (bicubic, anti-aliased) -> ``{"image_a", "image_b", "source"}``.
@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from ..transforms import resize_to
+from ..normalization import resize_to
 from .pairs import SourceSpec, check_overlap, read_pairs_list, read_view
 
 __all__ = ["PairedImageDataset", "collate_pairs", "paired_augment"]

@@ -27,8 +27,8 @@ from rasterio.transform import array_bounds
 from rasterio.warp import transform_bounds
 
 from ..io import RasterReader, read_raster
+from ..normalization import SmartiesNormalize
 from ..spectrum import ResolvedBands, resolve_bands
-from ..transforms import SmartiesNormalize
 from .utils import read_band_files
 
 __all__ = ["SourceSpec", "ViewSpec", "check_overlap", "read_pairs_list", "read_view"]

@@ -16,7 +16,7 @@ split lists of bare file names, and decodes with PIL instead of the raster layer
 
 from __future__ import annotations
 
-from ..transforms import normalization_stats
+from ..normalization import normalization_stats
 from .classification import CenterCropFolderDataset
 
 __all__ = ["RESISC45_BANDS", "RESISC45"]

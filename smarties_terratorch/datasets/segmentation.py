@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from ..transforms import SmartiesNormalize
+from ..normalization import SmartiesNormalize
 
 __all__ = [
     "IGNORE_INDEX",

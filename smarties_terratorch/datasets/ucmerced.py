@@ -14,7 +14,7 @@ its own split lists of bare file names, and decodes with PIL instead of the rast
 
 from __future__ import annotations
 
-from ..transforms import normalization_stats
+from ..normalization import normalization_stats
 from .classification import CenterCropFolderDataset
 
 __all__ = ["UCMERCED_BANDS", "UCMerced"]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..io import RasterReader
-from ..transforms import resize_to
+from ..normalization import resize_to
 
 __all__ = ["center_crop", "check_channels", "prepare_image", "read_band_files", "resize_short_side"]
 

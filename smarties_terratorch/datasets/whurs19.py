@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..transforms import SmartiesNormalize, normalization_stats, resize_to
+from ..normalization import SmartiesNormalize, normalization_stats, resize_to
 from .classification import ClassFolderDataset, PathType, Transforms, read_plain_image
 from .utils import check_channels, prepare_image
 

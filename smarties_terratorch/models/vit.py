@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..spectrum import NUM_LEARNED_RANGES, ResolvedBands, concat_bands, resolve_bands
-from ..transforms import SmartiesNormalize
+from ..normalization import SmartiesNormalize
 from .embed import SpectrumAwarePatchEmbed
 
 __all__ = [
@@ -108,9 +108,9 @@ class SmartiesViT(nn.Module):
         stats: SMARTIES normalisation statistics applied to the input inside the model (first thing in every
             forward), for the model's ``bands``: a table name (``"S2-L2A"``), a mapping with ``mean``/``std``/
             ``p1``/``p99`` lists or a statistics file: anything
-            :meth:`~smarties_terratorch.transforms.SmartiesNormalize.from_spec` accepts. The model then takes raw
+            :meth:`~smarties_terratorch.normalization.SmartiesNormalize.from_spec` accepts. The model then takes raw
             values (digital numbers, reflectance, dB, as the statistics expect) and warns once
-            (:class:`~smarties_terratorch.transforms.UnitsWarning`) when the first batches do not fit those units,
+            (:class:`~smarties_terratorch.normalization.UnitsWarning`) when the first batches do not fit those units,
             e.g. data normalised twice. ``None`` (default): inputs arrive normalised.
     """
 

@@ -270,7 +270,7 @@ def _check_count(reader: RasterReader, bands: list[str], scene: Scene) -> None:
 
 
 def _normalizer(stats: str | None, bands: Any) -> Any:
-    from ..transforms import SmartiesNormalize
+    from ..normalization import SmartiesNormalize
 
     if stats is None or str(stats).lower() == "none":
         return None

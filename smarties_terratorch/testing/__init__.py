@@ -1,8 +1,7 @@
 """Tiny fake datasets in each dataset's real on-disk layout (torchgeo-style fixture generators).
 
-One module per dataset, each with ``make(root, ...)``. The tests use them (``tests/data/<dataset>/data.py``
-re-exports them) and so does ``smarties bench run --smoke``, which proves every row of the paper table runs
-end-to-end without the real data. Nothing written here is real imagery.
+One module per dataset, each with ``make(root, ...)``. The tests use them, and so does ``smarties bench run
+--smoke``, which proves every row of the paper table runs end-to-end without the real data. Nothing written here is real imagery.
 """
 
 from __future__ import annotations

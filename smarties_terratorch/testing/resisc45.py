@@ -6,8 +6,7 @@ Layout written under ``root``::
     eval_splits/resisc45-train.txt         ./<class>/<file> lines (the authors' single-label split format)
     eval_splits/resisc45-val.txt
 
-Images are smooth random colour fields (they compress to a few kB); nothing here is real imagery. Run as a
-script: ``python tests/data/resisc45/data.py /tmp/resisc45``.
+Images are smooth random colour fields (they compress to a few kB); nothing here is real imagery. 
 """
 
 from __future__ import annotations

@@ -33,15 +33,16 @@ import rasterio
 import yaml
 
 from smarties_terratorch import download as dl
-from smarties_terratorch.datamodules.bigearthnet import read_bigearthnet_s2
-from smarties_terratorch.datamodules.bigearthnet_datamodule import BigEarthNetDataModule
+from smarties_terratorch.datasets.bigearthnet import read_bigearthnet_s2
+from smarties_terratorch.datamodules.bigearthnet import BigEarthNetDataModule
 from smarties_terratorch.datamodules.burnscars import HLSBurnScarsDataModule
 from smarties_terratorch.datamodules.dfc2020 import DFC2020DataModule
 from smarties_terratorch.datamodules.dynamicearthnet import DynamicEarthNetDataModule
-from smarties_terratorch.datamodules.paired import PairedImageDataset, ViewSpec, read_pairs_list
+from smarties_terratorch.datasets.paired import PairedImageDataset
+from smarties_terratorch.datasets.pairs import ViewSpec, read_pairs_list
 from smarties_terratorch.io import RasterError, RasterReader, read_raster
 from smarties_terratorch.testing import make_fixture
-from smarties_terratorch.transforms import SmartiesNormalize
+from smarties_terratorch.normalization import SmartiesNormalize
 
 from .conftest import write_hostile_checkpoint
 

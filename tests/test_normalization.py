@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from smarties_terratorch.transforms import (
+from smarties_terratorch.normalization import (
     SmartiesNormalize,
     Stats,
     normalization_stats,
@@ -263,18 +263,18 @@ def test_albumentations_transform_is_built_lazily_and_pickles():
     import sys
 
     code = (
-        "import sys, smarties_terratorch.transforms as t; assert 'albumentations' not in sys.modules; "
+        "import sys, smarties_terratorch.normalization as t; assert 'albumentations' not in sys.modules; "
         "t.SmartiesAlbumentationsNormalize; assert 'albumentations' in sys.modules"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == 0
-    from smarties_terratorch.transforms import SmartiesAlbumentationsNormalize
+    from smarties_terratorch.normalization import SmartiesAlbumentationsNormalize
 
     t = SmartiesAlbumentationsNormalize({"mean": [0.5], "std": [0.25], "p1": [0.0], "p99": [10.0]})
     again = pickle.loads(pickle.dumps(t))  # DataLoader workers receive it pickled
     img = np.array([[[5.0], [20.0]]], dtype=np.float32)  # [H=1, W=2, C=1]
     assert again(image=img)["image"].ravel().tolist() == [0.0, 2.0]  # (0.5 - 0.5) / 0.25, (1 - 0.5) / 0.25
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        import smarties_terratorch.transforms as mod
+        import smarties_terratorch.normalization as mod
 
         mod.Nope  # noqa: B018
 
@@ -313,7 +313,7 @@ def test_unknown_band_lists_the_accepted_names() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- units
-from smarties_terratorch.transforms import UnitsWarning, expected_units  # noqa: E402
+from smarties_terratorch.normalization import UnitsWarning, expected_units  # noqa: E402
 
 HLS = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
 

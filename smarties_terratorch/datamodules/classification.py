@@ -23,25 +23,11 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from ..augmentation import ImageTransform, RandomRot90, flip_rot90
+from ..augmentation import ImageTransform, flip_rot90
 from ..datasets.classification import ClassFolderDataset
-from ..datasets.utils import center_crop, check_channels, resize_short_side
 from .base import SmartiesDataModule
 
-__all__ = [
-    "ClassFolderDataModule",
-    "ClassFolderDataset",
-    "ImageTransform",
-    "RandomRot90",
-    "center_crop",
-    "check_channels",
-    "flip_rot90",
-    "holdout_indices",
-    "random_flip_rot90",
-    "random_resized_crop",
-    "read_split_file",
-    "resize_short_side",
-]
+__all__ = ["ClassFolderDataModule", "holdout_indices", "random_flip_rot90", "random_resized_crop", "read_split_file"]
 
 SPLITS = ("train", "val", "test", "predict")
 
