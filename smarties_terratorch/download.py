@@ -418,17 +418,6 @@ def _message(err: Exception) -> str:
     return str(err) if isinstance(err, (DownloadError, OutputError)) else f"{type(err).__name__}: {_one_line(err)}"
 
 
-def _http_module() -> Any:
-    """The HTTP client huggingface_hub uses (``httpx2`` in recent releases, ``httpx`` before)."""
-    for name in ("httpx2", "httpx"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            pass
-    raise DownloadError("smarties data download needs huggingface_hub >= 1.0 (which brings its HTTP client, httpx); "
-                        "upgrade it: pip install -U huggingface_hub")
-
-
 def _is_dns_failure(err: BaseException) -> bool:
     seen: BaseException | None = err
     while seen is not None:
@@ -440,7 +429,7 @@ def _is_dns_failure(err: BaseException) -> bool:
 
 def _network_error(err: Exception, url: str, name: str) -> DownloadError:
     """A client exception as a one-line error: transient (retried) or not."""
-    http = _http_module()
+    import httpx as http  # imported here: `smarties --help` and the dry run need no HTTP client
     if _is_dns_failure(err):
         host = urlsplit(url).hostname
         return DownloadError(f"{name}: cannot resolve host {host!r} of {url} (DNS failure); check the address, the "
@@ -655,7 +644,7 @@ def _fetch(remote: Remote, part_path: Path, mirror: str | None,
     A partial file survives failures (it is resumed by the next attempt or run); transient failures are retried
     :data:`RETRIES` times with exponential backoff, others fail at once.
     """
-    http = _http_module()
+    import httpx as http  # imported here: `smarties --help` and the dry run need no HTTP client
     part = _Part(part_path)
     url = mirror_url(remote.url, mirror) if mirror else remote.url
     headers: dict[str, str] = {}

@@ -216,10 +216,10 @@ def test_iou_table_marks_absent_classes():
 
 
 # -------------------------------------------------------------------------------------------- the config
-def test_demo_config_is_self_registering():
+def test_demo_config_needs_no_registration_line():
     cfg = yaml.safe_load((CONFIGS / "demo.yaml").read_text())
     paths = [c["class_path"] for c in cfg["trainer"]["callbacks"]]
-    assert "smarties_terratorch.backbone.SmartiesBackbones" in paths
+    assert "smarties_terratorch.backbone.SmartiesBackbones" not in paths  # the startup hook registers
     assert "smarties_terratorch.tasks.callbacks.SegmentationReport" in paths
     args = cfg["model"]["init_args"]
     assert args["model_args"]["backbone"] == "smarties_vit_base_patch16"

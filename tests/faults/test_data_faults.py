@@ -732,7 +732,7 @@ def test_download_read_only_root(tmp_path: Path, mirror, capsys) -> None:
         table = base / "sources.yaml"
         table.write_text(yaml.safe_dump(_sources()))
         code = (
-            "import os, sys, filelock, httpx2, huggingface_hub\n"  # the interpreter's files may be root's only
+            "import os, sys, filelock, httpx, huggingface_hub\n"  # the interpreter's files may be root's only
             "from smarties_terratorch.download import main\n"
             "os.setgid(65534); os.setuid(65534)\n"
             f"sys.exit(main(['download', 'pt', '--root', {str(root)!r}, '--mirror', {mirror.url!r}, "
