@@ -47,11 +47,15 @@ def _has_embedding_classification() -> bool:
 
 
 class _Images(Dataset):
-    """``n`` random 4-band 32 x 48 images; label ``i % 2`` (one-hot over two classes) shows in the first band."""
+    """``n`` random 4-band 32 x 32 images; label ``i % 2`` (one-hot over two classes) shows in the first band.
+
+    Square: TerraTorch's embedding models call ``ReshapeTokensToImage`` without the image size, so it can only
+    infer square token grids.
+    """
 
     def __init__(self, n: int) -> None:
         gen = torch.Generator().manual_seed(0)
-        self.images = torch.randn(n, len(BANDS), 32, 48, generator=gen)
+        self.images = torch.randn(n, len(BANDS), 32, 32, generator=gen)
         self.labels = torch.arange(n) % 2
         self.images[:, 0] += 3 * self.labels[:, None, None].float()
 
@@ -74,7 +78,7 @@ def _trainer(tmp_path: Path) -> Trainer:
 def test_embedding_generation_task_writes_smarties_patch_embeddings(tmp_path: Path) -> None:
     from terratorch.tasks import EmbeddingGenerationTask
 
-    # has_cls: SMARTIES tokens start with CLS, which must be dropped before the tokens become a 2 x 3 image
+    # has_cls: SMARTIES tokens start with CLS, which must be dropped before the tokens become a 2 x 2 image
     task = EmbeddingGenerationTask(
         model_args={"backbone": "smarties_vit_tiny_patch16", "backbone_bands": BANDS},
         output_dir=str(tmp_path / "emb"), output_format="tiff", has_cls=True, layers=[-1], num_workers=1,
@@ -83,7 +87,7 @@ def test_embedding_generation_task_writes_smarties_patch_embeddings(tmp_path: Pa
     _trainer(tmp_path).predict(task, dataloaders=DataLoader(data, batch_size=2))
     with torch.no_grad():
         tokens = task.model.encoder(data.images)[-1]
-    expected = tokens[:, 1:].transpose(1, 2).reshape(2, -1, 2, 3).numpy()
+    expected = tokens[:, 1:].transpose(1, 2).reshape(2, -1, 2, 2).numpy()
     for i in range(2):
         with rasterio.open(tmp_path / "emb" / "layer_00" / f"img_{i}_embedding.tif") as src:
             np.testing.assert_allclose(src.read(), expected[i], atol=1e-5)
@@ -99,7 +103,7 @@ def test_embedding_classification_task_fits_a_sklearn_head_on_smarties_features(
             "backbone": "smarties_vit_tiny_patch16", "backbone_bands": BANDS,
             "necks": [{"name": "AggregateTokens", "pooling": "cls"}],
             "decoder": "SklearnDecoder", "decoder_estimator_class": "sklearn.neighbors.KNeighborsClassifier",
-            "decoder_n_neighbors": 1, "num_classes": 2,
+            "decoder_n_neighbors": 1, "decoder_num_classes": 2, "num_classes": 2,
         },
     )  # fmt: skip
     data = _Images(8)
