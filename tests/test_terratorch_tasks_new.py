@@ -164,6 +164,28 @@ def test_tiled_inference_from_and_to_geotiff_matches_in_memory(tmp_path: Path) -
         np.testing.assert_array_equal(classes.read(1), in_memory.argmax(0))
 
 
+def test_raster_tile_source_reads_windows_fills_nodata_and_transforms(tmp_path: Path) -> None:
+    """The source alone (no TerraTorch needed): a chip is the scene window, NaN filled, then ``transform``."""
+    from types import SimpleNamespace
+
+    scene = _scene(tmp_path / "scene.tif")
+    with rasterio.open(scene, "r+") as dst:
+        dst.nodata = -9999.0
+        dst.write(np.full((len(BANDS), 2, 2), -9999.0, dtype=np.float32), window=((20, 22), (30, 32)))
+    with RasterReader(scene) as reader:
+        source = RasterTileSource(reader, transform=lambda chip: chip * 2, fill=0.5)
+        stand_in = source.input_batch(64)
+        assert stand_in.shape == (1, len(BANDS), 80, 112) and stand_in.untyped_storage().nbytes() == 4
+        # an inner chip: its prediction lands 8 px in, the chip itself starts at (16, 24)
+        tile = SimpleNamespace(input_coords=(slice(24, 72), slice(32, 80)), output_crop=(slice(8, 56), slice(8, 56)),
+                               input_data=stand_in[0, :, 16:80, 24:88])  # fmt: skip
+        expected = np.nan_to_num(reader.read(16, 24, 64, 64), nan=0.5) * 2
+        chip = source(tile)
+    assert chip.shape == (len(BANDS), 64, 64) and chip.dtype == torch.float32
+    np.testing.assert_array_equal(chip.numpy(), expected)
+    assert (chip[:, 4:6, 6:8] == 1.0).all()  # the nodata pixels: fill 0.5, doubled
+
+
 @_needs(_has_tile_io(), "tile source/sink in tiled_inference")
 def test_raster_tile_source_rejects_padding_and_single_chip_scenes(tmp_path: Path) -> None:
     from terratorch.tasks.tiled_inference import tiled_inference
