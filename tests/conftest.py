@@ -25,13 +25,11 @@ def pytest_configure(config: pytest.Config) -> None:
     forced = config.getoption("--native-bf16")
     if forced == "detect":
         return
-    from smarties_terratorch import device
-
-    # Patch the probe, not cpu_has_native_bf16: tests that monkeypatch the probe themselves still win.
-    def probe(name: str, _value: bool = forced == "yes") -> bool:
-        return _value if name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported") else False
-
-    device._probe = probe
+    # Patch torch's own CPU probes (what smarties_terratorch.device asks), not our wrapper around them: tests that
+    # monkeypatch these probes to check both CPU kinds still win over the forced value.
+    value = forced == "yes"
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        setattr(torch.cpu, name, lambda _value=value: _value)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
