@@ -61,8 +61,11 @@ def venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pat
     _pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", root / "dist", src)
     wheel = next((root / "dist").glob("smarties_terratorch-*.whl"))
     out = {"wheel": _venv(root / "venv-wheel"), "editable": _venv(root / "venv-editable")}
-    _pip("--python", out["wheel"][0], "install", "--no-deps", "--no-index", wheel)
-    _pip("--python", out["editable"][0], "install", "--no-deps", "--no-index", "--no-build-isolation", "-e", src)
+    # --ignore-installed: the dependencies' path may hold a regular install of this package (`pip install .`, as
+    # CI does), which pip would take as already satisfied; it never uninstalls anything outside the new venv.
+    install = ("install", "--no-deps", "--no-index", "--ignore-installed")
+    _pip("--python", out["wheel"][0], *install, wheel)
+    _pip("--python", out["editable"][0], *install, "--no-build-isolation", "-e", src)
     return out
 
 

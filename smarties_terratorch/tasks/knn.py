@@ -22,12 +22,16 @@ import torch
 import torch.nn.functional as F
 from terratorch.registry import BACKBONE_REGISTRY
 from torch import Tensor
-from torchgeo.trainers import BaseTask
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
 from tqdm.auto import tqdm
 
 from .classification import SmartiesClsToken
+
+try:  # torchgeo 0.10 renamed ``torchgeo.trainers`` to ``torchgeo.tasks`` (the old name stays as a deprecated alias)
+    from torchgeo.tasks import BaseTask
+except ImportError:  # torchgeo < 0.10
+    from torchgeo.trainers import BaseTask
 
 __all__ = ["SmartiesKNNTask", "knn_scores"]
 
