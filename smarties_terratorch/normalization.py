@@ -49,6 +49,7 @@ __all__ = [
     "SmartiesAlbumentationsNormalize",
     "SmartiesNormalize",
     "Stats",
+    "NormalizedTwiceError",
     "UnitsWarning",
     "compute_statistics",
     "expected_units",
@@ -350,6 +351,14 @@ def _check_channels(shape: Sequence[int], n: int) -> None:
         )
 
 
+#: The diagnosis of :func:`units_mismatch` that a normalising model refuses instead of warning about.
+_NORMALIZED_TWICE = "looks already normalised"
+
+
+class NormalizedTwiceError(ValueError):
+    """A model that normalises its own input was given input that was already normalised."""
+
+
 class UnitsWarning(UserWarning):
     """Input values that do not fit the units of the normalisation statistics (see :func:`units_mismatch`)."""
 
@@ -417,7 +426,7 @@ def units_mismatch(x: torch.Tensor, p1: torch.Tensor, p99: torch.Tensor, units: 
     )
     if units in ("dn", "8bit", "unit") and negative > 0.2 and largest < 50:
         return (
-            f"{head}: the input looks already normalised ({100 * negative:.0f} % negative values). Normalise once: "
+            f"{head}: the input {_NORMALIZED_TWICE} ({100 * negative:.0f} % negative values). Normalise once: "
             f"a model built with stats (backbone_stats) normalises its raw input itself, so drop the other "
             f"normalisation (SmartiesAlbumentationsNormalize, the data module's means/stds, smarties --stats) or "
             f"backbone_stats; for data that is already normalised, use no statistics (smarties --stats none)."
@@ -467,6 +476,11 @@ class SmartiesNormalize(nn.Module):
             the units the statistics expect (:func:`expected_units`): e.g. 0-1 reflectance given to statistics in
             reflectance x 10000, or data that was already normalised. Correct data never warn.
         source: what the statistics are, for messages (e.g. ``"statistics table 'S2-L2A'"``).
+
+    Attributes:
+        refuse_normalized: with ``check_units``, raise :class:`NormalizedTwiceError` instead of warning when the
+            input looks already normalised (set by models that normalise their own input: normalising twice
+            gives a nearly constant input and silently wrong outputs).
     """
 
     mean: torch.Tensor
@@ -501,6 +515,7 @@ class SmartiesNormalize(nn.Module):
         # Checked on the first batches with enough valid values, then never again (see check_units()).
         self.check_units_pending = bool(check_units)
         self._units_tries = 0
+        self.refuse_normalized = False
 
     @classmethod
     def from_stats(
@@ -626,6 +641,9 @@ class SmartiesNormalize(nn.Module):
         self._units_tries += 1
         if verdict is not None or self._units_tries >= _MAX_UNITS_TRIES:
             self.check_units_pending = False
+        if verdict and self.refuse_normalized and _NORMALIZED_TWICE in verdict:
+            self.check_units_pending = True  # the next batch is checked again
+            raise NormalizedTwiceError(verdict)
         if verdict:
             warnings.warn(verdict, UnitsWarning, stacklevel=3)
         return verdict

@@ -777,10 +777,17 @@ def test_cli_catalogue_shards_skips_and_failures(tmp_path: Path, capsys: pytest.
 def test_predict_cli_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     ckpt = _segmentation_checkpoint(tmp_path / "seg.ckpt", BANDS)
     rng = np.random.default_rng(13)
-    scene_path = write_tif(tmp_path / "scene.tif", rng.normal(size=(4, 48, 48)).astype(np.float32))
-    args = ["predict", str(scene_path), "--checkpoint", str(ckpt), "--tile-size", "48", "--overlap", "0", "--quiet"]
-    args = [*args, "--stats", "S2-L2A"]
-    with pytest.warns(UnitsWarning, match="looks already normalised"):  # N(0, 1) noise for DN statistics
+    normalised = write_tif(tmp_path / "normalised.tif", rng.normal(size=(4, 48, 48)).astype(np.float32))
+    scene_path = write_tif(tmp_path / "scene.tif", rng.uniform(100, 4000, size=(4, 48, 48)).astype(np.float32))
+    tail = ["--checkpoint", str(ckpt), "--tile-size", "48", "--overlap", "0", "--quiet", "--stats", "S2-L2A"]
+    # N(0, 1) noise for digital-number statistics: normalised twice, refused in one line, nothing written
+    assert cli.main(["predict", str(normalised), *tail, "--out", str(tmp_path / "n.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "looks already normalised" in err and "--stats none" in err and err.count("\n") == 1
+    assert not (tmp_path / "n.tif").exists()
+    args = ["predict", str(scene_path), *tail]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitsWarning)  # digital numbers fit the S2-L2A statistics
         assert cli.main([*args, "--out", str(tmp_path / "a.tif"), "--probabilities"]) == 0
     assert (tmp_path / "a_probabilities.tif").is_file()
     # --bands names the scene's channels in any spelling of the trained bands (one vocabulary)

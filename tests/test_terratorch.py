@@ -782,12 +782,15 @@ def test_backbone_stats_normalise_inside_the_model(tmp_path: Path) -> None:
         assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(other(x), reference))
 
 
-def test_backbone_stats_warn_on_data_normalised_twice() -> None:
-    from smarties_terratorch.normalization import SmartiesNormalize, UnitsWarning
+def test_backbone_stats_refuse_data_normalised_twice() -> None:
+    from smarties_terratorch.normalization import NormalizedTwiceError, SmartiesNormalize
 
     normed = TERRATORCH_BACKBONE_REGISTRY.build("smarties_vit_tiny_patch16", bands=HLS_NAMES, stats="S2-L2A")
-    with pytest.warns(UnitsWarning, match="already normalised.*backbone_stats"):
-        normed(SmartiesNormalize.from_spec("S2-L2A", HLS_NAMES)(_dn()))
+    twice = SmartiesNormalize.from_spec("S2-L2A", HLS_NAMES)(_dn())
+    for _ in range(2):  # refused every time, not only on the first batch
+        with pytest.raises(NormalizedTwiceError, match="already normalised.*backbone_stats"):
+            normed(twice)
+    normed(_dn())  # raw digital numbers, as the statistics expect: accepted
 
 
 def test_backbone_stats_errors() -> None:

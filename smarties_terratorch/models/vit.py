@@ -109,9 +109,11 @@ class SmartiesViT(nn.Module):
             forward), for the model's ``bands``: a table name (``"S2-L2A"``), a mapping with ``mean``/``std``/
             ``p1``/``p99`` lists or a statistics file: anything
             :meth:`~smarties_terratorch.normalization.SmartiesNormalize.from_spec` accepts. The model then takes raw
-            values (digital numbers, reflectance, dB, as the statistics expect) and warns once
-            (:class:`~smarties_terratorch.normalization.UnitsWarning`) when the first batches do not fit those units,
-            e.g. data normalised twice. ``None`` (default): inputs arrive normalised.
+            values (digital numbers, reflectance, dB, as the statistics expect), warns once
+            (:class:`~smarties_terratorch.normalization.UnitsWarning`) when the first batches do not fit those units
+            and refuses input that was already normalised
+            (:class:`~smarties_terratorch.normalization.NormalizedTwiceError`). ``None`` (default): inputs arrive
+            normalised.
     """
 
     def __init__(
@@ -197,6 +199,7 @@ class SmartiesViT(nn.Module):
                 "(TerraTorch: backbone_bands) or sensor=..."
             )
         norm = SmartiesNormalize.from_spec(stats, bands=self.default_bands, check_units=True)
+        norm.refuse_normalized = True  # input normalised twice is refused, other unit mismatches warn
         self.stats, self.input_norm = stats, norm.to(self.pos_embed.device)
 
     def normalize_input(self, x: torch.Tensor, bands: ResolvedBands) -> torch.Tensor:

@@ -274,7 +274,9 @@ def _normalizer(stats: str | None, bands: Any) -> Any:
 
     if stats is None or str(stats).lower() == "none":
         return None
-    return SmartiesNormalize.from_spec(stats, bands=bands, check_units=True)
+    normalize = SmartiesNormalize.from_spec(stats, bands=bands, check_units=True)
+    normalize.refuse_normalized = True  # as a normalising model does: --stats on normalised scenes is a mistake
+    return normalize
 
 
 def _stats_inputs(stats: str | None) -> list[Path]:
