@@ -476,11 +476,9 @@ class SmartiesNormalize(nn.Module):
             the units the statistics expect (:func:`expected_units`): e.g. 0-1 reflectance given to statistics in
             reflectance x 10000, or data that was already normalised. Correct data never warn.
         source: what the statistics are, for messages (e.g. ``"statistics table 'S2-L2A'"``).
-
-    Attributes:
         refuse_normalized: with ``check_units``, raise :class:`NormalizedTwiceError` instead of warning when the
-            input looks already normalised (set by models that normalise their own input: normalising twice
-            gives a nearly constant input and silently wrong outputs).
+            input looks already normalised (models that normalise their own input and the scene tools' ``--stats``:
+            normalising twice gives a nearly constant input and silently wrong outputs).
     """
 
     mean: torch.Tensor
@@ -499,6 +497,7 @@ class SmartiesNormalize(nn.Module):
         bands: Sequence[str] | None = None,
         check_units: bool = False,
         source: str | None = None,
+        refuse_normalized: bool = False,
     ) -> None:
         super().__init__()
         arrays = [_as_vector(v, n) for v, n in ((mean, "mean"), (std, "std"), (p1, "p1"), (p99, "p99"))]
@@ -515,7 +514,7 @@ class SmartiesNormalize(nn.Module):
         # Checked on the first batches with enough valid values, then never again (see check_units()).
         self.check_units_pending = bool(check_units)
         self._units_tries = 0
-        self.refuse_normalized = False
+        self.refuse_normalized = bool(refuse_normalized)
 
     @classmethod
     def from_stats(
@@ -541,6 +540,7 @@ class SmartiesNormalize(nn.Module):
         nan_to: float | None = None,
         all_bands: bool = False,
         check_units: bool = False,
+        refuse_normalized: bool = False,
     ) -> SmartiesNormalize:
         """The one way to build a normaliser from what a user or a config gives.
 
@@ -555,7 +555,7 @@ class SmartiesNormalize(nn.Module):
             channels: the expected channel count (checked as well when ``bands`` is given).
             nan_to: see :class:`SmartiesNormalize`.
             all_bands: for a table, include the file channels SMARTIES does not use (e.g. DFC2020's VV/VH).
-            check_units: see :class:`SmartiesNormalize`.
+            check_units, refuse_normalized: see :class:`SmartiesNormalize`.
 
         Raises:
             FileNotFoundError: a statistics file that does not exist.
@@ -603,7 +603,7 @@ class SmartiesNormalize(nn.Module):
                 )
         return cls(
             stats.mean, stats.std, stats.p1, stats.p99, nan_to=nan_to, bands=stats.bands if named else names,
-            check_units=check_units, source=source,
+            check_units=check_units, source=source, refuse_normalized=refuse_normalized,
         )  # fmt: skip
 
     @property

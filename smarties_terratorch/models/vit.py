@@ -198,8 +198,8 @@ class SmartiesViT(nn.Module):
                 "stats needs the model's bands to pick the statistics rows: build the model with bands=[...] "
                 "(TerraTorch: backbone_bands) or sensor=..."
             )
-        norm = SmartiesNormalize.from_spec(stats, bands=self.default_bands, check_units=True)
-        norm.refuse_normalized = True  # input normalised twice is refused, other unit mismatches warn
+        # input normalised twice is refused, other unit mismatches warn
+        norm = SmartiesNormalize.from_spec(stats, bands=self.default_bands, check_units=True, refuse_normalized=True)
         self.stats, self.input_norm = stats, norm.to(self.pos_embed.device)
 
     def normalize_input(self, x: torch.Tensor, bands: ResolvedBands) -> torch.Tensor:

@@ -274,9 +274,8 @@ def _normalizer(stats: str | None, bands: Any) -> Any:
 
     if stats is None or str(stats).lower() == "none":
         return None
-    normalize = SmartiesNormalize.from_spec(stats, bands=bands, check_units=True)
-    normalize.refuse_normalized = True  # as a normalising model does: --stats on normalised scenes is a mistake
-    return normalize
+    # as a normalising model does: --stats on scenes that are already normalised is a mistake
+    return SmartiesNormalize.from_spec(stats, bands=bands, check_units=True, refuse_normalized=True)
 
 
 def _stats_inputs(stats: str | None) -> list[Path]:

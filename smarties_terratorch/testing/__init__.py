@@ -1,7 +1,8 @@
 """Tiny fake datasets in each dataset's real on-disk layout (torchgeo-style fixture generators).
 
 One module per dataset, each with ``make(root, ...)``. The tests use them, and so does ``smarties bench run
---smoke``, which proves every row of the paper table runs end-to-end without the real data. Nothing written here is real imagery.
+--smoke``, which proves every row of the paper table runs end-to-end without the real data. Nothing written
+here is real imagery.
 """
 
 from __future__ import annotations

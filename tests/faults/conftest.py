@@ -34,6 +34,22 @@ def frozen_paths(*paths: Path | str) -> Iterator[None]:
     assert after == before, f"files changed: {[k for k in before if before[k] != after[k]]}"
 
 
+ALIASES = ("same path", "hard link", "symlink")
+
+
+def alias_of(path: Path, how: str, folder: Path) -> Path:
+    """Another name for ``path`` (one of :data:`ALIASES`), created in ``folder``: what an output check must see
+    through."""
+    if how == "same path":
+        return path
+    alias = folder / f"{'link' if how == 'hard link' else 'sym'}{path.suffix}"
+    if how == "hard link":
+        os.link(path, alias)
+    else:
+        alias.symlink_to(path)
+    return alias
+
+
 @pytest.fixture
 def frozen() -> object:
     """``with frozen(tmp_path): ...`` asserts that nothing under ``tmp_path`` changed."""

@@ -577,17 +577,25 @@ def test_download_repinned_file_must_match_its_first_use(tmp_path: Path, mirror,
     assert not (root / "PT" / "file.pt").exists()
 
 
+def _child_download(prelude: str, root: Path, mirror, table: Path) -> str:
+    """The program of a child process that runs ``smarties data download pt`` after ``prelude`` (limits, user, ...)."""
+    return (
+        f"import sys\n{prelude}import smarties_terratorch.download as dl\n"
+        f"sys.exit(dl.main(['download', 'pt', '--root', {str(root)!r}, '--mirror', {mirror.url!r}, "
+        f"'--sources', {str(table)!r}]))"
+    )
+
+
 def test_download_full_disk_is_named_and_resumes(tmp_path: Path, mirror) -> None:
     root = tmp_path / "data"
     table = tmp_path / "sources.yaml"
     table.write_text(yaml.safe_dump(_sources()))
     # a file-size limit: the write crossing 4000 bytes is short, the next one fails (EFBIG), like a disk filling up
-    code = (
-        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+    code = _child_download(
+        "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "import smarties_terratorch.download as dl; dl.CHUNK_SIZE = 1024; dl.BACKOFF = 0\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
-        f"sys.exit(dl.main(['download', 'pt', '--root', {str(root)!r}, '--mirror', {mirror.url!r}, "
-        f"'--sources', {str(table)!r}]))"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n",
+        root, mirror, table,
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -731,12 +739,11 @@ def test_download_read_only_root(tmp_path: Path, mirror, capsys) -> None:
         root.mkdir(mode=0o555)
         table = base / "sources.yaml"
         table.write_text(yaml.safe_dump(_sources()))
-        code = (
-            "import os, sys, filelock, httpx, huggingface_hub\n"  # the interpreter's files may be root's only
-            "from smarties_terratorch.download import main\n"
-            "os.setgid(65534); os.setuid(65534)\n"
-            f"sys.exit(main(['download', 'pt', '--root', {str(root)!r}, '--mirror', {mirror.url!r}, "
-            f"'--sources', {str(table)!r}]))"
+        code = _child_download(
+            "import os, filelock, httpx, huggingface_hub\n"  # the interpreter's files may be root's only
+            "import smarties_terratorch.download\n"
+            "os.setgid(65534); os.setuid(65534)\n",
+            root, mirror, table,
         )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -764,11 +771,7 @@ def test_download_ctrl_c_is_one_line_and_resumes(tmp_path: Path, mirror) -> None
     table.write_text(yaml.safe_dump(_sources()))
     stall = threading.Event()
     mirror.cut[_path(PT_URL)] = (4096, stall)
-    code = (
-        "import sys, smarties_terratorch.download as dl; dl.CHUNK_SIZE = 1024\n"
-        f"sys.exit(dl.main(['download', 'pt', '--root', {str(root)!r}, '--mirror', {mirror.url!r}, "
-        f"'--sources', {str(table)!r}]))"
-    )
+    code = _child_download("import smarties_terratorch.download as dl; dl.CHUNK_SIZE = 1024\n", root, mirror, table)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             # a background shell's ignored SIGINT would be inherited: give the child Ctrl-C back
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509

@@ -8,7 +8,6 @@ cache is named in one line (with the file to delete) or discarded and recomputed
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from rasterio.transform import from_origin
 
 from smarties_terratorch import cli
 
+from .conftest import ALIASES, alias_of
+
 
 def _tif(path: Path) -> Path:
     data = np.random.default_rng(0).integers(1, 1000, size=(2, 8, 8)).astype("uint16")
@@ -31,14 +32,10 @@ def _tif(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("how", ["same path", "hard link", "symlink"])
+@pytest.mark.parametrize("how", ALIASES)
 def test_stats_out_that_is_an_input_is_refused(tmp_path: Path, frozen, capsys, how: str) -> None:
     scene = _tif(tmp_path / "scene.tif")
-    out = {"same path": scene, "hard link": tmp_path / "link.tif", "symlink": tmp_path / "sym.tif"}[how]
-    if how == "hard link":
-        os.link(scene, out)
-    elif how == "symlink":
-        out.symlink_to(scene)
+    out = alias_of(scene, how, tmp_path)
     with frozen(tmp_path):
         code = cli.main(["stats", str(scene), "--bands", "B04", "B08", "--out", str(out), "--overwrite"])
     assert code == 2

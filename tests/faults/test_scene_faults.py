@@ -26,7 +26,7 @@ from smarties_terratorch.models.vit import smarties_vit_tiny_patch16
 from smarties_terratorch.scene import EmptyOutputError, embed_scene, load_segmentation_task, predict_scene
 from smarties_terratorch.weights import CheckpointError
 
-from .conftest import write_hostile_checkpoint
+from .conftest import ALIASES, alias_of, write_hostile_checkpoint
 
 BANDS = ["B02", "B03", "B04", "B08"]
 TINY = "smarties_vit_tiny_patch16"
@@ -71,13 +71,9 @@ def _fails(capsys: pytest.CaptureFixture, argv: list[str], *names: str, code: in
 
 
 # ---------------------------------------------------------------------------------------------------- outputs
-@pytest.mark.parametrize("how", ["same path", "hard link", "symlink"])
+@pytest.mark.parametrize("how", ALIASES)
 def test_out_that_is_the_input_is_refused(tmp_path: Path, scene: Path, capsys, frozen, how: str) -> None:
-    alias = {"same path": scene, "hard link": tmp_path / "link.tif", "symlink": tmp_path / "sym.tif"}[how]
-    if how == "hard link":
-        os.link(scene, alias)
-    elif how == "symlink":
-        alias.symlink_to(scene)
+    alias = alias_of(scene, how, tmp_path)
     with frozen(tmp_path):
         _fails(capsys, _embed_args(scene, alias, "--overwrite"), alias, "is an input")
 
