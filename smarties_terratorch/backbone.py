@@ -30,13 +30,13 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch.callbacks import Callback
-from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY, TERRATORCH_NECK_REGISTRY
+from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
 from timm.models._features import feature_take_indices
 from torch import nn
 
 from .models.vit import SmartiesViT, create_smarties_vit, default_cfgs
-from .spectrum import ResolvedBands, concat_bands, resolve_bands
 from .normalization import SmartiesNormalize
+from .spectrum import ResolvedBands, concat_bands, resolve_bands
 
 __all__ = [
     "BackboneConfigError",
@@ -113,7 +113,9 @@ class SmartiesBackbone(SmartiesViT):
         if per_modality:
             self.stats = dict(stats)
             for m, spec in stats.items():
-                self.modality_norms[m] = SmartiesNormalize.from_spec(spec, self.modality_bands[m], check_units=True)
+                self.modality_norms[m] = SmartiesNormalize.from_spec(
+                    spec, self.modality_bands[m], check_units=True, refuse_normalized=True
+                )
         separate = fusion in ("late", "mixup") and self.modality_bands
         width = self.embed_dim * (len(self.modality_bands) if separate else 1)
         self.out_channels = [width] * len(self.out_indices)
@@ -363,7 +365,7 @@ def _factory_doc(variant: str, what: str) -> str:
             ``backbone_stats: S2-L2A``): a table name, a mapping with ``mean``/``std``/``p1``/``p99`` (and
             ``bands``) or a statistics file, resolved for ``bands``. Saved in the checkpoint's hyperparameters,
             so fit, test, predict and ``smarties predict`` all normalise alike; the data module then must not
-            normalise (a batch that looks normalised twice, or in other units, gets one clear warning).
+            normalise (a batch that looks normalised twice is refused; one in other units gets one warning).
         **kwargs: ``sensor``, ``modality_bands``, ``fusion`` (early/late/mixup), ``mixup_eval_seed``, ``weighting``,
             ``global_pool``, ``drop_path_rate`` (``drop_path`` is an alias), ...; ``in_channels``/``in_chans`` are
             checked against the number of bands; ``num_frames`` > 1 is refused (use TerraTorch's
@@ -407,19 +409,6 @@ def _make_factory(variant: str) -> Any:
 smarties_vit_tiny_patch16 = _make_factory("smarties_vit_tiny_patch16")
 smarties_vit_base_patch16 = _make_factory("smarties_vit_base_patch16")
 smarties_vit_large_patch16 = _make_factory("smarties_vit_large_patch16")
-
-
-@TERRATORCH_NECK_REGISTRY.register
-def SmartiesClsToken(channel_list: list[int], **kwargs: Any) -> torch.nn.Module:  # noqa: N802 - the neck's name
-    """The ``SmartiesClsToken`` neck for any TerraTorch task (:class:`.tasks.classification.SmartiesClsToken`).
-
-    Registered here, with the backbones, so that TerraTorch's own ``ClassificationTask`` finds it; the class lives
-    with the classification tasks, imported only when a model is built (TerraTorch is still importing when this
-    module registers). Importing that module registers the class itself under the same name.
-    """
-    from .tasks.classification import SmartiesClsToken as neck
-
-    return neck(channel_list, **kwargs)
 
 
 class SmartiesBackbones(Callback):
@@ -503,5 +492,5 @@ def lightning_callbacks() -> list[Callback]:
     return [SmartiesTiledPredict(), SmartiesBackbones()]
 
 
-# Registers this package's TerraTorch necks (TemporalLTAE) whenever the backbones are registered.
+# Registers this package's TerraTorch necks (TemporalLTAE, SmartiesClsToken) whenever the backbones are registered.
 from . import necks as _necks  # noqa: E402, F401

@@ -1,7 +1,8 @@
-"""TerraTorch necks of this package: ``TemporalLTAE``, PANGAEA's L-TAE temporal fusion for multi-temporal inputs.
+"""TerraTorch necks of this package: ``TemporalLTAE`` (PANGAEA's L-TAE temporal fusion for multi-temporal inputs)
+and ``SmartiesClsToken`` (the CLS token after the final norm, for classification).
 
 Importing this module (``import smarties_terratorch.backbone`` does it, and so does any TerraTorch run that names a
-SMARTIES backbone) registers the neck in ``TERRATORCH_NECK_REGISTRY``. A time-series config keeps every date's
+SMARTIES backbone) registers them in ``TERRATORCH_NECK_REGISTRY``. A time-series config keeps every date's
 features (``backbone_temporal_pooling: keep``), turns the tokens into per-date maps and fuses the dates with L-TAE
 before the UPerNet neck, as PANGAEA's ``seg_upernet_mt_ltae`` decoder does:
 
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 
 from .models.ltae import LTAE
 
-__all__ = ["TemporalLTAE"]
+__all__ = ["SmartiesClsToken", "TemporalLTAE"]
 
 
 # Not a subclass of terratorch.models.necks.Neck: this module is imported while TerraTorch imports its registry,
@@ -90,3 +91,16 @@ class TemporalLTAE(nn.Module):
     def process_channel_list(self, channel_list: list[int]) -> list[int]:
         """The fused maps keep their channels."""
         return list(channel_list)
+
+
+@TERRATORCH_NECK_REGISTRY.register
+def SmartiesClsToken(channel_list: list[int], **kwargs: Any) -> nn.Module:  # noqa: N802 - the neck's name
+    """The ``SmartiesClsToken`` neck for any TerraTorch task (:class:`.tasks.classification.SmartiesClsToken`).
+
+    Registered here, with the other necks, so that TerraTorch's own ``ClassificationTask`` finds it; the class
+    lives with the classification tasks, imported only when a model is built (TerraTorch is still importing when
+    this module registers). Importing that module registers the class itself under the same name.
+    """
+    from .tasks.classification import SmartiesClsToken as neck
+
+    return neck(channel_list, **kwargs)
