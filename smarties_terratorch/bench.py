@@ -52,6 +52,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .download import LOCK_NAME
+from .fetch import file_sha256
 from .io import atomic_path, write_text
 from .testing import set_path, tiny_model_args
 from .weights import (
@@ -59,7 +60,6 @@ from .weights import (
     WeightsUnavailableError,
     check_checkpoint,
     fetch_hub_weights,
-    file_sha256,
     get_weights,
 )
 
@@ -553,7 +553,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-_SHA_CACHE: dict[tuple[str, int, float], str] = {}
 _CHECKED: dict[tuple[str, int, float], str | None] = {}
 
 
@@ -571,15 +570,6 @@ def weights_problem(path: Path) -> str | None:
         except (CheckpointError, OSError) as err:
             _CHECKED[key] = str(err)
     return _CHECKED[key]
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file (cached per path, size and mtime: one hash per weights file per run)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime)
-    if key not in _SHA_CACHE:
-        _SHA_CACHE[key] = file_sha256(path)
-    return _SHA_CACHE[key]
 
 
 # ================================================================================================ execution
@@ -763,7 +753,7 @@ def run_job(
             if prepared.hub is not None:  # fetched from the Hub: its repo, commit and whether it was pinned
                 result["weights"] = dict(prepared.hub)
             elif prepared.weights is not None:
-                result["weights"] = {"path": str(prepared.weights), "sha256": sha256_file(prepared.weights)}
+                result["weights"] = {"path": str(prepared.weights), "sha256": file_sha256(prepared.weights)}
             else:
                 result["weights"] = {"path": None, "sha256": None, "note": "random initialisation"}
             if job.kind == "real":

@@ -30,7 +30,6 @@ import argparse
 import base64
 import binascii
 import errno
-import hashlib
 import importlib
 import json
 import os
@@ -53,6 +52,7 @@ from urllib.parse import urlsplit
 import yaml
 from tqdm.auto import tqdm
 
+from .fetch import CHUNK_SIZE, file_digests, file_sha256
 from .io import OutputError, write_text
 from .io.writer import temp_dir
 
@@ -90,8 +90,6 @@ DOWNLOADS = "downloads"
 #: (doubled after each attempt).
 RETRIES = 3
 BACKOFF = 1.0
-#: Bytes read from the network and written per step.
-CHUNK_SIZE = 1 << 20
 #: An archive may unpack to at most this many times its own size (real datasets stay below 2x; a zip bomb does not).
 MAX_EXPANSION = 100
 
@@ -454,26 +452,6 @@ def _status_error(code: int, url: str, name: str) -> DownloadError:
 # ------------------------------------------------------------------------------------------------ fetching
 
 
-def _digests(path: Path, md5: bool = False, git_blob: bool = False) -> dict[str, str]:
-    """sha256 (and optionally md5 and the git blob id) hex digests of ``path``, in one read."""
-    hashers = {"sha256": hashlib.sha256()}
-    if md5:
-        hashers["md5"] = hashlib.md5(usedforsecurity=False)
-    if git_blob:
-        hashers["git_blob"] = hashlib.sha1(b"blob %d\0" % path.stat().st_size, usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_SIZE), b""):
-            for h in hashers.values():
-                h.update(chunk)
-    return {k: h.hexdigest() for k, h in hashers.items()}
-
-
-def file_digests(path: Path, md5: bool = False) -> tuple[str, str | None]:
-    """sha256 (and optionally md5) hex digests of ``path``, in one read."""
-    d = _digests(path, md5=md5)
-    return d["sha256"], d.get("md5")
-
-
 def _content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
     """(start, end, total) of a ``Content-Range`` header (``bytes 5-9/10`` or ``bytes */10``); Nones if absent."""
     match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*", value or "")
@@ -708,7 +686,8 @@ def _verify_fetched(path: Path, remote: Remote, server: Mapping[str, Any], locke
     Published checksums and size first, then the server's own statements (Hub sha256, Content-MD5, size), then the
     lock's first-use sha256. On any mismatch nothing is kept.
     """
-    d = _digests(path, md5=bool(remote.md5 or server.get("md5")), git_blob=bool(remote.git_blob))
+    wanted = ("sha256",) + (("md5",) if remote.md5 or server.get("md5") else ()) + (("git_blob",) if remote.git_blob else ())
+    d = file_digests(path, wanted)
     size = path.stat().st_size
     announced = server.get("announced_size") or server.get("size")
     checks = [
@@ -745,7 +724,7 @@ def _verify_fetched(path: Path, remote: Remote, server: Mapping[str, Any], locke
 
 def _verify_present(path: Path, expected: str, origin: str, git_blob: bool = False) -> None:
     """Check a file already on disk against a known sha256 (or git blob id) (no network)."""
-    d = _digests(path, git_blob=git_blob)
+    d = file_digests(path, ("sha256", "git_blob") if git_blob else ("sha256",))
     actual = d["git_blob"] if git_blob else d["sha256"]
     if actual != expected:
         what = "git blob id" if git_blob else "sha256"
@@ -903,7 +882,7 @@ def _ensure_split(fname: str, run: _Run) -> bool:
         elif locked:
             _verify_present(final, locked["sha256"], f"recorded in {run.lock.path}")
         else:  # placed by hand, nothing published: pin what is there
-            run.lock.record(rel, url=None, sha256=_digests(final)["sha256"], size=final.stat().st_size, complete=True)
+            run.lock.record(rel, url=None, sha256=file_sha256(final), size=final.stat().st_size, complete=True)
         return False
     remote = Remote(fname, table["url"].format(commit=table["commit"], name=fname), sha256=info.get("sha256"),
                     git_blob=info.get("git_blob"))
@@ -937,7 +916,7 @@ def _ensure_file(name: str, spec: Mapping[str, Any], run: _Run) -> bool:
             _verify_present(final, locked["sha256"], origin)
         return False
     if final.is_file() and not final.is_symlink():  # a kept archive, or a run stopped before extracting it
-        sha = _digests(final)["sha256"]
+        sha = file_sha256(final)
         if locked and sha != locked["sha256"]:
             raise DownloadError(f"{final}: sha256 is {sha}, expected {locked['sha256']} ({origin}); delete {final} "
                                 "and re-run `smarties data download` to fetch it again.")

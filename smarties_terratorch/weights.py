@@ -13,7 +13,6 @@ from __future__ import annotations
 import _compat_pickle
 import argparse
 import contextlib
-import functools
 import io
 import logging
 import pathlib
@@ -37,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
+from .fetch import file_sha256
 from .io import atomic_path
 from .models.vit import default_cfgs, variant_of  # the variant table; models import weights only lazily
 
@@ -53,7 +53,6 @@ __all__ = [
     "checkpoint_path",
     "default_weights_for",
     "fetch_hub_weights",
-    "file_sha256",
     "get_weights",
     "is_pinned",
     "is_torch_file",
@@ -334,36 +333,6 @@ def verify_hub_file(w: SmartiesWeights, revision: str, path: str | Path) -> str:
             f"afresh."
         )
     return digest
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    return file_sha256(path)
-
-
-def _cached_sha256(path: str | Path) -> str:
-    """:func:`file_sha256`, computed once per file version (the same file is often loaded several times)."""
-    stat = Path(path).stat()
-    return _sha256_of(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 hex digest of a file, read in chunks (huggingface_hub's ``sha_fileobj``: weights files are large).
-
-    Remembered per (path, size, modification time) within the process: a released file is hashed once per run.
-    """
-    from huggingface_hub.utils.sha import sha_fileobj
-
-    real = Path(path).resolve()
-    stat = real.stat()
-    key = (str(real), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHED:
-        with open(real, "rb") as fh:
-            _HASHED[key] = sha_fileobj(fh).hex()
-    return _HASHED[key]
-
-
-_HASHED: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -916,7 +885,7 @@ def load_pretrained(
         log.warning("Loaded %s: missing %s, unexpected %s, ignored %s", path, missing, unexpected, ignored)
     else:
         # One line that confirms what was loaded: the file, its size in tensors and its hash (read once, cached).
-        log.info("loaded SMARTIES weights from %s (%d tensors, sha256 %s)", path, len(sd), _cached_sha256(path)[:16])
+        log.info("loaded SMARTIES weights from %s (%d tensors, sha256 %s)", path, len(sd), file_sha256(path)[:16])
     return LoadReport(path, list(result.missing_keys), unexpected, ignored)
 
 

@@ -126,7 +126,8 @@ def test_cls_token_bound_in_python() -> None:
 
 def test_loaded_weights_confirmed_in_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from smarties_terratorch.models import smarties_vit_tiny_patch16
-    from smarties_terratorch.weights import file_sha256, save_weights
+    from smarties_terratorch.fetch import file_sha256
+    from smarties_terratorch.weights import save_weights
 
     path = save_weights(smarties_vit_tiny_patch16(), tmp_path / "w.safetensors")
     from terratorch.registry import BACKBONE_REGISTRY
