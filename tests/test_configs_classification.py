@@ -40,8 +40,8 @@ from smarties_terratorch.tasks.classification import (  # noqa: E402
     SmartiesClassificationTask,
     SmartiesClsToken,
     SmartiesLinearProbeDecoder,
-    cosine_warmup_factor,
 )
+from smarties_terratorch.tasks.schedules import cosine_warmup_factor  # noqa: E402
 from smarties_terratorch.backbone import smarties_vit_tiny_patch16  # noqa: E402
 
 DATA = Path(__file__).parent / "data"

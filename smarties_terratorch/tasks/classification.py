@@ -52,7 +52,6 @@ __all__ = [
     "SmartiesClsToken",
     "SmartiesLinearProbeDecoder",
     "bind_cls_token_norms",
-    "cosine_warmup_factor",
 ]
 
 

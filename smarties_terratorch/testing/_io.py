@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..io import atomic_path, open_geotiff, write_text
 
-__all__ = ["write_geotiff", "write_random_jpeg", "write_splits", "write_text"]
+__all__ = ["write_geotiff", "write_random_jpeg", "write_splits"]
 
 
 def write_geotiff(

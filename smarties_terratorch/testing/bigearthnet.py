@@ -26,7 +26,8 @@ import numpy as np
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from ._io import write_geotiff, write_text
+from ..io import write_text
+from ._io import write_geotiff
 
 S2_RES = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from rasterio.transform import from_origin
 
-from ._io import write_geotiff, write_text
+from ..io import write_text
+from ._io import write_geotiff
 
 SIZE = 64
 _CRS, _TRANSFORM = "EPSG:32610", from_origin(600000, 4400000, 3, 3)

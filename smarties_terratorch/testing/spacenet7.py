@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from rasterio.transform import from_origin
 
-from ._io import write_geotiff, write_text
+from ..io import write_text
+from ._io import write_geotiff
 
 SIZE = 64
 _CRS, _TRANSFORM = "EPSG:3857", from_origin(0, 0, 4.77, 4.77)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from rasterio.transform import from_origin
 
-from smarties_terratorch.testing._io import write_geotiff, write_text
+from smarties_terratorch.io import write_text
+from smarties_terratorch.testing._io import write_geotiff
 
 CRS = "EPSG:32632"
 ORIGIN = (500_000.0, 5_000_000.0)
