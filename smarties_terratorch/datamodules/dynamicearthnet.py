@@ -1,20 +1,13 @@
 """DynamicEarthNet (PlanetFusion RGB + NIR time series, monthly land-cover labels) data module for SMARTIES
 segmentation. The reader: :mod:`smarties_terratorch.datasets.dynamicearthnet`.
 
-Layout established from the dataset authors' reader (``data/utae_dynamicen.py`` in ``aysim/dynnet``, the official
-code; PANGAEA's ``pangaea/datasets/utae_dynamicen.py`` reads the same files) and the release (mediaTUM 1650201 / the
-split files of the dynnet README)::
+Files: the reader's module documents the image and label layout; this module adds the split files of the
+dynnet README::
 
     <root>/dynnet_training_splits/{train,val,test}.txt       one line per (cube, month):
         "<planet dir> <label file> <YYYY-MM>", paths absolute from <root>, e.g.
         /reprocess-cropped/UTM-24000/10N/26E-183N/1330_3107_13/PF-SR
         /labels/1330_3107_13_10N/Labels/Raster/10N-121W-39N-L3H-SR/10N-121W-39N-L3H-SR-2018_01_01.tif 2018-01
-    <root>/planet/<zone>/<lon-lat>/<cube>/PF-SR/<YYYY-MM-DD>.tif     daily PlanetFusion surface reflectance,
-                                                                     4 bands int16 (x 10000) in order B, G, R, NIR
-    <root>/labels/<cube>_<zone>/Labels/Raster/<scene>/<scene>-<YYYY>_<MM>_01.tif
-                                                                     7 bands uint8 one-hot (0 / 255): impervious,
-                                                                     agriculture, forest & other vegetation, wetlands,
-                                                                     soil, water, snow & ice
 
 The split files name the Planet folders as they were on the authors' disk (``/reprocess-cropped/UTM-24000/...``);
 like PANGAEA, ``path_replace`` maps that prefix to the released ``/planet/`` folder. A sample is one (cube, month):

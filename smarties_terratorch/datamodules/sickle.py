@@ -2,22 +2,10 @@
 
 The reader: :mod:`smarties_terratorch.datasets.sickle`.
 
-Layout established from the dataset's official code (``Depanshu-Sani/SICKLE``: ``utils/dataset.py``, ``train.py``,
-the demo notebook's ``sickle_toy_dataset``) and confirmed by third-party readers of the release::
-
-    <root>/sickle_dataset_tabular.csv          one row per sample: UNIQUE_ID, PLOT_ID, STANDARD_SEASON ("jun-sep"),
-                                               YEAR, SPLIT (train / val / test), SOWING_DAY, HARVESTING_DAY, YIELD, ...
-    <root>/images/<SAT>/npy/<UNIQUE_ID>/*.npz  one file per acquisition, one 2-D array per band:
-                                               L8: SR_B1 ... SR_B7 (Collection-2 L2 surface reflectance DN), ST_B10
-                                               (surface temperature DN); S2: B1 ... B12, B8A; S1: VV, VH.
-                                               The acquisition date is the first 8-digit YYYYMMDD token of the name
-                                               (Earth Engine ids, e.g. LC08_142051_20180105.npz).
-    <root>/masks/<R>m/<UNIQUE_ID>.tif          R = 3, 10 or 30; band 1 plot id (0 = none), band 2 crop type
-                                               (1 = paddy, >= 2 other crops, 0 = none), bands 3-6 sowing /
-                                               transplanting / harvesting day and yield.
-
-Older snapshots of the official code use ``<root>/<SAT>/npy/...``, ``<root>/masks/yield_distributed/<R>m/...`` and
-``<root>/CSVs/clean_cauvery_dataset_with_split.csv``; both layouts are detected.
+Files: the reader's module documents the image and mask layout; this module adds the table of samples,
+``<root>/sickle_dataset_tabular.csv`` (one row per sample: UNIQUE_ID, PLOT_ID, STANDARD_SEASON ("jun-sep"), YEAR,
+SPLIT (train / val / test), SOWING_DAY, HARVESTING_DAY, YIELD, ...; older snapshots of the official code:
+``<root>/CSVs/clean_cauvery_dataset_with_split.csv``).
 
 Task (the crop-type task of the benchmark, paddy vs non-paddy, as the official code): class 0 = paddy, 1 = non-paddy;
 pixels outside plots, and pixels of plots that belong to another split (the authors' rule), are ignored. The test
