@@ -104,6 +104,8 @@ def file_sha256(path: str | Path) -> str:
     return _SHA256[key]
 
 
+# ------------------------------------------------------------------------------------------------ errors
+
 
 class FetchError(RuntimeError):
     """A download, check or extraction failed; the message names the file or URL and the fix."""
@@ -509,13 +511,12 @@ def http_download(
     if not resume:
         part.discard()
     server = _get(url, part, name, dict(headers or {}), hub, where, log)
-    stated = [
-        Check("sha256", server["sha256"], "sha256 stated by the Hub (ETag)") if "sha256" in server else None,
-        Check("md5", server["md5"], "md5 stated by the server (Content-MD5)") if "md5" in server else None,
-        Check("size", announced, "size stated by the server")
-        if (announced := server.get("announced_size") or server.get("size")) else None,
+    stated = [  # what the server said about the file, checked after the published facts
+        Check("sha256", server.get("sha256"), "sha256 stated by the Hub (ETag)"),
+        Check("md5", server.get("md5"), "md5 stated by the server (Content-MD5)"),
+        Check("size", server.get("announced_size") or server.get("size"), "size stated by the server"),
     ]
-    checks = [*expected, *(c for c in stated if c is not None), *([recorded] if recorded else [])]
+    checks = [*expected, *(c for c in stated if c.value), *([recorded] if recorded else [])]
     sha, passed = _verify(part.path, name, url, checks, on_mismatch)
     size = part.path.stat().st_size
     os.replace(part.path, dest)

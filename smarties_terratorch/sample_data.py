@@ -105,7 +105,8 @@ def bigearthnet_examples(cache_dir: PathType | None = None) -> list[BigEarthNetE
 
     Raises:
         ImportError: ``bigearthnet-common`` is not installed (the message gives the pip command).
-        RuntimeError: an archive is missing, unsafe, or an S2 patch has no S1 partner.
+        RuntimeError: an archive is missing or an S2 patch has no S1 partner; an unsafe archive raises
+            :class:`~smarties_terratorch.fetch.FetchError` (a ``RuntimeError``).
     """
     files = _package_files()
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / "bigearthnet-examples"
