@@ -31,9 +31,9 @@ from smarties_terratorch.datasets.bigearthnet import (  # noqa: E402
     read_metadata,
     to_bigearthnet19,
 )
+from smarties_terratorch.fetch import extract_archive  # noqa: E402
 from smarties_terratorch.models.vit import smarties_vit_tiny_patch16  # noqa: E402
 from smarties_terratorch.normalization import SmartiesNormalize, normalization_stats, normalize, resize_to  # noqa: E402
-from smarties_terratorch.fetch import extract_archive  # noqa: E402
 from smarties_terratorch.sample_data import bigearthnet_examples  # noqa: E402
 
 # On bigearthnet-common's own list of patches with seasonal snow: very bright, many values above p99.
