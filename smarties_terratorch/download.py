@@ -7,14 +7,13 @@ and an HTML page is never accepted as a data file. The sha256 of every fetched f
 ``<root>/smarties-data.lock.json``; later runs check the files still on disk against it, and a later download of the
 same file must match it.
 
-Files are fetched with one small HTTP layer (the HTTP client huggingface_hub uses): a hidden ``.<name>.part`` file
-beside the destination, resumed with ``Range`` + ``If-Range`` only while the server still serves the same file,
-transient failures retried briefly with backoff. Hugging Face dataset files are resolved to one commit with
+Files are fetched with :func:`smarties_terratorch.fetch.http_download` (resumable, verified, retried) and archives
+unpacked with :func:`smarties_terratorch.fetch.extract_archive` (unsafe members refused, renamed into place, so a
+folder the configs read is either complete or absent). Hugging Face dataset files are resolved to one commit with
 huggingface_hub's public API (honours ``HF_ENDPOINT`` and ``HF_TOKEN``), unless a mirror is given, which then serves
-every file as ``<mirror>/<original host>/<original path>``. Archives are unpacked into a hidden folder beside their
-destination (members that would land outside it are refused) and renamed into place, so a folder the configs read
-is either complete or absent. Nothing is written outside ``--root`` (every path of the sources table must stay
-inside it, and no symbolic link below it is followed), and one run at a time works on a root (a file lock).
+every file as ``<mirror>/<original host>/<original path>``. Nothing is written outside ``--root`` (every path of the
+sources table must stay inside it, and no symbolic link below it is followed), and one run at a time works on a root
+(a file lock).
 
 Usage::
 
@@ -27,21 +26,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import errno
 import importlib
 import json
 import os
 import re
-import shutil
-import socket
 import stat
 import sys
-import tarfile
-import time
-import zipfile
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,11 +41,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from tqdm.auto import tqdm
 
-from .fetch import CHUNK_SIZE, file_digests, file_sha256
+from .fetch import (
+    Check,
+    DamagedArchiveError,
+    FetchError,
+    extract_archive,
+    file_sha256,
+    http_download,
+    part_path,
+    verify_file,
+)
 from .io import OutputError, write_text
-from .io.writer import temp_dir
 
 __all__ = [
     "LOCK_NAME",
@@ -67,7 +65,6 @@ __all__ = [
     "check_mirror",
     "check_sources",
     "download",
-    "extract",
     "load_sources",
     "main",
     "mirror_url",
@@ -86,32 +83,22 @@ MIRROR_ENV = "SMARTIES_DATA_MIRROR"
 SPLITS = "splits"
 #: Folder (under the root) for archives while they are fetched, and after with ``--keep-archives``.
 DOWNLOADS = "downloads"
-#: Attempts per file after a transient failure (dropped connection, timeout, 5xx), and the first wait in seconds
-#: (doubled after each attempt).
-RETRIES = 3
-BACKOFF = 1.0
-#: An archive may unpack to at most this many times its own size (real datasets stay below 2x; a zip bomb does not).
-MAX_EXPANSION = 100
 
 _HUB_URL = re.compile(
     r"https?://(?:hf\.co|huggingface\.co)/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<file>[^?]+)"
 )
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: What to check when an address fails, in the messages of the HTTP layer.
+_WHERE = f"the address, the mirror (--mirror / {MIRROR_ENV})"
 
 
-class DownloadError(RuntimeError):
-    """A download, check or extraction failed; the message names the file or URL and the fix."""
+class DownloadError(FetchError):
+    """A sources table, name, mirror, root or lock file that cannot be used; the message names it and the fix.
 
-
-class _Transient(DownloadError):
-    """A failure worth retrying (dropped connection, timeout, a 5xx answer)."""
-
-
-class _Damaged(DownloadError):
-    """An archive that cannot be unpacked (truncated, bad CRC, over the size limit)."""
+    A file that cannot be fetched, checked or unpacked raises this class's base,
+    :class:`~smarties_terratorch.fetch.FetchError`.
+    """
 
 
 @dataclass(frozen=True)
@@ -413,439 +400,44 @@ def _message(err: Exception) -> str:
     """The one-line message of a dataset's failure (an ``OSError`` names its file and the fix)."""
     if isinstance(err, OSError) and not isinstance(err, OutputError):
         return _describe_os_error(Path(err.filename or "?"), err)
-    return str(err) if isinstance(err, (DownloadError, OutputError)) else f"{type(err).__name__}: {_one_line(err)}"
+    return str(err) if isinstance(err, (FetchError, OutputError)) else f"{type(err).__name__}: {_one_line(err)}"
 
 
-def _is_dns_failure(err: BaseException) -> bool:
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return "name or service not known" in str(err).lower() or "nodename nor servname" in str(err).lower()
-
-
-def _network_error(err: Exception, url: str, name: str) -> DownloadError:
-    """A client exception as a one-line error: transient (retried) or not."""
-    import httpx as http  # imported here: `smarties --help` and the dry run need no HTTP client
-    if _is_dns_failure(err):
-        host = urlsplit(url).hostname
-        return DownloadError(f"{name}: cannot resolve host {host!r} of {url} (DNS failure); check the address, the "
-                             f"mirror (--mirror / {MIRROR_ENV}) or the network, then re-run.")
-    response = getattr(err, "response", None)
-    code = getattr(response, "status_code", None)
-    if code is not None:
-        return _status_error(code, url, name)
-    if isinstance(err, (http.TransportError, OSError)) and not isinstance(err, (http.UnsupportedProtocol,
-                                                                                    http.ProxyError)):
-        return _Transient(f"{url}: {_one_line(err)}")
-    return DownloadError(f"{name}: download from {url} failed ({_one_line(err)}); check the address or the mirror.")
-
-
-def _status_error(code: int, url: str, name: str) -> DownloadError:
-    if code in _RETRY_STATUS:
-        return _Transient(f"{url}: the server answered HTTP {code}")
-    return DownloadError(f"{name}: download from {url} failed (HTTP {code}); check the address, the mirror (--mirror / "
-                         f"{MIRROR_ENV}) or your access to it, then re-run.")
-
-
-# ------------------------------------------------------------------------------------------------ fetching
-
-
-def _content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
-    """(start, end, total) of a ``Content-Range`` header (``bytes 5-9/10`` or ``bytes */10``); Nones if absent."""
-    match = re.fullmatch(r"\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*", value or "")
-    if not match:
-        return None, None, None
-    start, end, total = (int(v) if v and v != "*" else None for v in match.groups())
-    return start, end, total
-
-
-def _content_md5(value: str | None) -> str | None:
-    try:
-        raw = base64.b64decode(value or "", validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return raw.hex() if len(raw) == 16 else None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until every byte is on disk; a write that makes no progress is a full disk."""
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        if n <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[n:]
-
-
-def _open_part(part: Path, offset: int) -> int:
-    """The ``.part`` file for writing at ``offset`` (0 truncates), never through a symbolic link."""
-    flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW | (os.O_TRUNC if offset == 0 else 0)
-    try:
-        fd = os.open(part, flags, 0o644)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise DownloadError(f"{part} is a symbolic link; refusing to write through it. Remove it and re-run.") \
-                from err
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise DownloadError(f"{part} is not a regular file; remove it and re-run.")
-    os.lseek(fd, offset, os.SEEK_SET)
-    os.ftruncate(fd, offset)
-    return fd
-
-
-class _Part:
-    """A resumable partial download: ``.<name>.part`` plus ``.<name>.part.json`` (the address, the server's validator
-    and the announced size, so a resume asks for the rest of the *same* file only)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.meta_path = path.with_name(path.name + ".json")
-
-    def resume_point(self, url: str) -> tuple[int, dict[str, Any]]:
-        """(bytes to keep, recorded meta); 0 when the part cannot be proven to belong to ``url``'s current file."""
-        st = _lstat(self.path)
-        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size == 0:
-            return 0, {}
-        try:
-            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return 0, {}
-        if not isinstance(meta, dict) or meta.get("url") != url or not meta.get("validator"):
-            return 0, {}
-        size = meta.get("size")
-        if isinstance(size, int) and st.st_size > size:  # over-long: not a prefix of this file
-            return 0, {}
-        return st.st_size, meta
-
-    def save_meta(self, meta: Mapping[str, Any]) -> None:
-        write_text(self.meta_path, json.dumps(dict(meta)))
-
-    def discard(self) -> None:
-        for p in (self.path, self.meta_path):
-            p.unlink(missing_ok=True)
-
-
-def _answer_info(headers: Mapping[str, str], total: int | None, full: bool, hub: bool) -> dict[str, Any]:
-    """What the server states about the file: size, its own digests (sha256, md5), type and validator."""
-    info: dict[str, Any] = {"size": total, "content_type": headers.get("content-type", "")}
-    etag = headers.get("etag", "")
-    linked = headers.get("x-linked-etag", "").strip('"')
-    if _SHA256.fullmatch(linked):  # the Hub's LFS sha256, whatever host serves the bytes
-        info["sha256"] = linked
-    elif hub and _SHA256.fullmatch(etag.strip('"')):  # the Hub's ETag of an LFS file is its sha256
-        info["sha256"] = etag.strip('"')
-    if full and (md5 := _content_md5(headers.get("content-md5"))):  # only a whole-file answer's digest is the file's
-        info["md5"] = md5
-    strong = etag and not etag.startswith("W/")
-    info["validator"] = etag if strong else headers.get("last-modified")
-    return info
-
-
-def _is_html(content_type: str, name: str) -> bool:
-    return "text/html" in content_type.lower() and not name.lower().endswith((".html", ".htm"))
-
-
-def _sniff_html(first: bytes) -> bool:
-    head = first[:512].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
-
-
-def _get_once(client: Any, url: str, remote: Remote, part: _Part, headers: Mapping[str, str],
-              hub: bool) -> dict[str, Any]:
-    """One GET of ``url`` into ``part`` (resumed when the server still serves the same file); what it stated."""
-    offset, meta = part.resume_point(url)
-    request = {**headers, "Accept-Encoding": "identity"}  # the stored bytes, not a transport-compressed copy
-    if offset:
-        request.update({"Range": f"bytes={offset}-", "If-Range": meta["validator"]})
-    with client.stream("GET", url, headers=request) as response:
-        code = response.status_code
-        if code == 416 and offset:  # the range starts at the end: complete only if the server's size says so
-            _, _, total = _content_range(response.headers.get("content-range"))
-            if total is not None and total == offset and meta.get("size") in (None, total):
-                return {**meta.get("info", {}), "size": total}
-            part.discard()
-            raise _Transient(f"{url}: the partial download ({offset} bytes) does not match the server's file "
-                             f"({total} bytes); starting again")
-        if code >= 400:
-            raise _status_error(code, url, remote.name)
-        if code == 206:
-            start, _, total = _content_range(response.headers.get("content-range"))
-            if start != offset or (meta.get("size") is not None and total != meta["size"]):
-                part.discard()
-                raise _Transient(f"{url}: the server answered another range than asked ({start}, not {offset}); "
-                                 "starting again")
-        else:  # 200: the whole file (the server's file changed, or it ignores ranges)
-            offset = 0
-            length = response.headers.get("content-length")
-            total = int(length) if length and length.isdigit() else None
-        info = _answer_info(response.headers, total, full=code == 200, hub=hub)
-        if _is_html(info["content_type"], remote.name):
-            raise DownloadError(f"{remote.name}: {url} answered with an HTML page (Content-Type "
-                                f"{info['content_type']!r}), not the file: an error or login page; check the address "
-                                "or the mirror.")
-        encoding = response.headers.get("content-encoding", "identity").lower()
-        if encoding not in ("identity", "") and not remote.name.lower().endswith((".gz", ".tgz")):
-            raise DownloadError(f"{remote.name}: {url} sent it compressed for transport (Content-Encoding "
-                                f"{encoding}) although identity was asked; use another mirror.")
-        prior_info = meta.get("info", {}) if code == 206 else {}
-        info = {**prior_info, **{k: v for k, v in info.items() if v is not None}}
-        part.save_meta({"url": url, "validator": info.get("validator"), "size": total, "info": info})
-        fd = _open_part(part.path, offset)
-        written = offset
-        try:
-            bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=remote.name, leave=False,
-                       disable=None if not os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") else True)
-            with bar:
-                for chunk in response.iter_raw(CHUNK_SIZE):  # raw: a .tar.gz labelled gzip-encoded stays as stored
-                    if written == 0 and _sniff_html(chunk):
-                        raise DownloadError(f"{remote.name}: {url} answered with an HTML page, not the file: an error "
-                                            "or login page; check the address or the mirror.")
-                    _write_all(fd, chunk)
-                    written += len(chunk)
-                    bar.update(len(chunk))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    if total is not None and written != total:
-        raise _Transient(f"{url}: the connection ended after {written} of {total} bytes")
-    return info
-
-
-def _fetch(remote: Remote, part_path: Path, mirror: str | None,
-           log: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]]:
-    """Download ``remote`` into ``part_path``; returns it and what the server stated (size, digests, Hub commit).
-
-    A partial file survives failures (it is resumed by the next attempt or run); transient failures are retried
-    :data:`RETRIES` times with exponential backoff, others fail at once.
-    """
-    import httpx as http  # imported here: `smarties --help` and the dry run need no HTTP client
-    part = _Part(part_path)
-    url = mirror_url(remote.url, mirror) if mirror else remote.url
-    headers: dict[str, str] = {}
-    extra: dict[str, Any] = {}
-    hub = bool(remote.hub and not mirror)
-    try:
-        with http.Client(follow_redirects=True, timeout=http.Timeout(30.0, connect=10.0)) as client:
-            for attempt in range(RETRIES + 1):
-                try:
-                    if hub and not extra:
-                        url, headers, extra = _resolve_hub(remote)
-                    info = _get_once(client, url, remote, part, headers, hub)
-                    break
-                except (_Transient, http.HTTPError) as err:
-                    net = err if isinstance(err, DownloadError) else _network_error(err, url, remote.name)
-                    if not isinstance(net, _Transient):
-                        raise net from err
-                    if attempt == RETRIES:
-                        raise DownloadError(f"{remote.name}: {net} (after {RETRIES + 1} attempts); re-run later (a "
-                                            "partial download resumes where it stopped) or use a mirror.") from err
-                    wait = BACKOFF * 2**attempt
-                    log(f"  {_one_line(net)}; retrying in {wait:g} s")
-                    time.sleep(wait)
-    except OSError as err:
-        raise DownloadError(_describe_os_error(part.path, err, " (the download resumes from what was kept)")) from err
-    except DownloadError:
-        st = _lstat(part.path)
-        if st is None or (stat.S_ISREG(st.st_mode) and st.st_size == 0):
-            part.discard()  # nothing to resume from
-        elif not stat.S_ISREG(st.st_mode):
-            part.meta_path.unlink(missing_ok=True)  # a planted link stays as it was
-        raise
-    part.meta_path.unlink(missing_ok=True)
-    return part.path, {**info, **extra}
-
-
-def _resolve_hub(remote: Remote) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The address of a Hub dataset file at one commit, the request headers (token) and what the Hub states."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.utils import build_hf_headers
-
-    repo, file, revision = remote.hub  # type: ignore[misc]
-    url = hf_hub_url(repo, file, repo_type="dataset", revision=revision)
-    try:
-        meta = get_hf_file_metadata(url)
-    except Exception as err:  # huggingface_hub raises its own errors around the HTTP client's
-        raise _network_error(err, url, remote.name) from err
-    commit = meta.commit_hash or revision
-    extra: dict[str, Any] = {"commit": commit}
-    if meta.etag and _SHA256.fullmatch(meta.etag):  # the Hub's ETag of a large (LFS) file is its sha256
-        extra["sha256"] = meta.etag
-    if meta.size:
-        extra["announced_size"] = meta.size
-    return hf_hub_url(repo, file, repo_type="dataset", revision=commit), build_hf_headers(), extra
-
-
-def _verify_fetched(path: Path, remote: Remote, server: Mapping[str, Any], locked: str | None, lock_origin: str,
-                    shown_url: str, declared_by: str = "published") -> tuple[str, str]:
-    """Check a fresh download against every known fact; returns (sha256, what it was checked against).
-
-    Published checksums and size first, then the server's own statements (Hub sha256, Content-MD5, size), then the
-    lock's first-use sha256. On any mismatch nothing is kept.
-    """
-    wanted = ("sha256",) + (("md5",) if remote.md5 or server.get("md5") else ()) + (("git_blob",) if remote.git_blob else ())
-    d = file_digests(path, wanted)
-    size = path.stat().st_size
-    announced = server.get("announced_size") or server.get("size")
-    checks = [
-        (remote.size, size, f"size {declared_by}", "size"),
-        (remote.sha256, d["sha256"], f"sha256 {declared_by}", "sha256"),
-        (remote.md5, d.get("md5"), f"md5 {declared_by}", "md5"),
-        (remote.git_blob, d.get("git_blob"), f"git blob id {declared_by}", "git blob id"),
-        (server.get("sha256"), d["sha256"], "sha256 stated by the Hub (ETag)", "sha256"),
-        (server.get("md5"), d.get("md5"), "md5 stated by the server (Content-MD5)", "md5"),
-        (announced, size, "size stated by the server", "size"),
-        (locked, d["sha256"], lock_origin, "sha256"),
-    ]
-    passed = []
-    for expected, actual, origin, what in checks:
-        if expected is None:
-            continue
-        if actual != expected:
-            path.unlink(missing_ok=True)
-            raise DownloadError(
-                f"{remote.name}: the file downloaded from {shown_url} has {what} {actual}, expected {expected} "
-                f"({origin}); nothing was kept. Check the source or the mirror; if the source really changed, remove "
-                "its entry from the lock file and re-run."
-            )
-        passed.append(origin)
-    with open(path, "rb") as fh:
-        if _sniff_html(fh.read(512)) and not remote.name.lower().endswith((".html", ".htm")):
-            path.unlink(missing_ok=True)
-            raise DownloadError(f"{remote.name}: {shown_url} served an HTML page, not the file: an error or login "
-                                "page; nothing was kept. Check the address or the mirror.")
-    published = [o for o in passed if declared_by in o]
-    checked = "; ".join(passed) if published else "; ".join([*passed, "first use: sha256 pinned here"])
-    return d["sha256"], checked
+# ------------------------------------------------------------------------------------------------ checks
 
 
 def _verify_present(path: Path, expected: str, origin: str, git_blob: bool = False) -> None:
     """Check a file already on disk against a known sha256 (or git blob id) (no network)."""
-    d = file_digests(path, ("sha256", "git_blob") if git_blob else ("sha256",))
-    actual = d["git_blob"] if git_blob else d["sha256"]
-    if actual != expected:
-        what = "git blob id" if git_blob else "sha256"
-        raise DownloadError(
-            f"{path}: {what} is {actual}, expected {expected} ({origin}); delete {path} and re-run "
-            "`smarties data download` to fetch it again."
-        )
+    verify_file(path, Check("git_blob" if git_blob else "sha256", expected, origin),
+                f"delete {path} and re-run `smarties data download` to fetch it again.")
 
 
-# ------------------------------------------------------------------------------------------------ extraction
+def _fetch(remote: Remote, final: Path, run: _Run, recorded: str | None, recorded_origin: str,
+           declared_by: str) -> tuple[str, str, dict[str, Any]]:
+    """Download ``remote`` to ``final`` (from the mirror, if any) and check it against everything known about it.
 
-
-def extract(archive: Path, into: Path, member: str | None = None, *, root: Path | None = None) -> None:
-    """Unpack ``archive`` (zip or tar, any compression) so that ``into`` holds its ``member`` folder (or all of it).
-
-    Members are unpacked into a hidden folder beside ``into`` (refusing absolute paths, ``..`` and links out of it),
-    then renamed into place: a missing ``into`` appears complete or not at all; an existing one gains the new entries
-    and keeps its own files. No symbolic link in ``into`` (or below ``root``) is followed.
-
-    Raises:
-        DownloadError: not a zip/tar archive, an unsafe member, no ``member`` folder at its top, a damaged archive,
-            an archive that would unpack to more than :data:`MAX_EXPANSION` times its size, or a full disk.
+    Returns:
+        Its sha256, what it was checked against (for the lock) and what the server stated.
     """
-    root = root if root is not None else into.parent
-    root.mkdir(parents=True, exist_ok=True)
-    _make_dirs(root, into.parent)
-    _no_links_below(root, into)
-    tmp = temp_dir(into.parent, f".{into.name}.extract-")  # the dataset folder gets the umask's mode, not 0700
+    checks = [Check(what, value, f"{label} {declared_by}") for what, value, label in (
+        ("size", remote.size, "size"), ("sha256", remote.sha256, "sha256"), ("md5", remote.md5, "md5"),
+        ("git_blob", remote.git_blob, "git blob id")) if value is not None]
     try:
-        try:
-            _unpack(archive, tmp)
-        except OSError as err:
-            if err.errno in _FULL_DISK:
-                raise DownloadError(_describe_os_error(into, err)) from err
-            raise
-        src = tmp / member if member else tmp
-        if not src.is_dir() or src.is_symlink():
-            top = sorted(p.name for p in tmp.iterdir())
-            raise DownloadError(
-                f"{archive}: no folder {member!r} at the top of the archive (found {top}); the archive is not the "
-                "declared one: check the source or the mirror."
-            )
-        _merge(src, into)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _damaged(archive: Path, err: BaseException) -> _Damaged:
-    return _Damaged(f"{archive}: the archive is damaged ({_one_line(err)})")
-
-
-def _unpack(archive: Path, dest: Path) -> None:
-    bar = {"desc": f"extracting {archive.name}", "unit": " files", "disable": None, "leave": False}
-    limit = max(archive.stat().st_size, 1 << 16) * MAX_EXPANSION
-    free = shutil.disk_usage(dest).free  # before unpacking: what the archive may fill in all
-    if zipfile.is_zipfile(archive):
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                base = dest.resolve()
-                infos = zf.infolist()
-                for info in infos:
-                    if not (dest / info.filename).resolve().is_relative_to(base):
-                        raise DownloadError(f"{archive}: refusing member {info.filename!r}, which points outside the "
-                                            "extraction folder; the archive is unsafe: delete it.")
-                _check_unpacked_size(archive, sum(i.file_size for i in infos), limit, free, dest)
-                for info in tqdm(infos, **bar):  # a member larger than it declares fails its CRC check
-                    zf.extract(info, dest)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as err:
-            raise _damaged(archive, err) from err
-    elif tarfile.is_tarfile(archive):
-        if not hasattr(tarfile, "data_filter"):
-            raise DownloadError(f"{archive}: safe tar extraction needs Python >= 3.11.4; upgrade Python.")
-        try:
-            with tarfile.open(archive) as tf:
-                total = 0
-                for info in tqdm(tf, **bar):  # streamed: one pass over a compressed archive
-                    total += info.size
-                    _check_unpacked_size(archive, total, limit, free, dest)
-                    tf.extract(info, dest, filter="data")
-        except tarfile.FilterError as err:
-            raise DownloadError(f"{archive}: refusing member {err.tarinfo.name!r} ({err}); the archive is unsafe: "
-                                "delete it.") from err
-        except (tarfile.TarError, zlib.error, EOFError) as err:
-            raise _damaged(archive, err) from err
-    else:
-        raise _Damaged(f"{archive}: not a readable zip or tar archive (truncated, or another kind of file)")
-
-
-def _check_unpacked_size(archive: Path, total: int, limit: int, free: int, dest: Path) -> None:
-    """Refuse to unpack more than ``limit`` bytes (a zip bomb) or more than the ``free`` space there was."""
-    if total > limit:
-        raise _Damaged(f"{archive}: unpacks to more than {limit} bytes ({MAX_EXPANSION}x its size; a zip bomb?)")
-    if total > free:
-        raise DownloadError(f"disk full: {archive} unpacks to {total} bytes but {dest.parent} has {free} free; free "
-                            "space and re-run.")
-
-
-def _merge(src: Path, dest: Path) -> None:
-    """Move ``src`` to ``dest`` (one rename when ``dest`` is absent); existing files in ``dest`` are kept.
-
-    Symbolic links in ``dest`` are never followed: one where a folder would be merged is an error.
-    """
-    st = _lstat(dest)
-    if st is None:
-        os.replace(src, dest)
-        return
-    if stat.S_ISLNK(st.st_mode):
-        raise DownloadError(f"{dest} is a symbolic link; refusing to extract through it (it could lead outside the "
-                            "data root). Remove the link (or replace it with a real folder) and re-run.")
-    if not stat.S_ISDIR(st.st_mode):
-        return  # an existing file is kept
-    for child in src.iterdir():
-        target = dest / child.name
-        child_st, target_st = os.lstat(child), _lstat(target)
-        if target_st is None:
-            os.replace(child, target)
-        elif stat.S_ISLNK(target_st.st_mode):
-            raise DownloadError(f"{target} is a symbolic link; refusing to extract through it (it could lead "
-                                "outside the data root). Remove the link and re-run.")
-        elif stat.S_ISDIR(child_st.st_mode) and stat.S_ISDIR(target_st.st_mode):
-            _merge(child, target)
+        got = http_download(
+            mirror_url(remote.url, run.mirror) if run.mirror else remote.url, final,
+            expected=checks, recorded=Check("sha256", recorded, recorded_origin) if recorded else None,
+            hub=remote.hub if not run.mirror else None, name=remote.name, where=_WHERE,
+            on_mismatch="Check the source or the mirror; if the source really changed, remove its entry from the lock "
+                        "file and re-run.",
+            log=lambda line: run.log(f"  {line}"),
+        )
+    except OSError as err:  # the part is kept: the next run resumes from it
+        raise DownloadError(_describe_os_error(part_path(final), err,
+                                               " (the download resumes from what was kept)")) from err
+    passed = got["checked"]
+    published = [o for o in passed if declared_by in o]
+    checked = "; ".join(passed) if published else "; ".join([*passed, "first use: sha256 pinned here"])
+    return got["sha256"], checked, got["server"]
 
 
 # ------------------------------------------------------------------------------------------------ datasets
@@ -890,11 +482,9 @@ def _ensure_split(fname: str, run: _Run) -> bool:
     run.log(f"  fetching {rel} from {shown}")
     _inside(run.root, rel, "split file")
     _make_dirs(run.root, final.parent)
-    path, server = _fetch(remote, final.with_name(f".{fname}.part"), run.mirror, run.log)
     published = info.get("sha256") or info.get("git_blob")
-    sha, checked = _verify_fetched(path, remote, server, None if published else (locked or {}).get("sha256"),
-                                   f"recorded in {run.lock.path}", shown, run.declared)
-    os.replace(path, final)
+    sha, checked, _ = _fetch(remote, final, run, None if published else (locked or {}).get("sha256"),
+                             f"recorded in {run.lock.path}", run.declared)
     run.lock.record(rel, url=remote.url, sha256=sha, size=final.stat().st_size, complete=True, checked=checked)
     return True
 
@@ -927,10 +517,7 @@ def _ensure_file(name: str, spec: Mapping[str, Any], run: _Run) -> bool:
         shown = mirror_url(remote.url, run.mirror) if run.mirror else remote.url
         run.log(f"  fetching {remote.name} from {shown}")
         _make_dirs(run.root, final.parent)
-        path, server = _fetch(remote, final.with_name(f".{final.name}.part"), run.mirror, run.log)
-        sha, checked = _verify_fetched(path, remote, server, (locked or {}).get("sha256"), origin, shown,
-                                       run.declared_files)
-        os.replace(path, final)
+        sha, checked, server = _fetch(remote, final, run, (locked or {}).get("sha256"), origin, run.declared_files)
         extra = {"commit": server["commit"]} if "commit" in server else {}
         if "sha256" in server and remote.hub and not run.mirror:
             extra["etag_sha256"] = server["sha256"]
@@ -938,9 +525,11 @@ def _ensure_file(name: str, spec: Mapping[str, Any], run: _Run) -> bool:
                         complete=not extract_spec, checked=checked, **extra)
     if extract_spec:
         run.log(f"  extracting {remote.name} into {placed}")
+        _make_dirs(run.root, placed.parent)
+        _no_links_below(run.root, placed)
         try:
-            extract(final, placed, extract_spec.get("member"), root=run.root)
-        except _Damaged as err:  # never pinned: the next run fetches it again
+            extract_archive(final, placed, member=extract_spec.get("member"))
+        except DamagedArchiveError as err:  # never pinned: the next run fetches it again
             final.unlink(missing_ok=True)
             run.lock.drop(rel)
             raise DownloadError(f"{err}; it was deleted: re-run to fetch it again (if that fails the same way, the "
@@ -969,7 +558,7 @@ def _ensure_dataset(name: str, run: _Run) -> Status:
     for fname in entry.get("splits", []):
         try:
             fetched |= _ensure_split(fname, run)
-        except (DownloadError, OSError) as err:  # one missing list does not stop the data
+        except (FetchError, OSError) as err:  # one missing list does not stop the data
             errors.append(_message(err))
     try:
         for rel in [*entry.get("expect", []), *entry.get("manual_expect", [])]:
@@ -988,7 +577,7 @@ def _ensure_dataset(name: str, run: _Run) -> Status:
                 raise DownloadError(f"{status.title}: {run.root / absent[0]} is missing after extraction: the "
                                     "archive layout differs from the declared one; check the source or the mirror, "
                                     "then re-run (the archive is fetched again).")
-    except (DownloadError, OSError) as err:
+    except (FetchError, OSError) as err:
         errors.append(_message(err))
     manual_missing = [rel for rel in entry.get("manual_expect", []) if not (run.root / rel).exists()]
     if errors:
@@ -1011,7 +600,7 @@ def _ensure_splits(run: _Run) -> Status:
     for fname in run.sources["splits"]["files"]:
         try:
             fetched |= _ensure_split(fname, run)
-        except (DownloadError, OSError) as err:  # one missing list does not stop the others
+        except (FetchError, OSError) as err:  # one missing list does not stop the others
             errors.append(_message(err))
     if errors:
         status.state = "error"

@@ -18,13 +18,12 @@ import json
 import logging
 import os
 import shutil
-import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from os import PathLike
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
@@ -32,6 +31,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from .datasets.bigearthnet import S2_L2A_BANDS, read_metadata
+from .fetch import extract_archive
 from .io import RasterReader, open_geotiff, write_text
 from .normalization import compute_statistics
 
@@ -83,41 +83,6 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "smarties_terratorch"
 
 
-def _check_member(member: tarfile.TarInfo, top: str) -> None:
-    # Only plain files and folders under the expected top-level folder: no absolute paths, no '..', no links
-    # or devices, so a tampered archive cannot write outside the cache.
-    path = PurePosixPath(member.name)
-    if path.is_absolute() or ".." in path.parts or not path.parts or path.parts[0] != top:
-        raise RuntimeError(f"Refusing to extract unsafe archive member {member.name!r} (expected {top}/...)")
-    if not (member.isfile() or member.isdir()):
-        raise RuntimeError(f"Refusing to extract archive member {member.name!r}: not a regular file or folder")
-
-
-def _extract(archive: Path, top: str, dest_root: Path) -> Path:
-    """Unpack ``archive`` (whose single top folder is ``top``) to ``dest_root/top`` once, atomically."""
-    target = dest_root / top
-    if target.is_dir():
-        return target  # only ever created by the rename below, so it is complete
-    dest_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{top}-", dir=dest_root))
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                _check_member(member, top)
-            # The 'data' filter (Python >= 3.11.4) re-checks the same things and drops odd permissions.
-            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(tmp, members=members, **extra)
-        try:
-            os.rename(tmp / top, target)
-        except OSError:
-            if not target.is_dir():  # a concurrent call may have won the race; anything else is an error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def _package_files():  # -> importlib.resources.abc.Traversable
     if importlib.util.find_spec("bigearthnet_common") is None:
         raise ImportError(
@@ -140,7 +105,8 @@ def bigearthnet_examples(cache_dir: PathType | None = None) -> list[BigEarthNetE
 
     Raises:
         ImportError: ``bigearthnet-common`` is not installed (the message gives the pip command).
-        RuntimeError: an archive is missing, unsafe, or an S2 patch has no S1 partner.
+        RuntimeError: an archive is missing or an S2 patch has no S1 partner; an unsafe archive raises
+            :class:`~smarties_terratorch.fetch.FetchError` (a ``RuntimeError``).
     """
     files = _package_files()
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / "bigearthnet-examples"
@@ -149,8 +115,10 @@ def bigearthnet_examples(cache_dir: PathType | None = None) -> list[BigEarthNetE
         archive = files / archive_name
         if not archive.is_file():
             raise RuntimeError(f"{archive_name} is missing from bigearthnet_common; reinstall with: {_INSTALL_HINT}")
-        with resources.as_file(archive) as archive_path:
-            folders[top] = _extract(Path(archive_path), top, root)
+        folders[top] = root / top
+        if not folders[top].is_dir():  # only ever created by the extractor's rename, so complete when present
+            with resources.as_file(archive) as archive_path:
+                extract_archive(archive_path, folders[top], member=top, only_member=True)
 
     s2_dirs = {p.name: p for p in folders["BigEarthNet-S2-Example"].iterdir() if p.is_dir()}
     s1_for: dict[str, Path] = {}

@@ -31,6 +31,7 @@ from http_server import HUB_COMMIT, Server, targz_folders, use_hub, zip_folder
 
 from smarties_terratorch import bench, cli
 from smarties_terratorch import download as dl
+from smarties_terratorch import fetch
 from smarties_terratorch.testing import burnscars, eurosat
 from smarties_terratorch.weights import get_weights, save_weights
 
@@ -123,8 +124,8 @@ def test_download_then_bench_with_hub_weights(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     root, out = tmp_path / "data", tmp_path / "results"
-    monkeypatch.setattr(dl, "CHUNK_SIZE", 1024)  # write what arrives (default 1 MiB)
-    monkeypatch.setattr(dl, "BACKOFF", 0.0)  # the downloader waits 1 s before retrying
+    monkeypatch.setattr(fetch, "CHUNK_SIZE", 1024)  # write what arrives (default 1 MiB)
+    monkeypatch.setattr(fetch, "BACKOFF", 0.0)  # the downloader waits 1 s before retrying
     # the connection drops half-way through the archive: the download resumes from the partial file (HTTP Range)
     # (a killed process resuming on the next run: the slow test below)
     half = len(site["files"][EUROSAT_ZIP]) // 2 // 1024 * 1024  # whole chunks: the resume point is exact
@@ -178,7 +179,7 @@ def test_e2e_in_subprocesses_with_a_killed_download(site: dict[str, Any], server
     body = site["files"][BURN_TAR]
     server.cut[BURN_TAR] = (len(body) // 2, event)
     code = (  # the console script's entry point, writing what arrives (the default chunk is 1 MiB)
-        "import sys, smarties_terratorch.download as dl; dl.CHUNK_SIZE = 1024\n"
+        "import sys, smarties_terratorch.fetch as fetch; fetch.CHUNK_SIZE = 1024\n"
         f"from smarties_terratorch.cli import main; sys.exit(main({download[1:]!r}))"
     )
     cmd = [sys.executable, "-c", code]

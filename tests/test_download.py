@@ -31,6 +31,7 @@ import pytest
 from http_server import HUB_COMMIT, Server, targz_folders, use_hub, zip_folder
 
 from smarties_terratorch import download as dl
+from smarties_terratorch import fetch
 from smarties_terratorch.testing import bigearthnet, burnscars, dfc2020, eurosat, resisc45, ucmerced, whurs19
 
 RESISC45_URL = (  # what torchgeo's RESISC45 class declares (checked in the last test)
@@ -228,8 +229,8 @@ def test_kept_archives_are_checked_and_reused(
 def test_resume_after_connection_drop(
     tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dl, "CHUNK_SIZE", 1024)  # write what arrives
-    monkeypatch.setattr(dl, "BACKOFF", 0.0)
+    monkeypatch.setattr(fetch, "CHUNK_SIZE", 1024)  # write what arrives
+    monkeypatch.setattr(fetch, "BACKOFF", 0.0)
     server.cut[DFC_PATH] = (4096, None)  # the first response ends after 4096 bytes
     assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
     assert server.gets(DFC_PATH) == [None, "bytes=4096-"]
@@ -239,11 +240,11 @@ def test_resume_after_connection_drop(
 def _interrupted_run(tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                      sent: int) -> Path:
     """A run whose only attempt is cut after ``sent`` bytes; returns the partial file it leaves."""
-    monkeypatch.setattr(dl, "CHUNK_SIZE", 1024)
-    monkeypatch.setattr(dl, "RETRIES", 0)
+    monkeypatch.setattr(fetch, "CHUNK_SIZE", 1024)
+    monkeypatch.setattr(fetch, "RETRIES", 0)
     server.cut[DFC_PATH] = (sent, None)
     assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 1
-    monkeypatch.setattr(dl, "RETRIES", 3)
+    monkeypatch.setattr(fetch, "RETRIES", 3)
     part = tmp_path / "DFC2020" / ".DFC_preprocessed.pt.part"
     assert part.stat().st_size == sent
     return part
@@ -286,7 +287,7 @@ def test_sigkilled_download_resumes(tmp_path: Path, server: Server, site: dict[s
     event = threading.Event()
     server.cut[DFC_PATH] = (20000, event)  # send 20000 bytes, then stall until the client is gone
     code = (
-        "import sys, smarties_terratorch.download as dl; dl.CHUNK_SIZE = 1024\n"
+        "import sys, smarties_terratorch.fetch as fetch; fetch.CHUNK_SIZE = 1024\n"
         "from smarties_terratorch.download import main\n"
         f"sys.exit(main(['download', 'dfc2020', '--root', {str(tmp_path)!r}, '--mirror', {server.url!r}]))"
     )
@@ -452,16 +453,16 @@ def test_unsafe_archives_are_refused(tmp_path: Path) -> None:
         zf.writestr("EuroSAT_MS/ok.txt", "ok")
         zf.writestr("../evil.txt", "evil")
     (tmp_path / "a.zip").write_bytes(buf.getvalue())
-    with pytest.raises(dl.DownloadError, match="refusing member '../evil.txt'"):
-        dl.extract(tmp_path / "a.zip", tmp_path / "out" / "EuroSAT", "EuroSAT_MS")
+    with pytest.raises(fetch.FetchError, match="refusing member '../evil.txt'"):
+        fetch.extract_archive(tmp_path / "a.zip", tmp_path / "out" / "EuroSAT", member="EuroSAT_MS")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
         info = tarfile.TarInfo("train/link")
         info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tf.addfile(info)
     (tmp_path / "b.tar.gz").write_bytes(buf.getvalue())
-    with pytest.raises(dl.DownloadError, match="refusing member 'train/link'"):
-        dl.extract(tmp_path / "b.tar.gz", tmp_path / "out" / "sn7")
+    with pytest.raises(fetch.FetchError, match="refusing member 'train/link'"):
+        fetch.extract_archive(tmp_path / "b.tar.gz", tmp_path / "out" / "sn7")
     assert not (tmp_path / "evil.txt").exists() and sorted(p.name for p in (tmp_path / "out").iterdir()) == []
 
 

@@ -31,9 +31,10 @@ from smarties_terratorch.datasets.bigearthnet import (  # noqa: E402
     read_metadata,
     to_bigearthnet19,
 )
+from smarties_terratorch.fetch import extract_archive  # noqa: E402
 from smarties_terratorch.models.vit import smarties_vit_tiny_patch16  # noqa: E402
 from smarties_terratorch.normalization import SmartiesNormalize, normalization_stats, normalize, resize_to  # noqa: E402
-from smarties_terratorch.sample_data import _extract, bigearthnet_examples  # noqa: E402
+from smarties_terratorch.sample_data import bigearthnet_examples  # noqa: E402
 
 # On bigearthnet-common's own list of patches with seasonal snow: very bright, many values above p99.
 SNOWY = "S2B_MSIL2A_20180204T94161_57_38"
@@ -113,7 +114,7 @@ def test_unsafe_archive_members_are_rejected(tmp_path):
             tar.addfile(info, io.BytesIO(b"x"))
         dest = tmp_path / "dest"
         with pytest.raises(RuntimeError, match="unsafe"):
-            _extract(archive, "Top", dest)
+            extract_archive(archive, dest / "Top", member="Top", only_member=True)
         assert not (dest / "Top").exists() and not (tmp_path / "escape.txt").exists()
         assert list(dest.iterdir()) == []  # the temporary folder was cleaned up
     link = tmp_path / "link.tar"
@@ -122,7 +123,7 @@ def test_unsafe_archive_members_are_rejected(tmp_path):
         info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(info)
     with pytest.raises(RuntimeError, match="not a regular file"):
-        _extract(link, "Top", tmp_path / "dest2")
+        extract_archive(link, tmp_path / "dest2" / "Top", member="Top", only_member=True)
 
 
 def test_missing_package_message(monkeypatch, tmp_path):

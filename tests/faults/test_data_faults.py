@@ -33,6 +33,7 @@ import rasterio
 import yaml
 
 from smarties_terratorch import download as dl
+from smarties_terratorch import fetch
 from smarties_terratorch.datasets.bigearthnet import read_bigearthnet_s2
 from smarties_terratorch.datamodules.bigearthnet import BigEarthNetDataModule
 from smarties_terratorch.datamodules.burnscars import HLSBurnScarsDataModule
@@ -333,8 +334,8 @@ def mirror() -> object:
 
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dl, "BACKOFF", 0.0)
-    monkeypatch.setattr(dl, "CHUNK_SIZE", 1024)
+    monkeypatch.setattr(fetch, "BACKOFF", 0.0)
+    monkeypatch.setattr(fetch, "CHUNK_SIZE", 1024)
     monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
@@ -474,10 +475,10 @@ def test_download_html_answer_is_refused(tmp_path: Path, mirror, capsys, name: s
 
 
 def _interrupt(root: Path, mirror, capsys, monkeypatch, sent: int = 3072) -> Path:
-    monkeypatch.setattr(dl, "RETRIES", 0)
+    monkeypatch.setattr(fetch, "RETRIES", 0)
     mirror.cut[_path(PT_URL)] = (sent, None)
     assert _download(capsys, root, "pt", mirror=mirror)[0] == 1
-    monkeypatch.setattr(dl, "RETRIES", 3)
+    monkeypatch.setattr(fetch, "RETRIES", 3)
     part = root / "PT" / ".file.pt.part"
     assert part.stat().st_size == sent
     return part
@@ -593,7 +594,7 @@ def test_download_full_disk_is_named_and_resumes(tmp_path: Path, mirror) -> None
     # a file-size limit: the write crossing 4000 bytes is short, the next one fails (EFBIG), like a disk filling up
     code = _child_download(
         "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "import smarties_terratorch.download as dl; dl.CHUNK_SIZE = 1024; dl.BACKOFF = 0\n"
+        "import smarties_terratorch.fetch as fetch; fetch.CHUNK_SIZE = 1024; fetch.BACKOFF = 0\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n",
         root, mirror, table,
     )
@@ -674,8 +675,8 @@ def test_download_layout_error_refetches_after_the_fix(tmp_path: Path, mirror, c
 
 def test_download_transient_errors_are_retried(tmp_path: Path, mirror, capsys, monkeypatch) -> None:
     waits: list[float] = []
-    monkeypatch.setattr(dl, "BACKOFF", 1.0)
-    monkeypatch.setattr(dl.time, "sleep", waits.append)
+    monkeypatch.setattr(fetch, "BACKOFF", 1.0)
+    monkeypatch.setattr(fetch.time, "sleep", waits.append)
     mirror.crafted[_path(PT_URL)] = [{"status": 503}, {"status": 502}, {"status": 500}]
     code, out, _ = _download(capsys, tmp_path / "data", "pt", mirror=mirror)
     assert code == 0 and waits == [1.0, 2.0, 4.0] and len(mirror.gets(_path(PT_URL))) == 4
@@ -698,7 +699,7 @@ def test_download_dns_failure_fails_fast(tmp_path: Path, capsys, monkeypatch) ->
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
 
-    monkeypatch.setattr(dl, "BACKOFF", 10.0)  # a retry would show in the time taken
+    monkeypatch.setattr(fetch, "BACKOFF", 10.0)  # a retry would show in the time taken
     start = time.monotonic()
     code = dl.main(["download", "pt", "--root", str(tmp_path), "--mirror", "http://mirror.invalid"],
                    sources=_sources())
@@ -771,7 +772,7 @@ def test_download_ctrl_c_is_one_line_and_resumes(tmp_path: Path, mirror) -> None
     table.write_text(yaml.safe_dump(_sources()))
     stall = threading.Event()
     mirror.cut[_path(PT_URL)] = (4096, stall)
-    code = _child_download("import smarties_terratorch.download as dl; dl.CHUNK_SIZE = 1024\n", root, mirror, table)
+    code = _child_download("import smarties_terratorch.fetch as fetch; fetch.CHUNK_SIZE = 1024\n", root, mirror, table)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             # a background shell's ignored SIGINT would be inherited: give the child Ctrl-C back
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
@@ -818,7 +819,7 @@ def test_download_hub_file_is_checked_against_the_hubs_sha256(tmp_path: Path, ca
 
 def test_download_archive_larger_than_the_free_space(tmp_path: Path, mirror, capsys, monkeypatch) -> None:
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
+    monkeypatch.setattr(fetch.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
     code, out, _ = _download(capsys, tmp_path / "data", "zset", mirror=mirror)
     assert code == 1 and re.search(r"disk full: \S+zset.zip unpacks to \d+ bytes but \S+ has 100 free", out)
     assert not (tmp_path / "data" / "Zset").exists()
@@ -845,7 +846,7 @@ def test_download_tar_using_most_of_the_free_space_is_unpacked(tmp_path: Path, m
         used = sum(p.stat().st_size for p in root.glob("*tset*/**/*") if p.is_file())  # what is unpacked so far
         return collections.namedtuple("usage", "total used free")(10**9, used, size - used)
 
-    monkeypatch.setattr(dl.shutil, "disk_usage", disk_usage)
+    monkeypatch.setattr(fetch.shutil, "disk_usage", disk_usage)
     assert _download(capsys, root, "tset", mirror=mirror)[0] == 0
     assert (root / "tset" / "val" / "y.txt").read_bytes() == b"y"
 
