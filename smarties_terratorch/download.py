@@ -26,7 +26,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import json
 import os
@@ -46,9 +45,12 @@ from .fetch import (
     Check,
     DamagedArchiveError,
     FetchError,
+    describe_os_error,
     extract_archive,
     file_sha256,
     http_download,
+    lstat_or_none,
+    one_line,
     part_path,
     verify_file,
 )
@@ -88,7 +90,6 @@ _HUB_URL = re.compile(
     r"https?://(?:hf\.co|huggingface\.co)/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<file>[^?]+)"
 )
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 #: What to check when an address fails, in the messages of the HTTP layer.
 _WHERE = f"the address, the mirror (--mirror / {MIRROR_ENV})"
 
@@ -140,7 +141,7 @@ def load_sources(path: str | Path = SOURCES_FILE) -> dict[str, Any]:
     try:
         table = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
-        raise DownloadError(f"{path}: not a readable sources table ({_one_line(err)}); give a table in the layout "
+        raise DownloadError(f"{path}: not a readable sources table ({one_line(err)}); give a table in the layout "
                             f"of the shipped {SOURCES_FILE.name}.") from err
     check_sources(table, str(path))
     return table
@@ -283,20 +284,13 @@ def _make_dirs(root: Path, folder: Path) -> None:
     current = root
     for part in folder.relative_to(root).parts:
         current = current / part
-        st = _lstat(current)
+        st = lstat_or_none(current)
         if st is None:
             current.mkdir(exist_ok=True)
         elif stat.S_ISLNK(st.st_mode):
             _no_links_below(root, current)
         elif not stat.S_ISDIR(st.st_mode):
             raise DownloadError(f"{current} is a file where a folder is needed; move it away and re-run.")
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
 
 
 # ------------------------------------------------------------------------------------------------ lock file
@@ -315,7 +309,7 @@ class Lock:
     def __init__(self, root: Path) -> None:
         self.path = root / LOCK_NAME
         self.files: dict[str, dict[str, Any]] = {}
-        if _lstat(self.path) is not None:
+        if lstat_or_none(self.path) is not None:
             self.files = self._read()
 
     def _read(self) -> dict[str, dict[str, Any]]:
@@ -323,7 +317,7 @@ class Lock:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            raise DownloadError(f"{self.path}: not a readable lock file ({_one_line(err)}); {fix}.") from err
+            raise DownloadError(f"{self.path}: not a readable lock file ({one_line(err)}); {fix}.") from err
         files = data.get("files") if isinstance(data, dict) else None
         if not isinstance(files, dict):
             raise DownloadError(f"{self.path}: not a lock file of this tool (no 'files' mapping); {fix}.")
@@ -352,7 +346,7 @@ class Lock:
         try:
             write_text(self.path, text)
         except OutputError as err:
-            raise DownloadError(_one_line(err)) from err
+            raise DownloadError(one_line(err)) from err
 
 
 @contextmanager
@@ -361,7 +355,7 @@ def _run_lock(root: Path, log: Callable[[str], None]) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     path = root / RUN_LOCK_NAME
-    if (st := _lstat(path)) is not None and not stat.S_ISREG(st.st_mode):
+    if (st := lstat_or_none(path)) is not None and not stat.S_ISREG(st.st_mode):
         raise DownloadError(f"{path} is not a regular file (a link?); delete it and re-run.")
     lock = FileLock(path)
     try:
@@ -371,7 +365,7 @@ def _run_lock(root: Path, log: Callable[[str], None]) -> Iterator[None]:
             log(f"waiting for another `smarties data download` run on {root} to finish (lock {path}) ...")
             lock.acquire()
     except OSError as err:
-        raise DownloadError(_describe_os_error(path, err)) from err
+        raise DownloadError(describe_os_error(path, err)) from err
     try:
         yield
     finally:
@@ -381,26 +375,11 @@ def _run_lock(root: Path, log: Callable[[str], None]) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------------ errors
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
-def _describe_os_error(path: Path, err: OSError, resume: str = "") -> str:
-    """One line naming ``path``, what went wrong and the fix."""
-    if err.errno in _FULL_DISK:
-        return (f"disk full: writing {path} failed ({err.strerror or err}); free space on that disk (or raise the "
-                f"file-size limit) and re-run{resume}.")
-    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"cannot write {path} ({err.strerror or err}); choose a writable --root or fix its permissions."
-    return f"{path}: {err.strerror or _one_line(err)}; fix that and re-run{resume}."
-
-
 def _message(err: Exception) -> str:
     """The one-line message of a dataset's failure (an ``OSError`` names its file and the fix)."""
     if isinstance(err, OSError) and not isinstance(err, OutputError):
-        return _describe_os_error(Path(err.filename or "?"), err)
-    return str(err) if isinstance(err, (FetchError, OutputError)) else f"{type(err).__name__}: {_one_line(err)}"
+        return describe_os_error(Path(err.filename or "?"), err)
+    return str(err) if isinstance(err, (FetchError, OutputError)) else f"{type(err).__name__}: {one_line(err)}"
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -432,7 +411,7 @@ def _fetch(remote: Remote, final: Path, run: _Run, recorded: str | None, recorde
             log=lambda line: run.log(f"  {line}"),
         )
     except OSError as err:  # the part is kept: the next run resumes from it
-        raise DownloadError(_describe_os_error(part_path(final), err,
+        raise DownloadError(describe_os_error(part_path(final), err,
                                                " (the download resumes from what was kept)")) from err
     passed = got["checked"]
     published = [o for o in passed if declared_by in o]
@@ -619,7 +598,7 @@ def _prepare_root(root: Path) -> None:
     except FileExistsError as err:
         raise DownloadError(f"--root {root}: a file is in the way ({err.filename}); give another folder.") from err
     except OSError as err:
-        raise DownloadError(_describe_os_error(root, err)) from err
+        raise DownloadError(describe_os_error(root, err)) from err
     if not os.access(root, os.W_OK):
         raise DownloadError(f"cannot write in --root {root} (read-only); choose a writable folder or fix its "
                             "permissions.")

@@ -46,10 +46,13 @@ __all__ = [
     "Check",
     "DamagedArchiveError",
     "FetchError",
+    "describe_os_error",
     "extract_archive",
     "file_digests",
     "file_sha256",
     "http_download",
+    "lstat_or_none",
+    "one_line",
     "part_path",
     "verify_file",
 ]
@@ -125,21 +128,28 @@ _FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message (its type name if it has none)."""
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
 
 
-def _lstat(path: Path) -> os.stat_result | None:
+def lstat_or_none(path: Path) -> os.stat_result | None:
+    """``os.lstat`` (links not followed), or ``None`` when nothing is there."""
     try:
         return os.lstat(path)
     except FileNotFoundError:
         return None
 
 
-def _disk_full(path: Path, err: OSError, resume: str = "") -> str:
-    return (f"disk full: writing {path} failed ({err.strerror or err}); free space on that disk (or raise the "
-            f"file-size limit) and re-run{resume}.")
+def describe_os_error(path: Path, err: OSError, resume: str = "") -> str:
+    """One line naming ``path``, what went wrong and the fix (``resume``: what a re-run keeps, said after it)."""
+    if err.errno in _FULL_DISK:
+        return (f"disk full: writing {path} failed ({err.strerror or err}); free space on that disk (or raise the "
+                f"file-size limit) and re-run{resume}.")
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write {path} ({err.strerror or err}); choose a writable --root or fix its permissions."
+    return f"{path}: {err.strerror or one_line(err)}; fix that and re-run{resume}."
 
 
 # ------------------------------------------------------------------------------------------------ HTTP
@@ -190,8 +200,8 @@ def _network_error(err: Exception, url: str, name: str, where: str) -> FetchErro
         return _status_error(code, url, name, where)
     if isinstance(err, (httpx.TransportError, OSError)) and not isinstance(err, (httpx.UnsupportedProtocol,
                                                                                      httpx.ProxyError)):
-        return _Transient(f"{url}: {_one_line(err)}")
-    return FetchError(f"{name}: download from {url} failed ({_one_line(err)}); check {where}.")
+        return _Transient(f"{url}: {one_line(err)}")
+    return FetchError(f"{name}: download from {url} failed ({one_line(err)}); check {where}.")
 
 
 def _status_error(code: int, url: str, name: str, where: str) -> FetchError:
@@ -256,7 +266,7 @@ class _Part:
 
     def resume_point(self, url: str) -> tuple[int, dict[str, Any]]:
         """(bytes to keep, recorded meta); 0 when the part cannot be proven to belong to ``url``'s current file."""
-        st = _lstat(self.path)
+        st = lstat_or_none(self.path)
         if st is None or not stat.S_ISREG(st.st_mode) or st.st_size == 0:
             return 0, {}
         try:
@@ -407,14 +417,12 @@ def _get(url: str, part: _Part, name: str, headers: Mapping[str, str], hub: tupl
                         raise FetchError(f"{name}: {net} (after {RETRIES + 1} attempts); re-run later (a partial "
                                          "download resumes where it stopped) or use a mirror.") from err
                     wait = BACKOFF * 2**attempt
-                    log(f"{_one_line(net)}; retrying in {wait:g} s")
+                    log(f"{one_line(net)}; retrying in {wait:g} s")
                     time.sleep(wait)
     except OSError as err:  # the part is kept: the next attempt resumes from it
-        if err.errno in _FULL_DISK:
-            raise FetchError(_disk_full(part.path, err, " (the download resumes from what was kept)")) from err
-        raise
+        raise FetchError(describe_os_error(part.path, err, " (the download resumes from what was kept)")) from err
     except FetchError:
-        st = _lstat(part.path)
+        st = lstat_or_none(part.path)
         if st is None or (stat.S_ISREG(st.st_mode) and st.st_size == 0):
             part.discard()  # nothing to resume from
         elif not stat.S_ISREG(st.st_mode):
@@ -565,7 +573,7 @@ def extract_archive(
             _unpack(archive, tmp, member if only_member else None, max_expansion)
         except OSError as err:
             if err.errno in _FULL_DISK:
-                raise FetchError(_disk_full(into, err)) from err
+                raise FetchError(describe_os_error(into, err)) from err
             raise
         src = tmp / member if member else tmp
         if not src.is_dir() or src.is_symlink():
@@ -578,18 +586,19 @@ def extract_archive(
     return into
 
 
+_UNSAFE = "the archive is unsafe: delete it and get it again from its source"
+
+
 def _check_member(archive: Path, name: str, regular: bool, top: str | None) -> None:
     """Refuse a member that is not a plain file or folder, or that would land outside the folder (or ``top``)."""
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or PureWindowsPath(name).drive or ".." in path.parts:
-        raise FetchError(f"{archive}: refusing member {name!r}, which points outside the extraction folder; the "
-                         "archive is unsafe: delete it.")
+        raise FetchError(f"{archive}: refusing member {name!r}, which points outside the extraction folder; {_UNSAFE}")
     if not regular:
         raise FetchError(f"{archive}: refusing member {name!r}: not a regular file or folder (a link or a device); "
-                         "the archive is unsafe: delete it.")
+                         f"{_UNSAFE}")
     if top is not None and (not path.parts or path.parts[0] != top):
-        raise FetchError(f"{archive}: refusing member {name!r} (expected {top}/...); the archive is unsafe: "
-                         "delete it.")
+        raise FetchError(f"{archive}: refusing member {name!r} (expected {top}/...); {_UNSAFE}")
 
 
 def _unpack(archive: Path, dest: Path, top: str | None, max_expansion: int) -> None:
@@ -608,7 +617,7 @@ def _unpack(archive: Path, dest: Path, top: str | None, max_expansion: int) -> N
                 for info in tqdm(infos, **bar):  # a member larger than it declares fails its CRC check
                     zf.extract(info, dest)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as err:
-            raise DamagedArchiveError(f"{archive}: the archive is damaged ({_one_line(err)})") from err
+            raise DamagedArchiveError(f"{archive}: the archive is damaged ({one_line(err)})") from err
     elif tarfile.is_tarfile(archive):
         # The 'data' filter (Python >= 3.11.4) re-checks what _check_member does and drops odd permissions.
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
@@ -621,10 +630,9 @@ def _unpack(archive: Path, dest: Path, top: str | None, max_expansion: int) -> N
                     _check_unpacked_size(archive, total, limit, max_expansion, free, dest)
                     tf.extract(info, dest, **safe)
         except tarfile.FilterError as err:
-            raise FetchError(f"{archive}: refusing member {err.tarinfo.name!r} ({err}); the archive is unsafe: "
-                             "delete it.") from err
+            raise FetchError(f"{archive}: refusing member {err.tarinfo.name!r} ({err}); {_UNSAFE}") from err
         except (tarfile.TarError, zlib.error, EOFError) as err:
-            raise DamagedArchiveError(f"{archive}: the archive is damaged ({_one_line(err)})") from err
+            raise DamagedArchiveError(f"{archive}: the archive is damaged ({one_line(err)})") from err
     else:
         raise DamagedArchiveError(f"{archive}: not a readable zip or tar archive (truncated, or another kind of file)")
 
@@ -644,13 +652,13 @@ def _merge(src: Path, dest: Path) -> None:
 
     Symbolic links in ``dest`` are never followed: one where a folder would be merged is an error.
     """
-    st = _lstat(dest)
+    st = lstat_or_none(dest)
     if st is None:
         try:
             os.replace(src, dest)
             return
         except OSError:  # another process renamed its own copy into place first: merge into it
-            if (st := _lstat(dest)) is None:
+            if (st := lstat_or_none(dest)) is None:
                 raise
     if stat.S_ISLNK(st.st_mode):
         raise FetchError(f"{dest} is a symbolic link; refusing to extract through it (it could lead outside the "
@@ -659,7 +667,7 @@ def _merge(src: Path, dest: Path) -> None:
         return  # an existing file is kept
     for child in src.iterdir():
         target = dest / child.name
-        child_st, target_st = os.lstat(child), _lstat(target)
+        child_st, target_st = os.lstat(child), lstat_or_none(target)
         if target_st is None:
             os.replace(child, target)
         elif stat.S_ISLNK(target_st.st_mode):
