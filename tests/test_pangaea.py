@@ -22,10 +22,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from smarties_terratorch.checkpoints import CheckpointError, WeightsUnavailableError
 from smarties_terratorch.models.vit import SmartiesViT
 from smarties_terratorch.pangaea import CONFIG_SEARCH_PATH, SmartiesEncoder, plan_bands
 from smarties_terratorch.pangaea import encoder as encoder_module
-from smarties_terratorch.weights import CheckpointError, WeightsUnavailableError, save_weights
+from smarties_terratorch.pretrained import save_weights
 
 CONF = Path(__file__).parent / "data" / "pangaea"
 DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml"))
