@@ -196,7 +196,8 @@ class HubFile:
 def fetch_hub_weights(
     source: str | SmartiesWeights, revision: str | None = None, cache_dir: str | Path | None = None
 ) -> HubFile:
-    """Download a declared weights file (tag or :class:`~smarties_terratorch.weights.SmartiesWeights`) at one resolved commit.
+    """Download a declared weights file (tag or :class:`~smarties_terratorch.weights.SmartiesWeights`) at one
+    resolved commit.
 
     The commit is :func:`resolve_revision`'s; the returned :class:`HubFile` carries it, whether it was pinned, and
     the file's sha256 (checked against the declared one when there is one).

@@ -70,7 +70,11 @@ def register_weights(*weights: SmartiesWeights) -> None:
 
 
 def get_weights(name: str) -> SmartiesWeights:
-    """Declared weights by tag; unknown tags raise ``KeyError`` listing the known ones."""
+    """Declared weights by tag; unknown tags raise ``KeyError`` listing the known ones.
+
+    The encoders' tags (``smarties-v1-vitb``, ...) are known once :mod:`smarties_terratorch.models` is imported, as
+    timm's pretrained configs are once ``timm.models`` is: every model, factory and entry point of the package does.
+    """
     if name not in WEIGHTS:
         raise KeyError(f"Unknown SMARTIES weights {name!r}. Known: {', '.join(WEIGHTS)}.")
     return WEIGHTS[name]
@@ -114,5 +118,7 @@ register_weights(
         )
     ),
     _finetuned("vitl", "resisc45-finetune", num_classes=45, sensors=("RGB",), statistics=("RESISC45",)),
-    _finetuned("vitb", "dfc2020-linprobe", num_classes=8, head_type="conv", sensors=("S2-L2A",), statistics=("DFC2020",)),
+    _finetuned(
+        "vitb", "dfc2020-linprobe", num_classes=8, head_type="conv", sensors=("S2-L2A",), statistics=("DFC2020",)
+    ),
 )
