@@ -25,8 +25,8 @@ _LAZY = {
     "normalization_stats": "normalization",
     "WEIGHTS": "weights",
     "get_weights": "weights",
-    "load_pretrained": "weights",
-    "save_weights": "weights",
+    "load_pretrained": "pretrained",
+    "save_weights": "pretrained",
 }
 
 __version__ = "0.1.0"
@@ -48,6 +48,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        if _LAZY[name] == "weights":
+            importlib.import_module(".models", __name__)  # the models declare (register) the encoders' weights
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value  # later lookups skip this function
         return value

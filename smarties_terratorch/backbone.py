@@ -269,12 +269,15 @@ def _check_common_keys(variant: str, bands: Any, kwargs: dict[str, Any]) -> None
 
 
 def _resolve_hub_revision(variant: str, pretrained: bool | str, ckpt_path: Any, revision: str | None) -> str | None:
-    """The Hub commit ``pretrained`` downloads (:func:`~smarties_terratorch.weights.resolve_revision`: the given
+    """The Hub commit ``pretrained`` downloads (:func:`~smarties_terratorch.hub.resolve_revision`: the given
     or declared pin, else the repo's current commit, logged; offline the newest cached one), with the error
     phrased in the config's keys."""
     if not pretrained or ckpt_path is not None or revision is not None:
         return revision
-    from .weights import WeightsUnavailableError, default_weights_for, get_weights, resolve_revision
+    from .checkpoints import WeightsUnavailableError
+    from .hub import resolve_revision
+    from .models.vit import default_weights_for
+    from .weights import get_weights
 
     try:
         weights = get_weights(pretrained) if isinstance(pretrained, str) else default_weights_for(variant)

@@ -51,17 +51,14 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
+from .checkpoints import CheckpointError, WeightsUnavailableError, check_checkpoint
 from .download import LOCK_NAME
 from .fetch import file_sha256
+from .hub import fetch_hub_weights
 from .io import atomic_path, write_text
+from . import models  # noqa: F401 - declares the encoders' weights: get_weights knows their tags
 from .testing import set_path, tiny_model_args
-from .weights import (
-    CheckpointError,
-    WeightsUnavailableError,
-    check_checkpoint,
-    fetch_hub_weights,
-    get_weights,
-)
+from .weights import get_weights
 
 __all__ = [
     "KINDS",

@@ -120,6 +120,7 @@ def _bands(args: argparse.Namespace) -> int:
 
 
 def _weights(args: argparse.Namespace) -> int:
+    from .models.vit import default_cfgs  # noqa: F401 - declares (registers) the encoders' weights
     from .weights import WEIGHTS
 
     for w in WEIGHTS.values():

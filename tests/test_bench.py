@@ -515,7 +515,7 @@ def test_hub_weights_that_cannot_be_fetched_skip_the_row(tmp_path: Path, monkeyp
 
 
 def test_parallel_workers_fetch_the_commit_the_parent_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
-    from smarties_terratorch.weights import HubFile
+    from smarties_terratorch.hub import HubFile
 
     calls = []
 

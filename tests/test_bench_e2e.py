@@ -32,8 +32,9 @@ from http_server import HUB_COMMIT, Server, targz_folders, use_hub, zip_folder
 from smarties_terratorch import bench, cli
 from smarties_terratorch import download as dl
 from smarties_terratorch import fetch
+from smarties_terratorch.pretrained import save_weights
 from smarties_terratorch.testing import burnscars, eurosat
-from smarties_terratorch.weights import get_weights, save_weights
+from smarties_terratorch.weights import get_weights
 
 VITB = get_weights("smarties-v1-vitb")
 EUROSAT_ZIP = "/zenodo.org/records/7711810/files/EuroSAT_MS.zip"
@@ -147,7 +148,7 @@ def test_download_then_bench_with_hub_weights(
     monkeypatch.chdir(tmp_path)
     argv = ["bench", "run", "--rows", "eurosat_knn", "--backbone", "vitb", "--weights", "hub", "--data-root", str(root),
             "--out", str(out), "--table", str(site["tmp"] / "table.yaml"), "--trainer.accelerator", "cpu"]  # fmt: skip
-    with caplog.at_level("WARNING", logger="smarties_terratorch.weights"):
+    with caplog.at_level("WARNING", logger="smarties_terratorch.hub"):
         assert cli.main(argv) == 0
     assert f"{VITB.repo_id} at commit {HUB_COMMIT} (not pinned by this package)" in caplog.text
     assert ("GET", f"/hub/api/models/{VITB.repo_id}", None) in server.requests

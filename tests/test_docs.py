@@ -138,7 +138,7 @@ def _dn(rng: np.random.Generator, bands: int, size: int) -> np.ndarray:
 def make_inputs(root: Path) -> Path:
     """The files the pages name, tiny: scenes, per-band files, a catalogue, own-data folders and weights."""
     from smarties_terratorch.models import smarties_vit_tiny_patch16
-    from smarties_terratorch.weights import save_weights
+    from smarties_terratorch.pretrained import save_weights
 
     rng = np.random.default_rng(0)
     _write_tif(root / "scene.tif", _dn(rng, 4, 64))

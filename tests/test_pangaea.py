@@ -22,10 +22,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from smarties_terratorch.checkpoints import CheckpointError, WeightsUnavailableError
 from smarties_terratorch.models.vit import SmartiesViT
 from smarties_terratorch.pangaea import CONFIG_SEARCH_PATH, SmartiesEncoder, plan_bands
 from smarties_terratorch.pangaea import encoder as encoder_module
-from smarties_terratorch.weights import CheckpointError, WeightsUnavailableError, save_weights
+from smarties_terratorch.pretrained import save_weights
 
 CONF = Path(__file__).parent / "data" / "pangaea"
 DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml"))
@@ -233,6 +234,35 @@ def test_pos_embed_of_a_224_checkpoint_follows_input_size(tmp_path: Path, caplog
     assert caplog.text == ""
     expected = resample_abs_pos_embed(vit.pos_embed, [2, 2], [14, 14], num_prefix_tokens=1, antialias=False)
     torch.testing.assert_close(enc.vit.pos_embed, expected)
+
+
+def test_pangaea_encoder_and_timm_factory_load_a_file_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both go through the one loader (pretrained.load_pretrained with vit's filter) and end with the same tensors,
+    for a file that needs the filter: wrapped keys (``encoder.``) and a 14x14 grid for a 2x2 input."""
+    from safetensors.torch import save_file
+
+    from smarties_terratorch import pretrained
+    from smarties_terratorch.models.vit import smarties_vit_tiny_patch16
+
+    src = SmartiesViT(img_size=224, embed_dim=64, depth=2, num_heads=2)
+    path = tmp_path / "wrapped.safetensors"
+    save_file({f"encoder.{k}": v.contiguous() for k, v in src.state_dict().items()}, str(path))
+    reads = []
+    read_checkpoint = pretrained.read_checkpoint
+
+    def spy(source: Any, model: Any, **kwargs: Any) -> Any:
+        reads.append((Path(source), type(model).__name__, kwargs["filter_fn"].__name__, kwargs["check_fn"].__name__))
+        return read_checkpoint(source, model, **kwargs)
+
+    monkeypatch.setattr(pretrained, "read_checkpoint", spy)
+    enc = build("hlsburnscars", weights=path)
+    enc.load_encoder_weights(logging.getLogger("pangaea-test"))
+    model = smarties_vit_tiny_patch16(img_size=32, ckpt_path=path)
+    assert reads == [(path, "SmartiesViT", "checkpoint_filter_fn", "check_architecture")] * 2
+    ours, theirs = enc.vit.state_dict(), model.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key, value in ours.items():
+        assert torch.equal(value, theirs[key]), key
 
 
 def test_wrong_architecture_and_null_weights(tiny_weights: tuple[Path, SmartiesViT], caplog: Any) -> None:

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from smarties_terratorch.models.vit import build_sincos_pos_embed, smarties_vit_tiny_patch16
-from smarties_terratorch.weights import load_pretrained
+from smarties_terratorch.pretrained import load_pretrained
 
 TOL = 1e-5
 CASES = json.loads((Path(__file__).parent / "data" / "parity" / "cases.json").read_text())

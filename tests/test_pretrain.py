@@ -201,7 +201,7 @@ def test_interrupted_checkpoint_write_keeps_previous(pairs: Path, tmp_path: Path
 def test_export_loads_into_terratorch_backbone(pairs: Path, tmp_path: Path) -> None:
     from terratorch.registry import BACKBONE_REGISTRY
 
-    from smarties_terratorch.weights import load_pretrained
+    from smarties_terratorch.pretrained import load_pretrained
 
     trainer, _ = _trainer(tmp_path, 2)
     task = _task()
@@ -238,7 +238,7 @@ def test_exports_last_and_best_encoder(pairs: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
     from terratorch.registry import BACKBONE_REGISTRY
 
-    from smarties_terratorch.weights import load_pretrained
+    from smarties_terratorch.pretrained import load_pretrained
 
     best_ckpt = ModelCheckpoint(dirpath=tmp_path / "best", monitor="train/loss_epoch", mode="max", save_top_k=1)
     trainer = pl.Trainer(

@@ -631,7 +631,7 @@ def test_cli_tiling_options_change_the_run(tmp_path: Path, scene: Path, capsys: 
 
 
 def test_cli_model_options_change_the_features(tmp_path: Path, scene: Path, capsys: pytest.CaptureFixture) -> None:
-    from smarties_terratorch.weights import save_weights
+    from smarties_terratorch.pretrained import save_weights
 
     for seed in (1, 2):
         torch.manual_seed(seed)

@@ -127,7 +127,7 @@ def test_cls_token_bound_in_python() -> None:
 def test_loaded_weights_confirmed_in_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from smarties_terratorch.models import smarties_vit_tiny_patch16
     from smarties_terratorch.fetch import file_sha256
-    from smarties_terratorch.weights import save_weights
+    from smarties_terratorch.pretrained import save_weights
 
     path = save_weights(smarties_vit_tiny_patch16(), tmp_path / "w.safetensors")
     from terratorch.registry import BACKBONE_REGISTRY
@@ -146,7 +146,7 @@ def test_loaded_weights_confirmed_in_one_line(tmp_path: Path, caplog: pytest.Log
 def test_info_lines_reach_the_console_of_an_unconfigured_program(tmp_path: Path) -> None:
     code = (
         "from smarties_terratorch.models import smarties_vit_tiny_patch16 as m\n"
-        "from smarties_terratorch.weights import save_weights\n"
+        "from smarties_terratorch.pretrained import save_weights\n"
         f"save_weights(m(), {str(tmp_path / 'w.safetensors')!r}); m(ckpt_path={str(tmp_path / 'w.safetensors')!r})\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -22,7 +22,7 @@ from terratorch.registry import BACKBONE_REGISTRY, TERRATORCH_BACKBONE_REGISTRY
 
 import smarties_terratorch
 from smarties_terratorch.backbone import SmartiesBackbone
-from smarties_terratorch.weights import save_weights
+from smarties_terratorch.pretrained import save_weights
 
 from http_server import HUB_COMMIT, Server, use_hub
 
@@ -360,7 +360,7 @@ def test_no_bands_is_a_clear_error_at_forward() -> None:
 
 
 def test_pretrained_tiny_has_no_weights() -> None:
-    from smarties_terratorch.weights import WeightsUnavailableError
+    from smarties_terratorch.checkpoints import WeightsUnavailableError
 
     with pytest.raises(WeightsUnavailableError, match="ckpt_path"):
         build(sensor="S1", pretrained=True)
@@ -690,21 +690,22 @@ def test_pretrained_true_downloads_the_current_hub_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No pinned revision: the repo's current commit is resolved through the Hub API, logged, and downloaded."""
-    from smarties_terratorch import weights
+    from smarties_terratorch.models import vit
+    from smarties_terratorch.weights import SmartiesWeights
 
     src = build(bands=HLS)
     with torch.no_grad():
         for p in src.parameters():
             p.add_(torch.randn_like(p))
     path = save_weights(src, tmp_path / "tiny.safetensors")
-    declared = weights.SmartiesWeights(
+    declared = SmartiesWeights(
         name="smarties-test-tiny", arch=TINY, repo_id="example-org/SMARTIES-tiny", filename="tiny.safetensors"
     )
     sha = HUB_COMMIT
     hub = Server({}, models={(declared.repo_id, declared.filename): path.read_bytes()})
     try:
         use_hub(monkeypatch, hub.hub_url, cache=str(tmp_path / "hub-cache"))
-        monkeypatch.setattr(weights, "default_weights_for", lambda arch: declared)
+        monkeypatch.setattr(vit, "default_weights_for", lambda arch: declared)
         with caplog.at_level("WARNING", logger="smarties_terratorch"):
             model = build_model(backbone_pretrained=True)
         assert f"example-org/SMARTIES-tiny at commit {sha} (not pinned by this package)" in caplog.text
@@ -732,15 +733,16 @@ def test_pretrained_true_downloads_the_current_hub_commit(
 def test_pretrained_true_when_the_hub_cannot_be_reached_names_the_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from smarties_terratorch import weights
+    from smarties_terratorch.models import vit
+    from smarties_terratorch.weights import SmartiesWeights
 
-    declared = weights.SmartiesWeights(
+    declared = SmartiesWeights(
         name="smarties-test-tiny", arch=TINY, repo_id="example-org/SMARTIES-tiny", filename="tiny.safetensors"
     )
     hub = Server({}, models={("other/repo", "x"): b""})  # answers 404 for our repo
     try:
         use_hub(monkeypatch, hub.hub_url, cache=str(tmp_path / "empty-cache"))
-        monkeypatch.setattr(weights, "default_weights_for", lambda arch: declared)
+        monkeypatch.setattr(vit, "default_weights_for", lambda arch: declared)
         with pytest.raises(ValueError, match="backbone_pretrained: could not resolve .*not in the Hub cache.*backbone_revision.*backbone_ckpt_path"):
             build(bands=HLS, pretrained=True)
     finally:

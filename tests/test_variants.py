@@ -8,16 +8,11 @@ import pytest
 import torch
 
 from smarties_terratorch import backbone, cli
+from smarties_terratorch.checkpoints import CheckpointError, WeightsUnavailableError
 from smarties_terratorch.models import vit
-from smarties_terratorch.models.vit import default_cfgs, variant_of
+from smarties_terratorch.models.vit import check_architecture, default_cfgs, default_weights_for, variant_of
 from smarties_terratorch.pangaea.encoder import SmartiesEncoder
-from smarties_terratorch.weights import (
-    WEIGHTS,
-    CheckpointError,
-    WeightsUnavailableError,
-    check_architecture,
-    default_weights_for,
-)
+from smarties_terratorch.weights import WEIGHTS
 
 EXPECTED = {  # the published architectures (depth, width, heads, default weights)
     "smarties_vit_tiny_patch16": (2, 64, 2, None),

@@ -14,18 +14,13 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-import smarties_terratorch.weights as weights
+from smarties_terratorch import hub as hub_module
+from smarties_terratorch.checkpoints import CheckpointError, WeightsUnavailableError, load_state_dict, read_task_checkpoint
+from smarties_terratorch.hub import fetch_hub_weights, resolve_revision
+from smarties_terratorch.models import vit
 from smarties_terratorch.models.vit import smarties_vit_base_patch16, smarties_vit_tiny_patch16
-from smarties_terratorch.weights import (
-    WEIGHTS,
-    CheckpointError,
-    WeightsUnavailableError,
-    get_weights,
-    load_pretrained,
-    load_state_dict,
-    read_task_checkpoint,
-    save_weights,
-)
+from smarties_terratorch.pretrained import load_pretrained, save_weights
+from smarties_terratorch.weights import WEIGHTS, SmartiesWeights, get_weights
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 
@@ -180,11 +175,11 @@ def test_unpinned_weights_resolve_the_current_commit(
     from http_server import HUB_COMMIT
 
     model, path = tiny_file
-    spec = weights.SmartiesWeights("t", "smarties_vit_tiny_patch16", "org/tiny", "tiny.safetensors")
-    assert weights.resolve_revision(spec, "abc") == "abc"  # the caller's revision wins, nothing asked
+    spec = SmartiesWeights("t", "smarties_vit_tiny_patch16", "org/tiny", "tiny.safetensors")
+    assert resolve_revision(spec, "abc") == "abc"  # the caller's revision wins, nothing asked
     assert hub.requests == []
-    with caplog.at_level("WARNING", logger="smarties_terratorch.weights"):
-        fetched = weights.fetch_hub_weights(spec)
+    with caplog.at_level("WARNING", logger="smarties_terratorch.hub"):
+        fetched = fetch_hub_weights(spec)
     assert f"org/tiny at commit {HUB_COMMIT} (not pinned by this package)" in caplog.text
     assert ("GET", "/hub/api/models/org/tiny", None) in hub.requests
     assert any(p == f"/hub/org/tiny/resolve/{HUB_COMMIT}/tiny.safetensors" for _, p, _ in hub.requests)
@@ -192,14 +187,14 @@ def test_unpinned_weights_resolve_the_current_commit(
     assert fetched.record() == {"repo_id": "org/tiny", "revision": HUB_COMMIT, "pinned": False, "sha256": digest,
                                 "path": str(fetched.path)}
     # pretrained=True in the Python factory goes through the same resolution
-    monkeypatch.setattr(weights, "default_weights_for", lambda arch: spec)
+    monkeypatch.setattr(vit, "default_weights_for", lambda arch: spec)
     loaded = smarties_vit_tiny_patch16(pretrained=True, sensor="S2").eval()
     assert _same_outputs(model, loaded)
     # offline (or the Hub gone): the newest cached commit, said so
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     caplog.clear()
-    with caplog.at_level("WARNING", logger="smarties_terratorch.weights"):
-        assert weights.resolve_revision(spec) == HUB_COMMIT
+    with caplog.at_level("WARNING", logger="smarties_terratorch.hub"):
+        assert resolve_revision(spec) == HUB_COMMIT
     assert f"at cached commit {HUB_COMMIT}" in caplog.text
 
 
@@ -207,13 +202,13 @@ def test_declared_revision_and_sha256_are_honoured(hub, tiny_file: tuple[torch.n
     from http_server import HUB_COMMIT
 
     digest = hashlib.sha256(tiny_file[1].read_bytes()).hexdigest()
-    spec = weights.SmartiesWeights("t", "x", "org/tiny", "tiny.safetensors", revision=HUB_COMMIT, sha256=digest)
-    fetched = weights.fetch_hub_weights(spec)
+    spec = SmartiesWeights("t", "x", "org/tiny", "tiny.safetensors", revision=HUB_COMMIT, sha256=digest)
+    fetched = fetch_hub_weights(spec)
     assert fetched.pinned and fetched.revision == HUB_COMMIT and fetched.sha256 == digest
     assert not any("/api/models/" in p for _, p, _ in hub.requests)  # a pin is never re-resolved
-    bad = weights.SmartiesWeights("t", "x", "org/tiny", "tiny.safetensors", revision=HUB_COMMIT, sha256="0" * 64)
+    bad = SmartiesWeights("t", "x", "org/tiny", "tiny.safetensors", revision=HUB_COMMIT, sha256="0" * 64)
     with pytest.raises(CheckpointError, match="expected 0{64}"):
-        weights.fetch_hub_weights(bad)
+        fetch_hub_weights(bad)
 
 
 def test_unresolvable_commit_names_repo_and_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,14 +227,14 @@ def test_hub_download_uses_repo_file_revision(tiny_file: tuple[torch.nn.Module, 
         calls.append((repo_id, filename, revision))
         return str(path)
 
-    monkeypatch.setattr(weights, "hf_hub_download", fake_download)
-    monkeypatch.setattr(weights, "_hub_sha256", lambda w, revision: None)  # the Hub is not asked in this test
-    spec = weights.SmartiesWeights("t", "smarties_vit_tiny_patch16", "org/repo", "tiny.safetensors", revision=REV)
+    monkeypatch.setattr(hub_module, "hf_hub_download", fake_download)
+    monkeypatch.setattr(hub_module, "_hub_sha256", lambda w, revision: None)  # the Hub is not asked in this test
+    spec = SmartiesWeights("t", "smarties_vit_tiny_patch16", "org/repo", "tiny.safetensors", revision=REV)
     loaded = smarties_vit_tiny_patch16().eval()
     load_pretrained(loaded, spec)
     assert calls == [("org/repo", "tiny.safetensors", REV)]
     assert _same_outputs(model, loaded)
-    bad = weights.SmartiesWeights("t", "x", "org/repo", "tiny.safetensors", revision=REV, sha256="0" * 64)
+    bad = SmartiesWeights("t", "x", "org/repo", "tiny.safetensors", revision=REV, sha256="0" * 64)
     with pytest.raises(CheckpointError, match="sha256"):
         load_pretrained(smarties_vit_tiny_patch16(), bad)
 
@@ -263,7 +258,7 @@ def test_offline_with_populated_hub_cache(tiny_file: tuple[torch.nn.Module, Path
     (snapshot / "tiny.safetensors").write_bytes(path.read_bytes())
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    spec = weights.SmartiesWeights("t", "x", "org/tiny", "tiny.safetensors", revision=REV, sha256=digest)
+    spec = SmartiesWeights("t", "x", "org/tiny", "tiny.safetensors", revision=REV, sha256=digest)
     loaded = smarties_vit_tiny_patch16().eval()
     report = load_pretrained(loaded, spec, cache_dir=tmp_path / "hub")
     assert report.path.parent == snapshot
@@ -416,7 +411,7 @@ def test_checkpoint_written_by_lightning_reads_without_trust(tmp_path: Path) -> 
 
 
 def test_check_checkpoint_reads_headers_only(tiny_file: tuple[torch.nn.Module, Path], tmp_path: Path) -> None:
-    from smarties_terratorch.weights import check_checkpoint
+    from smarties_terratorch.checkpoints import check_checkpoint
 
     _, path = tiny_file
     assert check_checkpoint(path) == path

@@ -88,7 +88,7 @@ _REFETCH = "Delete it and download it again (`smarties data download dfc2020`)."
 def _unreadable(path: Path, err: BaseException) -> str:
     """Why ``torch.load`` failed, told apart: not a PyTorch file at all (e.g. an HTML error page saved in its place),
     a file holding pickled objects, or a damaged one. Only the second may be a file to trust."""
-    from ..weights import is_torch_file, unsafe_objects
+    from ..checkpoints import is_torch_file, unsafe_objects
 
     if not is_torch_file(path):
         with open(path, "rb") as fh:

@@ -42,7 +42,14 @@ from torch import nn
 
 from ..spectrum import ResolvedBands
 from .embed import mixing_matrix
-from .vit import VARIANTS, SmartiesViT, build_sincos_pos_embed, create_smarties_vit
+from .vit import (
+    VARIANTS,
+    SmartiesViT,
+    build_sincos_pos_embed,
+    check_architecture,
+    checkpoint_filter_fn,
+    create_smarties_vit,
+)
 
 __all__ = ["MAEOutput", "MixupMode", "SmartiesMAE", "mixup_positions", "random_masking"]
 
@@ -166,9 +173,9 @@ class SmartiesMAE(nn.Module):
         self.decoder_preds = nn.ModuleList(nn.Linear(decoder_embed_dim, patch_size**2) for _ in range(num_heads))
         self._init_weights()
         if encoder_ckpt_path is not None:
-            from ..weights import load_pretrained
+            from ..pretrained import load_pretrained  # lazily: keeps Lightning and the Hub client out
 
-            load_pretrained(enc, encoder_ckpt_path)
+            load_pretrained(enc, encoder_ckpt_path, filter_fn=checkpoint_filter_fn, check_fn=check_architecture)
 
     def _init_weights(self) -> None:
         # The released MAE initialisation: xavier-uniform Linear weights everywhere (encoder included), zero

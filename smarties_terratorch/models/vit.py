@@ -12,6 +12,7 @@ Bands are given per model (``bands=``/``sensor=`` at construction) or per call; 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,8 +25,9 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..spectrum import NUM_LEARNED_RANGES, ResolvedBands, concat_bands, resolve_bands
 from ..normalization import SmartiesNormalize
+from ..spectrum import NUM_LEARNED_RANGES, ResolvedBands, concat_bands, resolve_bands
+from ..weights import SmartiesWeights, register_weights
 from .embed import SpectrumAwarePatchEmbed
 
 __all__ = [
@@ -36,6 +38,9 @@ __all__ = [
     "variant_of",
     "create_smarties_vit",
     "build_sincos_pos_embed",
+    "check_architecture",
+    "checkpoint_filter_fn",
+    "default_weights_for",
     "smarties_vit_base_patch16",
     "smarties_vit_large_patch16",
     "smarties_vit_tiny_patch16",
@@ -80,6 +85,51 @@ def _make_head(head_type: HeadType, in_features: int, num_classes: int, dense_up
     raise ValueError(f"head_type must be 'linear', 'linprobe' or 'conv', got {head_type!r}")
 
 
+_PREFIXES = ("module.", "model.", "encoder.", "backbone.", "net.")
+_MAE_ONLY = re.compile(r"^(mask_token|decoder_\w+)(\.|$)")
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Adapt a foreign SMARTIES state dict to ``model``: strip wrapper prefixes (``model.``, ``encoder.``, ...),
+    drop MAE-only keys (decoder, mask token) and resample ``pos_embed`` to the model's grid."""
+    own = model.state_dict()
+    out = {}
+    for key, value in state_dict.items():
+        while key not in own and key.startswith(_PREFIXES):
+            key = key.split(".", 1)[1]
+        if _MAE_ONLY.match(key):
+            continue
+        if key == "pos_embed" and key in own and value.shape != own[key].shape and value.shape[-1] == own[key].shape[-1]:
+            old = int(round((value.shape[1] - 1) ** 0.5))
+            value = resample_abs_pos_embed(
+                value, list(model.grid_size), [old, old], num_prefix_tokens=1, antialias=False
+            )
+        out[key] = value
+    return out
+
+
+def _describe(dim: int, depth: int) -> str:
+    name = variant_of(dim, depth)
+    return f"{default_cfgs[name].label} ({name})" if name else f"a ViT with D={dim}, {depth} blocks"
+
+
+def check_architecture(sd: Mapping[str, torch.Tensor], model: nn.Module, path: str | Path) -> None:
+    """Raise a :class:`~smarties_terratorch.checkpoints.CheckpointError` naming both variants when ``sd`` (from
+    ``path``) is not ``model``'s ViT size."""
+    from ..checkpoints import CheckpointError  # keeps Lightning out of a bare model import
+
+    if "cls_token" not in sd:
+        return
+    dim = sd["cls_token"].shape[-1]
+    depth = 1 + max((int(m[1]) for k in sd if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
+    own_dim, own_depth = model.cls_token.shape[-1], len(model.blocks)
+    if (dim, depth) != (own_dim, own_depth):
+        raise CheckpointError(
+            f"{path} holds {_describe(dim, depth)} (D={dim}, {depth} blocks) but the model is "
+            f"{_describe(own_dim, own_depth)} (D={own_dim}, {own_depth} blocks): build the matching model."
+        )
+
+
 class SmartiesViT(nn.Module):
     """SMARTIES encoder: spectrum-aware patch embedding + ViT blocks.
 
@@ -115,6 +165,11 @@ class SmartiesViT(nn.Module):
             (:class:`~smarties_terratorch.normalization.NormalizedTwiceError`). ``None`` (default): inputs arrive
             normalised.
     """
+
+    #: How :func:`~smarties_terratorch.pretrained.load_pretrained` maps and checks a weights file for this model
+    #: when the caller passes no ``filter_fn``/``check_fn``.
+    pretrained_filter_fn = staticmethod(checkpoint_filter_fn)
+    pretrained_check_fn = staticmethod(check_architecture)
 
     def __init__(
         self,
@@ -444,22 +499,28 @@ def _ranges(bands: ResolvedBands) -> list[Any]:
 
 @dataclass(frozen=True)
 class SmartiesVariant:
-    """One SMARTIES architecture: the single source the factories, the TerraTorch backbones, the CLI, the weights
-    defaults and the PANGAEA encoder read.
+    """One SMARTIES architecture and its pretrained config: the single source the factories, the TerraTorch
+    backbones, the CLI, the weights defaults and the PANGAEA encoder read.
 
     Attributes:
         depth: transformer blocks.
         embed_dim: token width D.
         num_heads: attention heads.
-        weights: tag of the released encoder weights that ``pretrained=True`` loads (``None``: none released).
+        pretrained_cfg: the released encoder weights that ``pretrained=True`` loads (Hub repo, file, revision pin,
+            sha256 when declared, licence; ``None``: none released).
         label: short human name used in messages (``"ViT-B/16"``).
     """
 
     depth: int
     embed_dim: int
     num_heads: int
-    weights: str | None = None
+    pretrained_cfg: SmartiesWeights | None = None
     label: str = ""
+
+    @property
+    def weights(self) -> str | None:
+        """Tag of the released encoder weights (``None``: none released)."""
+        return self.pretrained_cfg.name if self.pretrained_cfg is not None else None
 
     def model_kwargs(self) -> dict[str, int]:
         """The :class:`SmartiesViT` arguments that make this architecture."""
@@ -471,16 +532,42 @@ class SmartiesVariant:
         return f"SMARTIES {self.label} (D={self.embed_dim}, {self.depth} blocks, {self.num_heads} heads; {released})"
 
 
-#: The variant table (timm's ``default_cfgs`` idea): factory name -> architecture and default weights.
+_PRETRAINED_ON = "pretrained on BigEarthNet S2/S1, fMoW-S2 and fMoW-RGB"
+
+#: The variant table (timm's ``default_cfgs``): factory name -> architecture and pretrained config (the released
+#: encoder weights; the fine-tuned task weights are declared in :mod:`smarties_terratorch.weights`).
 default_cfgs: dict[str, SmartiesVariant] = {
     "smarties_vit_tiny_patch16": SmartiesVariant(depth=2, embed_dim=64, num_heads=2, label="tiny ViT/16 (tests)"),
     "smarties_vit_base_patch16": SmartiesVariant(
-        depth=12, embed_dim=768, num_heads=12, weights="smarties-v1-vitb", label="ViT-B/16"
+        depth=12,
+        embed_dim=768,
+        num_heads=12,
+        pretrained_cfg=SmartiesWeights(
+            "smarties-v1-vitb",
+            "smarties_vit_base_patch16",
+            "gsumbul/SMARTIES-v1-ViT-B",
+            "smarties-v1-vitb.safetensors",
+            description=f"SMARTIES ViT-B/16 encoder {_PRETRAINED_ON}",
+        ),
+        label="ViT-B/16",
     ),
     "smarties_vit_large_patch16": SmartiesVariant(
-        depth=24, embed_dim=1024, num_heads=16, weights="smarties-v1-vitl", label="ViT-L/16"
+        depth=24,
+        embed_dim=1024,
+        num_heads=16,
+        pretrained_cfg=SmartiesWeights(
+            "smarties-v1-vitl",
+            "smarties_vit_large_patch16",
+            "gsumbul/SMARTIES-v1-ViT-L",
+            "smarties-v1-vitl.safetensors",
+            description=f"SMARTIES ViT-L/16 encoder {_PRETRAINED_ON}",
+        ),
+        label="ViT-L/16",
     ),
 }
+
+# As timm's register_model: the encoders' weights become known by tag (smarties_terratorch.weights.get_weights).
+register_weights(*(cfg.pretrained_cfg for cfg in default_cfgs.values() if cfg.pretrained_cfg is not None))
 
 #: ``default_cfgs`` as constructor arguments (name -> ``embed_dim``/``depth``/``num_heads``).
 VARIANTS: dict[str, dict[str, int]] = {name: cfg.model_kwargs() for name, cfg in default_cfgs.items()}
@@ -489,6 +576,22 @@ VARIANTS: dict[str, dict[str, int]] = {name: cfg.model_kwargs() for name, cfg in
 def variant_of(embed_dim: int, depth: int) -> str | None:
     """The factory name of the variant with this width and depth (e.g. read from a checkpoint), if any."""
     return next((n for n, c in default_cfgs.items() if (c.embed_dim, c.depth) == (embed_dim, depth)), None)
+
+
+def default_weights_for(arch: str) -> SmartiesWeights:
+    """The released encoder weights of a factory (``pretrained=True`` without a path).
+
+    Raises:
+        WeightsUnavailableError: ``arch`` has no released weights.
+    """
+    cfg = default_cfgs.get(arch)
+    if cfg is None or cfg.pretrained_cfg is None:
+        from ..checkpoints import WeightsUnavailableError  # keeps Lightning out of a bare model import
+
+        raise WeightsUnavailableError(
+            f"No released weights exist for {arch}; pass ckpt_path=... (a local checkpoint) or pretrained=False."
+        )
+    return cfg.pretrained_cfg
 
 
 def create_smarties_vit(
@@ -502,15 +605,23 @@ def create_smarties_vit(
     """Build ``variant`` (a key of :data:`default_cfgs`) and load weights: ``ckpt_path`` whenever given (local first),
     else ``pretrained`` (``True`` = the variant's released weights, a string = a declared weights tag), fetched
     from the Hub at ``revision``, else at the declared or the repo's current commit (logged; see
-    :func:`~smarties_terratorch.weights.resolve_revision`)."""
+    :func:`~smarties_terratorch.hub.resolve_revision`). Loading goes through
+    :func:`~smarties_terratorch.pretrained.load_pretrained` with this module's :func:`checkpoint_filter_fn` and
+    :func:`check_architecture` (timm's ``pretrained_filter_fn``)."""
     if variant not in default_cfgs:
         raise ValueError(f"Unknown SMARTIES variant {variant!r}; choose one of {', '.join(default_cfgs)}.")
     model = model_cls(**{**default_cfgs[variant].model_kwargs(), **kwargs})
     if ckpt_path is not None or pretrained:
-        from ..weights import default_weights_for, load_pretrained  # weights imports nothing from here
+        from ..pretrained import load_pretrained  # imports no model; lazily: keeps Lightning and the Hub client out
 
         source = ckpt_path if ckpt_path is not None else (pretrained if isinstance(pretrained, str) else None)
-        load_pretrained(model, source if source is not None else default_weights_for(variant), revision=revision)
+        load_pretrained(
+            model,
+            source if source is not None else default_weights_for(variant),
+            filter_fn=checkpoint_filter_fn,
+            check_fn=check_architecture,
+            revision=revision,
+        )
     return model
 
 

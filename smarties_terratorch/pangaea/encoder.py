@@ -35,15 +35,11 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..models.vit import SmartiesViT, default_cfgs, variant_of
+from ..checkpoints import CheckpointError, WeightsUnavailableError, refuse_url
+from ..models.vit import SmartiesViT, check_architecture, checkpoint_filter_fn, default_cfgs, variant_of
+from ..pretrained import load_pretrained
 from ..spectrum import ResolvedBands, concat_bands, resolve_bands
-from ..weights import (
-    WEIGHTS,
-    CheckpointError,
-    WeightsUnavailableError,
-    read_checkpoint,
-    refuse_url,
-)
+from ..weights import WEIGHTS
 
 __all__ = ["PANGAEA_AVAILABLE", "BandPlan", "PangaeaEncoderBase", "SmartiesEncoder", "plan_bands"]
 
@@ -386,10 +382,9 @@ class SmartiesEncoder(PangaeaEncoderBase):
         if path.is_file() or source in WEIGHTS:
             return source
         variant = variant_of(self.embed_dim, len(self.vit.blocks))
-        tag = default_cfgs[variant].weights if variant else None
+        w = default_cfgs[variant].pretrained_cfg if variant else None
         fetch = ""
-        if tag is not None:
-            w = WEIGHTS[tag]
+        if w is not None:
             fetch = (
                 f" Download it on a machine with internet access (`hf download {w.repo_id} {w.filename} "
                 f"--local-dir {path.parent}`) and copy it there,"
@@ -401,7 +396,8 @@ class SmartiesEncoder(PangaeaEncoderBase):
         )
 
     def load_encoder_weights(self, logger: Logger) -> None:
-        """Load the official weights (``encoder_weights``) through the package's weights code.
+        """Load the official weights (``encoder_weights``) through the package's one loader
+        (:func:`~smarties_terratorch.pretrained.load_pretrained`, as the timm factories do).
 
         Matches checkpoint tensors to the ViT's parameters by name (wrapper prefixes stripped, ``pos_embed``
         resampled to ``input_size``), reports missing and shape-mismatched parameters through PANGAEA's
@@ -415,19 +411,25 @@ class SmartiesEncoder(PangaeaEncoderBase):
         if self.encoder_weights is None:
             logger.warning("SMARTIES encoder: encoder_weights is null, the encoder keeps its random initialisation.")
             return
-        path, state = read_checkpoint(self._weights_file(), self.vit)
+        report = load_pretrained(
+            self.vit,
+            self._weights_file(),
+            filter_fn=checkpoint_filter_fn,
+            check_fn=check_architecture,
+            strict=False,  # PANGAEA reports missing and mismatched parameters itself (parameters_warning)
+            skip_mismatched=True,
+        )
         own = dict(self.vit.named_parameters())
-        missing = {k: p.shape for k, p in own.items() if k not in state}
-        incompatible = {k: (own[k].shape, v.shape) for k, v in state.items() if k in own and own[k].shape != v.shape}
-        ignored = sorted(k for k in state if k not in own)
-        loadable = {k: v for k, v in state.items() if k in own and k not in incompatible}
-        if not loadable:
-            raise CheckpointError(f"{path} holds no tensor of the SMARTIES encoder (keys: {sorted(state)[:8]}...).")
-        self.vit.load_state_dict(loadable, strict=False)
-        self.parameters_warning(missing, incompatible, logger)
+        if not report.loaded_keys:
+            keys = sorted([*report.unexpected_keys, *report.ignored_keys, *report.mismatched])
+            raise CheckpointError(f"{report.path} holds no tensor of the SMARTIES encoder (keys: {keys[:8]}...).")
+        missing = {k: own[k].shape for k in report.missing_keys if k in own}
+        self.parameters_warning(missing, report.mismatched, logger)
+        ignored = sorted([*report.ignored_keys, *report.unexpected_keys])
         if ignored:
             logger.info("SMARTIES encoder: ignored checkpoint tensors not in the encoder: %s", ignored)
-        logger.info("Loaded SMARTIES weights from %s (%d/%d parameters).", path, len(loadable), len(own))
+        loaded = len([k for k in report.loaded_keys if k in own])
+        logger.info("Loaded SMARTIES weights from %s (%d/%d parameters).", report.path, loaded, len(own))
 
     # ------------------------------------------------------------------ forward
     def _gather(self, x: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, int | None]:

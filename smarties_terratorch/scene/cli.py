@@ -434,7 +434,7 @@ def _scene_bands(task: Any, override: list[str] | None, checkpoint: Path) -> Any
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ..weights import refuse_url
+    from ..checkpoints import refuse_url
     from .predict import load_segmentation_task, predict_scene, task_bands
 
     refuse_url(args.checkpoint)  # before Path() folds "http://" into a local-looking name

@@ -1,7 +1,7 @@
 """Class maps of whole scenes from TerraTorch segmentation checkpoints (:func:`predict_scene`).
 
 Checkpoints are read without running code from the file: tensors and plain hyperparameters only
-(:func:`smarties_terratorch.weights.read_task_checkpoint`); a file that needs arbitrary unpickling is refused
+(:func:`smarties_terratorch.checkpoints.read_task_checkpoint`); a file that needs arbitrary unpickling is refused
 unless the caller trusts it explicitly.
 """
 
@@ -32,9 +32,9 @@ _TASK_MODULES = ("terratorch.tasks", "smarties_terratorch.")
 
 
 def _read(path: Path, trust: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from .. import weights
+    from ..checkpoints import read_task_checkpoint
 
-    return weights.read_task_checkpoint(path, trust=trust)
+    return read_task_checkpoint(path, trust=trust)
 
 
 def _task_class(class_path: str, path: Path, trust: bool) -> type:
@@ -68,13 +68,13 @@ def load_segmentation_task(checkpoint: PathType, *, trust: bool = False, map_loc
 
     Raises:
         FileNotFoundError: no such file.
-        smarties_terratorch.weights.CheckpointError: a URL (never fetched), a file that needs arbitrary unpickling
+        smarties_terratorch.checkpoints.CheckpointError: a URL (never fetched), a file that needs arbitrary unpickling
             (without ``trust``), or not a checkpoint.
         ValueError: the file holds no task hyperparameters, or names a task class it may not.
     """
     from .. import backbone as _register  # noqa: F401 - registers smarties_vit_* in TerraTorch's registry
 
-    from ..weights import refuse_url
+    from ..checkpoints import refuse_url
 
     refuse_url(str(checkpoint))
     path = Path(checkpoint)

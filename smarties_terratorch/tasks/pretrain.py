@@ -42,7 +42,7 @@ from torchmetrics import MeanMetric
 
 from ..checkpoints import SafeCheckpointLoading, check_ckpt_path, read_lightning_checkpoint
 from ..models.mae import MixupMode, SmartiesMAE
-from ..weights import save_weights
+from ..pretrained import save_weights
 from .schedules import cosine_warmup_factor
 
 __all__ = ["PretrainCLI", "SmartiesPretrainTask", "cli_main"]

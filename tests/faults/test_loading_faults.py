@@ -23,20 +23,18 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from smarties_terratorch import cli
-from smarties_terratorch.models.vit import SmartiesViT, smarties_vit_tiny_patch16
-from smarties_terratorch.pangaea import SmartiesEncoder
-from smarties_terratorch.weights import (
+from smarties_terratorch.checkpoints import (
     CheckpointError,
-    SmartiesWeights,
     WeightsUnavailableError,
     check_checkpoint,
-    fetch_hub_weights,
-    load_pretrained,
     load_state_dict,
-    read_checkpoint,
     read_task_checkpoint,
-    save_weights,
 )
+from smarties_terratorch.hub import fetch_hub_weights
+from smarties_terratorch.models.vit import SmartiesViT, smarties_vit_tiny_patch16
+from smarties_terratorch.pangaea import SmartiesEncoder
+from smarties_terratorch.pretrained import load_pretrained, read_checkpoint, save_weights
+from smarties_terratorch.weights import SmartiesWeights
 
 from .conftest import write_hostile_checkpoint
 

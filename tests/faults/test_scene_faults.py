@@ -21,10 +21,10 @@ import rasterio
 from rasterio.transform import from_origin
 
 from smarties_terratorch import cli
+from smarties_terratorch.checkpoints import CheckpointError
 from smarties_terratorch.io import OutputError, RasterReader
 from smarties_terratorch.models.vit import smarties_vit_tiny_patch16
 from smarties_terratorch.scene import EmptyOutputError, embed_scene, load_segmentation_task, predict_scene
-from smarties_terratorch.weights import CheckpointError
 
 from .conftest import ALIASES, alias_of, write_hostile_checkpoint
 
@@ -319,7 +319,7 @@ def test_export_sizes_too_small(tmp_path: Path, capsys, frozen, extra: list[str]
 
 
 def test_export_refuses_existing_output_and_its_own_weights(tmp_path: Path, capsys, frozen) -> None:
-    from smarties_terratorch.weights import save_weights
+    from smarties_terratorch.pretrained import save_weights
 
     weights = save_weights(smarties_vit_tiny_patch16(), tmp_path / "w.safetensors")
     out = tmp_path / "enc.pt2"
