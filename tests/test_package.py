@@ -47,7 +47,7 @@ PACKAGE = Path(smarties_terratorch.__file__).resolve().parent
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("spectrum", "device", "io", "fetch", "plan", "augmentation"), 0),  # no package imports
     "normalization": 1,
-    **dict.fromkeys(("models", "weights", "hub", "checkpoints"), 2),  # the model, its weights, safe loading
+    **dict.fromkeys(("models", "weights", "hub", "checkpoints", "pretrained"), 2),  # the model, its weights, loading
     **dict.fromkeys(("datasets", "sample_data"), 3),  # readers of on-disk data
     **dict.fromkeys(("datamodules", "tasks", "necks", "backbone", "pangaea"), 4),  # Lightning / TerraTorch / PANGAEA
     **dict.fromkeys(("scene", "export", "stats", "download", "testing", "bench"), 5),  # tools
