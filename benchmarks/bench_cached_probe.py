@@ -2,7 +2,7 @@
 
 The paper table's EuroSAT linear-probe row (``configs/eurosat_linprobe.yaml``: frozen encoder, BatchNorm + Linear
 head, step schedule, no augmentation) runs on a small generated EuroSAT fixture in the real on-disk layout, through
-the same code path as ``smarties bench run`` (``smarties_terratorch.bench.execute``), twice per round:
+the same code path as ``smarties bench run`` (``smarties_terratorch.bench.run.execute``), twice per round:
 
 * ``uncached``: the encoder runs on every training image at every epoch (what a plain ``terratorch fit`` does);
 * ``cached``: every image is encoded once (into a fresh cache folder, so the encoding is part of the time), then the
@@ -38,8 +38,9 @@ import torch
 import yaml
 from _common import cpu_name, loadavg
 
-from smarties_terratorch import bench
-from smarties_terratorch.bench import Job
+from smarties_terratorch.bench.config import build_row_config
+from smarties_terratorch.bench.run import execute, versions
+from smarties_terratorch.bench.table import Job, load_table
 from smarties_terratorch.io import write_text
 from smarties_terratorch.testing import make_fixture
 
@@ -50,9 +51,9 @@ def build_config(folder: Path, arch: str, epochs: int, per_class: int, batch_siz
     """The row's config on a fresh fixture with ``arch``; returns the config file and the train / val sizes."""
     root = folder / "eurosat"
     make_fixture("eurosat", root, per_class=per_class)
-    table = bench.load_table()
-    row = next(r for r in table["rows"] if r["id"] == ROW)
-    prepared = bench.build_row_config(Job(row, "tiny", "smoke"), table, folder / "run", fixtures=lambda name: root)
+    table = load_table()
+    row = next(r for r in table.rows if r.id == ROW)
+    prepared = build_row_config(Job(row, "tiny", "smoke"), table, folder / "run", fixtures=lambda name: root)
     cfg = copy.deepcopy(prepared.config)
     cfg["model"]["init_args"]["model_args"]["backbone"] = arch  # full depth, random weights
     cfg["trainer"].pop("fast_dev_run")
@@ -67,11 +68,10 @@ def build_config(folder: Path, arch: str, epochs: int, per_class: int, batch_siz
 
 
 def run_once(config: Path, cached: bool, cache_dir: Path) -> dict[str, Any]:
-    table = bench.load_table()
-    row = next(r for r in table["rows"] if r["id"] == ROW)
+    row = next(r for r in load_table().rows if r.id == ROW)
     options = {"cache": cached, "cache_dir": str(cache_dir), "weights_sha256": None}
     start = time.perf_counter()
-    measured = bench.execute(Job(row, "tiny", "smoke", options), config)
+    measured = execute(Job(row, "tiny", "smoke", options), config)
     seconds = time.perf_counter() - start
     return {
         "wall_s": round(seconds, 3),
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         "loadavg_at_start": load_start,
         "loadavg_at_end": loadavg(),
-        "versions": bench.versions(),
+        "versions": versions(),
         "setup": {
             "encoder": f"{args.arch}, random weights (frozen)",
             "epochs": args.epochs,
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "val_images": n_val,
             "batch_size": args.batch_size,
             "rounds": args.rounds,
-            "timing": "wall time of bench.execute (config parse, model build, fit, final validate); cached side "
+            "timing": "wall time of smarties_terratorch.bench.run.execute (config parse, model build, fit, final validate); cached side "
             "includes encoding every image once into an empty cache",
         },
         "runs": runs,

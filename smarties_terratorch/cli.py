@@ -30,7 +30,7 @@ _DELEGATED: dict[str, tuple[str, str, str]] = {
     "embed": ("smarties_terratorch.scene.cli", "embed_main", "tiled features of GeoTIFF scenes or catalogues"),
     "predict": ("smarties_terratorch.scene.cli", "predict_main", "tiled segmentation of GeoTIFF scenes or catalogues"),
     "export": ("smarties_terratorch.export", "main", "export the encoder (torch.export or ONNX)"),
-    "bench": ("smarties_terratorch.bench", "main", "run and report the SMARTIES paper table"),
+    "bench": ("smarties_terratorch.bench.cli", "main", "run and report the SMARTIES paper table"),
     "data": ("smarties_terratorch.download", "main", "download the evaluation datasets and the authors' split files"),
     "stats": ("smarties_terratorch.stats", "main", "SMARTIES normalisation statistics of your rasters"),
 }

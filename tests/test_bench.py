@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +21,35 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from smarties_terratorch import bench
-from smarties_terratorch.bench import Job, RowKilled
+from smarties_terratorch.bench import config, run
+from smarties_terratorch.bench.cli import main, parse_args, trainer_overrides, worker_argv
+from smarties_terratorch.bench.config import HUB, build_row_config
+from smarties_terratorch.bench.run import BenchRun
+from smarties_terratorch.bench.table import PACKAGE, Job, load_table, select_jobs
 
-TABLE = bench.load_table()
-ROWS = {r["id"]: r for r in TABLE["rows"]}
+TABLE = load_table()
+ROWS = {r.id: r for r in TABLE.rows}
+
+
+class Killed(BaseException):
+    """The process dying inside a row (as a kill would: not an ``Exception``, so no row records it)."""
+
+
+def _run(jobs, out, data=None, weights=None, executor=run.execute, **options) -> list[dict[str, Any]]:
+    return BenchRun(TABLE, out, data, weights, executor=executor, **options).run(jobs)
 
 
 # ------------------------------------------------------------------------------------------------- the table
 def test_table_has_the_fourteen_paper_rows_with_provenance() -> None:
-    assert len(TABLE["rows"]) == 14
-    assert {r["protocol"] for r in TABLE["rows"]} == {
+    assert len(TABLE.rows) == 14
+    assert {r.protocol for r in TABLE.rows} == {
         "finetune",
         "linear_probe",
         "knn",
         "upernet_probe",
         "nonlinear_probe",
     }
-    published = {(r["id"], bb): v["value"] for r in TABLE["rows"] for bb, v in r["published"].items()}
+    published = {(r.id, bb): v.value for r in TABLE.rows for bb, v in r.published.items()}
     # the paper's published values
     assert published[("bigearthnet_s2_finetune", "vitb")] == 86.9
     assert published[("bigearthnet_s2_finetune", "vitl")] == 87.7
@@ -48,23 +61,23 @@ def test_table_has_the_fourteen_paper_rows_with_provenance() -> None:
     assert published[("spacenet7_upernet", "vitb")] == 62.2
     assert published[("sickle_nonlinear_probe", "vitb")] == 50.2
     for row in ("eurosat_knn", "whurs19_knn", "ucmerced_knn", "dfc2020_probe"):  # §5: none found
-        assert all(v["value"] is None for v in ROWS[row]["published"].values())
-    assert list(ROWS["resisc45_finetune"]["published"]) == ["vitl"]  # the authors' ViT-L-only script
-    for row in TABLE["rows"]:
-        assert (bench.PACKAGE / row["config"]).is_file(), row["config"]  # shipped in the package
-        for entry in row["published"].values():
-            assert entry["provenance"], row["id"]
+        assert all(v.value is None for v in ROWS[row].published.values())
+    assert list(ROWS["resisc45_finetune"].published) == ["vitl"]  # the authors' ViT-L-only script
+    for row in TABLE.rows:
+        assert (PACKAGE / row.config).is_file(), row.config  # shipped in the package
+        for entry in row.published.values():
+            assert entry.provenance, row.id
 
 
 def test_job_selection_and_bad_names() -> None:
-    assert len(bench.select_jobs(TABLE, "smoke")) == 14  # one tiny run per row
-    real = bench.select_jobs(TABLE, "real")
-    assert len(real) == sum(len(r["published"]) for r in TABLE["rows"])
-    assert [j.key for j in bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitl"])] == ["eurosat_knn__vitl"]
+    assert len(select_jobs(TABLE, "smoke")) == 14  # one tiny run per row
+    real = select_jobs(TABLE, "real")
+    assert len(real) == sum(len(r.published) for r in TABLE.rows)
+    assert [j.key for j in select_jobs(TABLE, "real", ["eurosat_knn"], ["vitl"])] == ["eurosat_knn__vitl"]
     with pytest.raises(ValueError, match="Unknown row"):
-        bench.select_jobs(TABLE, "real", ["imagenet"])
+        select_jobs(TABLE, "real", ["imagenet"])
     with pytest.raises(ValueError, match="Unknown backbone"):
-        bench.select_jobs(TABLE, "real", None, ["vith"])
+        select_jobs(TABLE, "real", None, ["vith"])
 
 
 # ------------------------------------------------------------------------------------------------- smoke runs
@@ -84,8 +97,8 @@ def _check_smoke(results: list[dict[str, Any]], out: Path) -> None:
 
 
 def test_smoke_run_one_row_per_protocol_then_resume(tmp_path: Path) -> None:
-    jobs = bench.select_jobs(TABLE, "smoke", REDUCED)
-    results = bench.run_jobs(jobs, TABLE, tmp_path)
+    jobs = select_jobs(TABLE, "smoke", REDUCED)
+    results = _run(jobs, tmp_path)
     _check_smoke(results, tmp_path)
     by_row = {r["row"]: r for r in results}
     assert by_row["eurosat_linprobe"]["protocol_check"]["encoder_trainable_params"] == 0
@@ -113,14 +126,36 @@ def test_smoke_run_one_row_per_protocol_then_resume(tmp_path: Path) -> None:
     assert by_row["spacenet7_upernet"]["evaluated"].startswith("test split")
 
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "results").iterdir()}
-    again = bench.run_jobs(jobs, TABLE, tmp_path)  # finished rows are not run again
+    again = _run(jobs, tmp_path)  # finished rows are not run again
     assert all(r.get("resumed") for r in again)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "smoke" / "results").iterdir()} == stamps
 
 
-def test_smoke_run_all_rows(tmp_path: Path) -> None:
-    assert bench.main(["run", "--smoke", "--out", str(tmp_path)]) == 0
-    results = bench.load_results(tmp_path, "smoke")
+def test_every_rows_smoke_config_builds(tmp_path: Path) -> None:
+    """The fast stand-in of the slow all-rows smoke run: every row's smoke config is built (fixture paths, the
+    tiny random backbone, one batch per loop) and names an existing fixture generator, without training."""
+    from smarties_terratorch.testing import FIXTURES
+
+    for job in select_jobs(TABLE, "smoke"):
+        assert job.row.smoke is not None and job.row.smoke.fixture in FIXTURES, job.key
+        prepared = build_row_config(job, TABLE, tmp_path / "smoke", fixtures=lambda name: tmp_path / "data" / name)
+        cfg = prepared.config
+        assert cfg["model"]["init_args"]["model_args"]["backbone"] == TABLE.smoke_backbone.arch, job.key
+        assert "backbone_ckpt_path" not in cfg["model"]["init_args"]["model_args"], job.key
+        assert cfg["trainer"]["fast_dev_run"] == 1 and cfg["trainer"]["accelerator"] == "cpu", job.key
+        assert cfg["data"]["init_args"]["batch_size"] == 2 and cfg["data"]["init_args"]["num_workers"] == 0
+        assert prepared.missing == [] and prepared.protocol["variant"] == "released", job.key
+        for dotted in job.row.smoke.overrides:  # every fixture path lands in the config
+            value = cfg
+            for part in dotted.split("."):
+                value = value[part]
+            assert not isinstance(value, str) or "{root}" not in value, (job.key, dotted)
+
+
+@pytest.mark.slow  # all 14 rows end to end (about 40 s): the config test above and the one-row-per-protocol run
+def test_smoke_run_all_rows(tmp_path: Path) -> None:  # cover it in the default run
+    assert main(["run", "--smoke", "--out", str(tmp_path)]) == 0
+    results = run.load_results(tmp_path, "smoke")
     assert len(results) == 14
     _check_smoke(results, tmp_path)
 
@@ -132,9 +167,9 @@ def _fake(values: dict[str, float], kill: str | None = None, calls: list[str] | 
         if calls is not None:
             calls.append(job.key)
         if job.key == kill:
-            raise RowKilled(f"simulated kill in {job.key}")
-        value = values[job.row["id"]]
-        last = values.get(job.row["id"] + ":last", value)
+            raise Killed(f"simulated kill in {job.key}")
+        value = values[job.row.id]
+        last = values.get(job.row.id + ":last", value)
         return {
             "raw_value": value,
             "raw_value_max": value,
@@ -163,11 +198,11 @@ def _real_setup(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_killed_run_loses_only_the_row_in_progress(tmp_path: Path) -> None:
     data, weights = _real_setup(tmp_path)
-    jobs = bench.select_jobs(TABLE, "real", ["eurosat_finetune", "eurosat_linprobe", "eurosat_knn"], ["vitb"])
+    jobs = select_jobs(TABLE, "real", ["eurosat_finetune", "eurosat_linprobe", "eurosat_knn"], ["vitb"])
     values = {"eurosat_finetune": 0.99, "eurosat_linprobe": 0.98, "eurosat_knn": 0.9}
     out = tmp_path / "out"
-    with pytest.raises(RowKilled):
-        bench.run_jobs(jobs, TABLE, out, data, weights, executor=_fake(values, kill="eurosat_linprobe__vitb"))
+    with pytest.raises(Killed):
+        _run(jobs, out, data, weights, executor=_fake(values, kill="eurosat_linprobe__vitb"))
     results = out / "real" / "results"
     assert sorted(p.name for p in results.iterdir()) == ["eurosat_finetune__vitb.json"]  # no partial/tmp files
     first = json.loads((results / "eurosat_finetune__vitb.json").read_text())
@@ -179,27 +214,27 @@ def test_killed_run_loses_only_the_row_in_progress(tmp_path: Path) -> None:
     )
 
     calls: list[str] = []
-    rerun = bench.run_jobs(jobs, TABLE, out, data, weights, executor=_fake(values, calls=calls))
+    rerun = _run(jobs, out, data, weights, executor=_fake(values, calls=calls))
     assert calls == ["eurosat_linprobe__vitb", "eurosat_knn__vitb"]  # the finished row is skipped
     assert [r["status"] for r in rerun] == ["ok", "ok", "ok"] and rerun[0]["resumed"]
     calls.clear()
-    bench.run_jobs(jobs, TABLE, out, data, weights, force=True, executor=_fake(values, calls=calls))
+    _run(jobs, out, data, weights, force=True, executor=_fake(values, calls=calls))
     assert len(calls) == 3  # --force runs everything again
 
 
 def test_result_files_are_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "results" / "row.json"
-    bench.atomic_write_json(path, {"value": 1})
+    run.atomic_write_json(path, {"value": 1})
 
     real_write = Path.write_bytes
 
     def broken_write(self: Path, data: bytes) -> int:
         real_write(self, data[:5])  # the process dies half-way through writing
-        raise RowKilled("killed while writing")
+        raise Killed("killed while writing")
 
     monkeypatch.setattr(Path, "write_bytes", broken_write)
-    with pytest.raises(RowKilled):
-        bench.atomic_write_json(path, {"value": 2})
+    with pytest.raises(Killed):
+        run.atomic_write_json(path, {"value": 2})
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"value": 1}  # the old result is intact
     assert [p.name for p in path.parent.iterdir()] == ["row.json"]  # and no temporary file is left
@@ -207,15 +242,15 @@ def test_result_files_are_written_atomically(tmp_path: Path, monkeypatch: pytest
 
 def test_failed_row_is_recorded_and_retried(tmp_path: Path) -> None:
     data, weights = _real_setup(tmp_path)
-    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"])
+    jobs = select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"])
 
     def broken(job: Job, config_file: Path, verbose: bool) -> dict[str, Any]:
         raise RuntimeError("CUDA out of memory")
 
-    (result,) = bench.run_jobs(jobs, TABLE, tmp_path / "out", data, weights, executor=broken)
+    (result,) = _run(jobs, tmp_path / "out", data, weights, executor=broken)
     assert result["status"] == "failed" and "CUDA out of memory" in result["reason"] and "value" not in result
     calls: list[str] = []
-    bench.run_jobs(jobs, TABLE, tmp_path / "out", data, weights, executor=_fake({"eurosat_knn": 0.5}, calls=calls))
+    _run(jobs, tmp_path / "out", data, weights, executor=_fake({"eurosat_knn": 0.5}, calls=calls))
     assert calls == ["eurosat_knn__vitb"]
 
 
@@ -224,10 +259,10 @@ def test_missing_data_or_weights_is_skipped_never_a_number(tmp_path: Path) -> No
     data, weights = _real_setup(tmp_path)
     calls: list[str] = []
     executor = _fake({"eurosat_knn": 0.5, "bigearthnet_s2_finetune": 0.5}, calls=calls)
-    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn", "bigearthnet_s2_finetune"])
+    jobs = select_jobs(TABLE, "real", ["eurosat_knn", "bigearthnet_s2_finetune"])
     results = {
         r["row"] + "/" + r["backbone"]: r
-        for r in bench.run_jobs(jobs, TABLE, tmp_path / "o", data, weights, executor=executor)
+        for r in _run(jobs, tmp_path / "o", data, weights, executor=executor)
     }
     assert calls == ["eurosat_knn__vitb"]
     ben = results["bigearthnet_s2_finetune/vitb"]
@@ -239,9 +274,7 @@ def test_missing_data_or_weights_is_skipped_never_a_number(tmp_path: Path) -> No
     vitl = results["eurosat_knn/vitl"]
     assert vitl["status"] == "skipped"
     assert f"weights smarties-v1-vitl.safetensors not found in {weights}" in vitl["reason"]
-    no_weights = bench.run_jobs(
-        bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"]), TABLE, tmp_path / "p", data
-    )
+    no_weights = _run(select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"]), tmp_path / "p", data)
     assert "smarties-v1-vitb.safetensors not given (no --weights)" in no_weights[0]["reason"]
 
 
@@ -249,14 +282,14 @@ def test_missing_data_or_weights_is_skipped_never_a_number(tmp_path: Path) -> No
 def test_report_measured_vs_published_and_kinds_apart(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data, weights = _real_setup(tmp_path)
     out = tmp_path / "out"
-    real = bench.select_jobs(TABLE, "real", ["eurosat_linprobe", "eurosat_knn"], ["vitb"])
+    real = select_jobs(TABLE, "real", ["eurosat_linprobe", "eurosat_knn"], ["vitb"])
     values = {"eurosat_linprobe": 0.975, "eurosat_linprobe:last": 0.97, "eurosat_knn": 0.9}
-    bench.run_jobs(real, TABLE, out, data, weights, executor=_fake(values))
-    smoke = bench.select_jobs(TABLE, "smoke", ["eurosat_linprobe"])
-    bench.run_jobs(smoke, TABLE, out, executor=_fake({"eurosat_linprobe": 0.1234}))
+    _run(real, out, data, weights, executor=_fake(values))
+    smoke = select_jobs(TABLE, "smoke", ["eurosat_linprobe"])
+    _run(smoke, out, executor=_fake({"eurosat_linprobe": 0.1234}))
 
     capsys.readouterr()  # drop the runner's progress lines
-    assert bench.main(["report", "--out", str(out)]) == 0
+    assert main(["report", "--out", str(out)]) == 0
     markdown = capsys.readouterr().out
     real_part, smoke_part = markdown.split("## Smoke run")
     head = "| eurosat_linprobe | vitb | linear_probe | top-1 accuracy (%) "
@@ -282,12 +315,12 @@ def test_report_measured_vs_published_and_kinds_apart(tmp_path: Path, capsys: py
 
 
 def test_cli_lists_jobs_and_reports_nothing_yet(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert bench.main(["run", "--smoke", "--list"]) == 0
+    assert main(["run", "--smoke", "--list"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 14
-    assert bench.main(["report", "--out", str(tmp_path)]) == 0
+    assert main(["report", "--out", str(tmp_path)]) == 0
     assert "No results under" in capsys.readouterr().out
     with pytest.raises(ValueError, match="Unknown row"):
-        bench.main(["run", "--rows", "nope", "--out", str(tmp_path)])
+        main(["run", "--rows", "nope", "--out", str(tmp_path)])
     assert not any(name.endswith(".tmp") for _, _, files in os.walk(tmp_path) for name in files)
 
 
@@ -296,8 +329,8 @@ def test_bad_weights_fail_the_row_before_it_starts(tmp_path: Path) -> None:
     vitb = weights / "smarties-v1-vitb.safetensors"
     vitb.write_bytes(vitb.read_bytes()[:40])  # truncated
     calls: list[str] = []
-    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn", "bigearthnet_s2_finetune"], ["vitb"])
-    results = bench.run_jobs(jobs, TABLE, tmp_path / "o", data, weights, executor=_fake({}, calls=calls))
+    jobs = select_jobs(TABLE, "real", ["eurosat_knn", "bigearthnet_s2_finetune"], ["vitb"])
+    results = _run(jobs, tmp_path / "o", data, weights, executor=_fake({}, calls=calls))
     assert calls == []  # no row started
     for r in results:  # reported even when the row's data is missing too: the file has to be fixed
         assert r["status"] == "failed" and "value" not in r
@@ -335,8 +368,8 @@ def test_the_authors_split_files_are_used_as_they_are(tmp_path: Path) -> None:
         (data / "eval_splits" / name).write_text("x\n")
     rows = ["eurosat_finetune", "eurosat_linprobe", "eurosat_knn", "resisc45_finetune", "whurs19_knn"]
     rows += ["ucmerced_knn", "bigearthnet_s2_finetune"]
-    for job in bench.select_jobs(TABLE, "real", rows):
-        prepared = bench.build_row_config(job, TABLE, tmp_path / "out", data)
+    for job in select_jobs(TABLE, "real", rows):
+        prepared = build_row_config(job, TABLE, tmp_path / "out", data)
         assert [m for m in prepared.missing if not m.startswith("weights")] == [], job.key
         splits = {k: v for k, v in prepared.config["data"]["init_args"].items() if k.endswith("_split")}
         assert {Path(v).name for v in splits.values()} <= set(AUTHORS_SPLITS), job.key
@@ -347,38 +380,37 @@ def test_older_lowercase_split_names_still_work_and_missing_names_both(tmp_path:
     (data / "WHU-RS19").mkdir(parents=True)
     (data / "eval_splits").mkdir()
     (data / "eval_splits" / "whurs19-train.txt").write_text("x\n")
-    (job,) = bench.select_jobs(TABLE, "real", ["whurs19_knn"], ["vitb"])
-    prepared = bench.build_row_config(job, TABLE, tmp_path / "out", data)
+    (job,) = select_jobs(TABLE, "real", ["whurs19_knn"], ["vitb"])
+    prepared = build_row_config(job, TABLE, tmp_path / "out", data)
     assert prepared.config["data"]["init_args"]["train_split"] == str(data.resolve() / "eval_splits/whurs19-train.txt")
     val = next(m for m in prepared.missing if m.startswith("val_split"))
     assert "WHU-RS19-val.txt or " in val and val.endswith("whurs19-val.txt")  # both names, the authors' first
 
 
-def test_protocol_variants(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_protocol_variants() -> None:
     import yaml
 
-    def config(row_id: str) -> dict[str, Any]:
-        return yaml.safe_load((bench.PACKAGE / ROWS[row_id]["config"]).read_text())
+    def config_of(row_id: str) -> dict[str, Any]:
+        return yaml.safe_load((PACKAGE / ROWS[row_id].config).read_text())
 
-    ft = config("eurosat_finetune")
-    monkeypatch.setattr(bench, "_cuda_available", lambda: True)
-    applied = bench.apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "released")
+    apply_protocol = config.apply_protocol
+    ft = config_of("eurosat_finetune")
+    applied = apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "released", cuda=True)
     assert ft["model"]["init_args"]["layer_decay"] == 1.0 and ft["trainer"]["precision"] == "16-mixed"
     assert ft["model"]["init_args"]["model_args"]["backbone_drop_path_rate"] == 0.0
     assert applied == {"variant": "released", "layer_decay": 1.0, "drop_path_rate": 0.0, "precision": "16-mixed"}
-    bench.apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "paper")
+    apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "paper", cuda=True)
     assert ft["model"]["init_args"]["layer_decay"] == 0.75
     ft["trainer"]["accelerator"] = "cpu"  # fp16 autocast only on a CUDA device
-    assert bench.apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "released")["precision"] == "32-true"
-    monkeypatch.setattr(bench, "_cuda_available", lambda: False)
+    assert apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "released", cuda=True)["precision"] == "32-true"
     ft["trainer"]["accelerator"] = "auto"
-    assert bench.apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "released")["precision"] == "32-true"
-    pangaea = config("burnscars_upernet")  # PANGAEA's rows keep their configs (fp32)
+    assert apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "released", cuda=False)["precision"] == "32-true"
+    pangaea = config_of("burnscars_upernet")  # PANGAEA's rows keep their configs (fp32)
     before = copy.deepcopy(pangaea)
-    assert "note" in bench.apply_protocol(pangaea, ROWS["burnscars_upernet"], TABLE, "released")
+    assert "note" in apply_protocol(pangaea, ROWS["burnscars_upernet"], TABLE, "released")
     assert pangaea == before
     with pytest.raises(ValueError, match="Unknown --protocol 'fast'"):
-        bench.apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "fast")
+        apply_protocol(ft, ROWS["eurosat_finetune"], TABLE, "fast")
 
 
 # ------------------------------------------------------------------------------------------------- scale out
@@ -386,8 +418,8 @@ def test_protocol_variants(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_two_parallel_workers_run_smoke_rows(tmp_path: Path) -> None:
     """`--jobs 2`: one child process per row at a time, each writing its own result file, then one report."""
     rows = ["eurosat_knn", "whurs19_knn", "ucmerced_knn"]
-    assert bench.main(["run", "--smoke", "--rows", *rows, "--jobs", "2", "--out", str(tmp_path)]) == 0
-    results = {r["row"]: r for r in bench.load_results(tmp_path, "smoke")}
+    assert main(["run", "--smoke", "--rows", *rows, "--jobs", "2", "--out", str(tmp_path)]) == 0
+    results = {r["row"]: r for r in run.load_results(tmp_path, "smoke")}
     assert sorted(results) == sorted(rows) and {r["status"] for r in results.values()} == {"ok"}
     logs = sorted(p.name for p in (tmp_path / "smoke" / "logs").iterdir())
     assert logs == sorted(f"{r}__tiny.log" for r in rows)
@@ -398,25 +430,57 @@ def test_two_parallel_workers_run_smoke_rows(tmp_path: Path) -> None:
 
 
 def test_job_index_selects_one_job_and_worker_argv() -> None:
-    argv = ["--smoke", "--rows", "a", "b", "--jobs", "2", "--out", "x", "--devices", "0", "1", "--protocol=paper"]
-    argv += ["--job-index", "3", "--trainer.devices", "2"]
-    assert bench._worker_argv(argv) == ["--smoke", "--out", "x", "--protocol=paper", "--trainer.devices", "2"]
-    assert bench._trainer_overrides(["--trainer.devices", "4", "--trainer.strategy=ddp"]) == {
+    argv = ["run", "--smoke", "--rows", "a", "b", "--jobs", "2", "--out", "x", "--devices", "0", "1"]
+    argv += ["--protocol=paper", "--list", "--hub-commit", "t=c", "--trainer.devices", "2", "--trainer.strategy=ddp"]
+    args = parse_args(argv)
+    worker = parse_args(worker_argv(args, 3))  # the same selection and options, one job, no parallelism
+    assert (worker.job_index, worker.jobs, worker.devices, worker.list) == (3, None, None, False)
+    same = {k: v for k, v in vars(args).items() if k not in ("job_index", "jobs", "devices", "list")}
+    assert {k: v for k, v in vars(worker).items() if k in same} == same
+    assert worker.trainer_overrides == {"trainer.devices": 2, "trainer.strategy": "ddp"}
+    assert trainer_overrides(["--trainer.devices", "4", "--trainer.strategy=ddp"]) == {
         "trainer.devices": 4,
         "trainer.strategy": "ddp",
     }
     with pytest.raises(SystemExit, match="unknown argument '--epochs'"):
-        bench._trainer_overrides(["--epochs", "3"])
+        trainer_overrides(["--epochs", "3"])
     with pytest.raises(SystemExit, match="--job-index 99"):
-        bench.main(["run", "--smoke", "--job-index", "99", "--list"])
+        main(["run", "--smoke", "--job-index", "99", "--list"])
+
+
+def test_a_failed_workers_output_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two worker processes at once (a thread pool of two slots); a worker that writes no result fails its job,
+    and what it printed is shown."""
+    import sys
+
+    jobs = select_jobs(TABLE, "smoke", ["eurosat_knn", "whurs19_knn"])
+    done = {"row": "eurosat_knn", "backbone": "tiny", "kind": "smoke", "status": "ok", "metric": "m", "value": 1.0,
+            "wall_time_s": 1.0}  # fmt: skip
+    programs = {  # stand-ins of `smarties bench run --job-index K`: one writes its result, one fails
+        "eurosat_knn": f"import json, sys; json.dump({done!r}, open(sys.argv[1], 'w'))",
+        "whurs19_knn": "import sys; print('CUDA error: out of memory'); sys.exit(3)",
+    }
+
+    def command(job: Job) -> list[str]:
+        path = run.result_path(tmp_path, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return [sys.executable, "-c", programs[job.row.id], str(path)]
+
+    results = run.run_parallel(jobs, command, [None, None], tmp_path)
+    assert [r["status"] for r in results] == ["ok", "failed"]
+    assert results[1]["reason"] == f"worker produced no result (log: {tmp_path / 'smoke/logs/whurs19_knn__tiny.log'})"
+    printed = capsys.readouterr().out
+    assert "whurs19_knn__tiny: the worker exited with 3 without a result" in printed
+    assert "CUDA error: out of memory" in printed  # the worker's own words
 
 
 def test_trainer_options_reach_the_row_config(tmp_path: Path) -> None:
     """`--trainer.devices N --trainer.strategy ddp` (a DDP row) lands in the config the row runs."""
     data, weights = _real_setup(tmp_path)
-    (job,) = bench.select_jobs(TABLE, "real", ["eurosat_linprobe"], ["vitb"])
-    job.options["trainer_overrides"] = {"trainer.devices": 4, "trainer.strategy": "ddp"}
-    (result,) = bench.run_jobs([job], TABLE, tmp_path / "o", data, weights, executor=_fake({"eurosat_linprobe": 0.9}))
+    (job,) = select_jobs(TABLE, "real", ["eurosat_linprobe"], ["vitb"])
+    overrides = {"trainer.devices": 4, "trainer.strategy": "ddp"}
+    executor = _fake({"eurosat_linprobe": 0.9})
+    (result,) = _run([job], tmp_path / "o", data, weights, executor=executor, trainer_overrides=overrides)
     assert result["config"]["trainer"]["devices"] == 4 and result["config"]["trainer"]["strategy"] == "ddp"
 
 
@@ -425,15 +489,15 @@ def test_results_of_several_folders_merge(tmp_path: Path, capsys: pytest.Capture
     data, weights = _real_setup(tmp_path)
     values = {"eurosat_linprobe": 0.98, "eurosat_knn": 0.9}
     for i, row in enumerate(["eurosat_linprobe", "eurosat_knn"]):
-        (job,) = bench.select_jobs(TABLE, "real", [row], ["vitb"])
-        bench.run_jobs([job], TABLE, tmp_path / f"task{i}", data, weights, executor=_fake(values))
-    (again,) = bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"])  # re-run later elsewhere
-    bench.run_jobs([again], TABLE, tmp_path / "task2", data, weights, executor=_fake({"eurosat_knn": 0.95}))
-    merged = bench.load_results([tmp_path / f"task{i}" for i in range(3)], "real")
+        (job,) = select_jobs(TABLE, "real", [row], ["vitb"])
+        _run([job], tmp_path / f"task{i}", data, weights, executor=_fake(values))
+    (again,) = select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"])  # re-run later elsewhere
+    _run([again], tmp_path / "task2", data, weights, executor=_fake({"eurosat_knn": 0.95}))
+    merged = run.load_results([tmp_path / f"task{i}" for i in range(3)], "real")
     assert {(r["row"], r["value"]) for r in merged} == {("eurosat_linprobe", 98.0), ("eurosat_knn", 95.0)}
     capsys.readouterr()
     outs = [str(tmp_path / f"task{i}") for i in range(3)]
-    assert bench.main(["report", "--out", *outs, "--report-dir", str(tmp_path / "rep")]) == 0
+    assert main(["report", "--out", *outs, "--report-dir", str(tmp_path / "rep")]) == 0
     markdown = capsys.readouterr().out
     assert "| eurosat_linprobe | vitb |" in markdown
     assert "| eurosat_knn | vitb | knn | top-1 accuracy (%) | 95.00" in markdown
@@ -443,8 +507,8 @@ def test_vitl_rows_use_the_vitl_scripts_evaluation_period(tmp_path: Path) -> Non
     """The maximum is over periodic evaluations, so their period follows each backbone's own script."""
     periods = {}
     for bb in ("vitb", "vitl"):
-        (job,) = bench.select_jobs(TABLE, "real", ["bigearthnet_s2_finetune"], [bb])
-        config = bench.build_row_config(job, TABLE, tmp_path, tmp_path).config
+        (job,) = select_jobs(TABLE, "real", ["bigearthnet_s2_finetune"], [bb])
+        config = build_row_config(job, TABLE, tmp_path, tmp_path).config
         periods[bb] = config["trainer"]["check_val_every_n_epoch"]
     assert periods == {"vitb": 20, "vitl": 25}
 
@@ -457,15 +521,15 @@ def test_table_and_configs_come_from_an_installed_copy_of_the_package(tmp_path: 
     import sys
 
     site = tmp_path / "site"
-    shutil.copytree(bench.PACKAGE, site / "smarties_terratorch", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PACKAGE, site / "smarties_terratorch", ignore=shutil.ignore_patterns("__pycache__"))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = (
-        "import smarties_terratorch as p, smarties_terratorch.bench as b\n"
+        "import smarties_terratorch as p, smarties_terratorch.bench.table as b\n"
         "t = b.load_table()\n"
-        "rows = [b._resolve_config(r, t) for r in t['rows'] + t['real_data_rows']]\n"
+        "rows = [t.config_file(r) for r in t.rows + t.real_data_rows]\n"
         "print(p.__file__, b.DEFAULT_TABLE, all(r.is_relative_to(b.PACKAGE) for r in rows), "
-        "sorted({b._config_label(r).split('/')[0] for r in rows}))"
+        "sorted({b.config_label(r).split('/')[0] for r in rows}))"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
@@ -477,17 +541,18 @@ def test_table_and_configs_come_from_an_installed_copy_of_the_package(tmp_path: 
 
 def test_a_table_of_your_own_resolves_configs_beside_it(tmp_path: Path) -> None:
     (tmp_path / "mine.yaml").write_text("x: 1\n")
-    table = {"_path": str(tmp_path / "table.yaml")}
-    assert bench._resolve_config({"id": "r", "config": "mine.yaml"}, table) == tmp_path / "mine.yaml"
-    assert bench._resolve_config({"id": "r", "config": "configs/eurosat_knn.yaml"}, table).is_relative_to(bench.PACKAGE)
-    with pytest.raises(FileNotFoundError, match="nope.yaml.*row r.*tried"):
-        bench._resolve_config({"id": "r", "config": "nope.yaml"}, table)
+    table = dataclasses.replace(TABLE, path=tmp_path / "table.yaml")
+    row = ROWS["eurosat_knn"]
+    assert table.config_file(dataclasses.replace(row, config="mine.yaml")) == tmp_path / "mine.yaml"
+    assert table.config_file(row).is_relative_to(PACKAGE)
+    with pytest.raises(FileNotFoundError, match="nope.yaml.*row eurosat_knn.*tried"):
+        table.config_file(dataclasses.replace(row, config="nope.yaml"))
 
 
 def test_data_provenance_reads_the_lock_file(tmp_path: Path) -> None:
     from smarties_terratorch.download import LOCK_NAME
 
-    assert bench.data_provenance(tmp_path, ["EuroSAT/EuroSAT_MS"])["lock"] is None
+    assert run.data_provenance(tmp_path, ["EuroSAT/EuroSAT_MS"])["lock"] is None
     files = {
         "downloads/EuroSAT_MS.zip": {"url": "u1", "sha256": "a" * 64, "extracted_to": "EuroSAT/EuroSAT_MS"},
         "eval_splits/EuroSAT-train.txt": {"url": "u2", "sha256": "b" * 64},
@@ -495,7 +560,7 @@ def test_data_provenance_reads_the_lock_file(tmp_path: Path) -> None:
         "DFC2020/DFC_preprocessed.pt": {"url": "u4", "sha256": "d" * 64, "commit": "e" * 40},
     }
     (tmp_path / LOCK_NAME).write_text(json.dumps({"format": 1, "files": files}))
-    found = bench.data_provenance(tmp_path, ["EuroSAT/EuroSAT_MS", "eval_splits/EuroSAT-train.txt",
+    found = run.data_provenance(tmp_path, ["EuroSAT/EuroSAT_MS", "eval_splits/EuroSAT-train.txt",
                                              "DFC2020/DFC_preprocessed.pt"])["files"]  # fmt: skip
     assert sorted(found) == ["DFC2020/DFC_preprocessed.pt", "downloads/EuroSAT_MS.zip", "eval_splits/EuroSAT-train.txt"]
     assert found["DFC2020/DFC_preprocessed.pt"] == {"url": "u4", "sha256": "d" * 64, "commit": "e" * 40}
@@ -506,15 +571,14 @@ def test_hub_weights_that_cannot_be_fetched_skip_the_row(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(bench, "_HUB_FETCHED", {})
-    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"])
-    result = bench.run_jobs(jobs, TABLE, tmp_path / "out", tmp_path / "data", bench.HUB, executor=_fake({}))[0]
+    jobs = select_jobs(TABLE, "real", ["eurosat_knn"], ["vitb"])
+    result = _run(jobs, tmp_path / "out", tmp_path / "data", HUB, executor=_fake({}))[0]
     assert result["status"] == "skipped"
     assert "smarties-v1-vitb.safetensors from the Hugging Face Hub" in result["reason"]
     assert "gsumbul/SMARTIES-v1-ViT-B" in result["reason"] and "HF_HUB_OFFLINE" in result["reason"]
 
 
-def test_parallel_workers_fetch_the_commit_the_parent_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_workers_fetch_the_commit_the_parent_resolved(tmp_path: Path) -> None:
     from smarties_terratorch.hub import HubFile
 
     calls = []
@@ -523,11 +587,13 @@ def test_parallel_workers_fetch_the_commit_the_parent_resolved(monkeypatch: pyte
         calls.append((tag, revision))
         return HubFile("gsumbul/x", revision or "c" * 40, revision is not None, "s" * 64, Path("/cache/x"))
 
-    monkeypatch.setattr(bench, "fetch_hub_weights", fake_fetch)
-    monkeypatch.setattr(bench, "_HUB_FETCHED", {})
-    jobs = bench.select_jobs(TABLE, "real", ["eurosat_knn", "eurosat_linprobe"], ["vitb"])
-    assert bench._resolve_hub_once(jobs, TABLE) == ["--hub-commit", f"smarties-v1-vitb={'c' * 40}"]  # once
-    monkeypatch.setattr(bench, "_HUB_FETCHED", {})  # a worker process
-    record = bench.hub_weights("smarties-v1-vitb", "c" * 40)
+    jobs = select_jobs(TABLE, "real", ["eurosat_knn", "eurosat_linprobe"], ["vitb"])
+    parent = BenchRun(TABLE, tmp_path, weights=HUB, fetch_hub=fake_fetch)
+    commits = parent.resolve_hub(jobs)
+    assert commits == {"smarties-v1-vitb": "c" * 40} and parent.resolve_hub(jobs) == commits  # fetched once
+    args = parse_args(["run", "--weights", "hub", "--hub-commit", f"smarties-v1-vitb={'c' * 40}"])
+    assert parse_args(worker_argv(args, 0)).hub_commit == [f"smarties-v1-vitb={'c' * 40}"]  # passed on
+    worker = BenchRun(TABLE, tmp_path, weights=HUB, hub_commits=commits, fetch_hub=fake_fetch)  # a worker process
+    record = worker.hub_weights("smarties-v1-vitb")
     assert calls == [("smarties-v1-vitb", None), ("smarties-v1-vitb", "c" * 40)]
     assert record["revision"] == "c" * 40 and record["pinned"] is False  # resolved by the parent, not pinned

@@ -29,9 +29,10 @@ import pytest
 import yaml
 from http_server import HUB_COMMIT, Server, targz_folders, use_hub, zip_folder
 
-from smarties_terratorch import bench, cli
+from smarties_terratorch import cli
 from smarties_terratorch import download as dl
 from smarties_terratorch import fetch
+from smarties_terratorch.bench.table import DEFAULT_TABLE, PACKAGE
 from smarties_terratorch.pretrained import save_weights
 from smarties_terratorch.testing import burnscars, eurosat
 from smarties_terratorch.weights import get_weights
@@ -74,11 +75,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ckpt = save_weights(smarties_vit_tiny_patch16(), tmp / "smarties-v1-vitb.safetensors").read_bytes()
     # The shipped table, with vitb built as the tiny architecture the served file holds; the burn-scars row reads a
     # copy of its config with a 32-pixel crop (the fixture's scenes are 32 x 32)
-    table = yaml.safe_load(bench.DEFAULT_TABLE.read_text())
+    table = yaml.safe_load(DEFAULT_TABLE.read_text())
     table["backbones"]["vitb"] = {**table["backbones"]["vitb"], "arch": "smarties_vit_tiny_patch16",
                                   "probe_indices": [0, 1, 1, 1]}  # fmt: skip
     burn = next(r for r in table["rows"] if r["id"] == "burnscars_upernet")
-    config = yaml.safe_load((bench.PACKAGE / burn["config"]).read_text())
+    config = yaml.safe_load((PACKAGE / burn["config"]).read_text())
     config["data"]["init_args"]["crop_size"] = 32
     config["model"]["init_args"]["model_args"]["decoder_channels"] = 32
     config["model"]["init_args"]["tiled_inference_parameters"].update(h_crop=32, w_crop=32, h_stride=24, w_stride=24)
@@ -94,7 +95,6 @@ def server(site: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     use_hub(monkeypatch, srv.hub_url, cache=str(tmp_path / "hub-cache"))
     monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.setattr(bench, "_HUB_FETCHED", {})  # one resolution per process: not shared between tests
     yield srv
     srv.close()
 

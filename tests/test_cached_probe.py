@@ -10,12 +10,13 @@ import pytest
 import torch
 import yaml
 
-from smarties_terratorch import bench
-from smarties_terratorch.bench import Job
+from smarties_terratorch.bench.config import build_row_config
+from smarties_terratorch.bench.run import execute
+from smarties_terratorch.bench.table import Job, load_table
 from smarties_terratorch.testing import make_fixture
 
-TABLE = bench.load_table()
-ROWS = {r["id"]: r for r in TABLE["rows"]}
+TABLE = load_table()
+ROWS = {r.id: r for r in TABLE.rows}
 
 
 def _config(row_id: str, tmp_path: Path, epochs: int) -> Path:
@@ -24,7 +25,7 @@ def _config(row_id: str, tmp_path: Path, epochs: int) -> Path:
     if not root.exists():
         make_fixture("eurosat", root)
     job = Job(ROWS[row_id], "tiny", "smoke")
-    prepared = bench.build_row_config(job, TABLE, tmp_path / "run", fixtures=lambda name: root)
+    prepared = build_row_config(job, TABLE, tmp_path / "run", fixtures=lambda name: root)
     cfg = copy.deepcopy(prepared.config)
     trainer = cfg["trainer"]
     trainer.pop("fast_dev_run")
@@ -37,7 +38,7 @@ def _config(row_id: str, tmp_path: Path, epochs: int) -> Path:
 
 def _run(row_id: str, config: Path, cache_dir: Path | None) -> dict[str, Any]:
     options = {"cache": cache_dir is not None, "cache_dir": str(cache_dir), "weights_sha256": None}
-    return bench.execute(Job(ROWS[row_id], "tiny", "smoke", options), config)
+    return execute(Job(ROWS[row_id], "tiny", "smoke", options), config)
 
 
 @pytest.mark.parametrize("row_id", ["eurosat_linprobe", "eurosat_knn"])

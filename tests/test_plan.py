@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from smarties_terratorch import bench
+from smarties_terratorch.bench.cli import main as bench_main
+from smarties_terratorch.bench.report import render_report, standing_section
+from smarties_terratorch.bench.table import load_table
 from smarties_terratorch import download as dl
 from smarties_terratorch.plan import SPLITS, gpu_hours, load_rows, plan_datasets, row_paths, rows_using
 
@@ -107,7 +109,7 @@ def test_gpu_hours_basis() -> None:
 
 
 def test_list_shows_data_epochs_and_gpu_time(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["run", "--list", "--backbone", "vitb"]) == 0
+    assert bench_main(["run", "--list", "--backbone", "vitb"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     by_key = {line.split()[2]: line for line in lines[:-1]}
     assert "150 epochs (eval every 20)" in by_key["eurosat_finetune__vitb"]
@@ -119,24 +121,24 @@ def test_list_shows_data_epochs_and_gpu_time(capsys: pytest.CaptureFixture[str])
 
 
 def test_peers_are_cited_data_and_the_report_shows_where_smarties_stands(tmp_path: Path) -> None:
-    table = bench.load_table()
-    for row in table["rows"]:
-        for peer in row.get("peers", []):
-            assert {"model", "value", "source", "protocol"} <= set(peer), row["id"]
-            assert peer["source"] and isinstance(peer["value"], float)
+    table = load_table()
+    for row in table.rows:
+        for peer in row.peers:
+            assert peer.model and peer.protocol, row.id
+            assert peer.source and isinstance(peer.value, float)
     result = {"kind": "real", "row": "spacenet7_upernet", "backbone": "vitb", "status": "ok", "value": 60.0}
     folder = tmp_path / "real" / "results"
     folder.mkdir(parents=True)
     (folder / "spacenet7_upernet__vitb.json").write_text(json.dumps({**result, "metric": "mIoU (%)",
                                                                       "wall_time_s": 1.0}))
-    text = bench.standing_section(table, [result])
+    text = standing_section(table, [result])
     line = next(ln for ln in text.splitlines() if ln.startswith("| spacenet7_upernet | mIoU"))
     # published 62.2; ranked peers: Scale-MAE 62.96 above it, five below -> 2nd of 7
     assert "vitb 62.20" in line and "vitb 60.00" in line and "Scale-MAE 62.96" in line and "2nd of 7" in line
     assert "| dfc2020_probe | CROMA (ViT-B/8) | 66.50 |" in text  # listed, but another protocol: not ranked
     dfc = next(ln for ln in text.splitlines() if ln.startswith("| dfc2020_probe | mIoU"))
     assert "none recorded" in dfc
-    assert "Where SMARTIES stands" in bench.render_report(tmp_path, table)[0]
+    assert "Where SMARTIES stands" in render_report(tmp_path, table)[0]
 
 
 def test_splits_pseudo_dataset_rows() -> None:

@@ -16,7 +16,9 @@ import rasterio
 import yaml
 from rasterio.transform import from_origin
 
-from smarties_terratorch import bench, cli
+from smarties_terratorch import cli
+from smarties_terratorch.bench.cli import parser as bench_parser
+from smarties_terratorch.bench.config import HUB
 from smarties_terratorch.io import write_text
 from smarties_terratorch.scene.preview import pca_preview, preview_scale
 from smarties_terratorch.tasks.pretrain import shipped_config_argv
@@ -71,15 +73,15 @@ def test_pretrain_config_paths_fall_back_to_the_package(tmp_path: Path, monkeypa
 
 def test_bench_paths_are_absolute_after_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    args, _ = bench._parser().parse_known_args(
+    args, _ = bench_parser().parse_known_args(
         ["run", "--out", "bench_results", "--data-root", "d", "--weights", "w", "--table", "t.yaml"]
     )
     assert args.out == tmp_path / "bench_results" and args.data_root == tmp_path / "d"
     assert args.weights == tmp_path / "w" and args.table == tmp_path / "t.yaml"
-    args, _ = bench._parser().parse_known_args(["run"])
+    args, _ = bench_parser().parse_known_args(["run"])
     assert args.out == tmp_path / "bench_results" and args.data_root == tmp_path / "data"
-    assert bench._parser().parse_known_args(["run", "--weights", "hub"])[0].weights == bench.HUB
-    args, _ = bench._parser().parse_known_args(["report", "--out", "a", "b"])
+    assert bench_parser().parse_known_args(["run", "--weights", "hub"])[0].weights == HUB
+    args, _ = bench_parser().parse_known_args(["report", "--out", "a", "b"])
     assert args.out == [tmp_path / "a", tmp_path / "b"]
 
 

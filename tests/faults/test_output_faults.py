@@ -69,7 +69,7 @@ def _half_written(out: Path) -> Path:
 
 
 def test_bench_report_names_a_half_written_result(tmp_path: Path) -> None:
-    from smarties_terratorch.bench import load_results, read_result
+    from smarties_terratorch.bench.run import load_results, read_result
 
     out = tmp_path / "out"
     path = _half_written(out)
@@ -96,15 +96,16 @@ def test_bench_run_recomputes_a_half_written_result(tmp_path: Path, capsys) -> N
 def test_truncated_feature_cache_is_discarded_and_recomputed(tmp_path: Path, caplog) -> None:
     from terratorch.cli_tools import build_lightning_cli
 
-    from smarties_terratorch import bench
+    from smarties_terratorch.bench.config import build_row_config
+    from smarties_terratorch.bench.table import Job, load_table
     from smarties_terratorch.tasks.cached import prepare_cached_features
     from smarties_terratorch.testing import make_fixture
 
-    table = bench.load_table()
-    row = next(r for r in table["rows"] if r["id"] == "eurosat_knn")
+    table = load_table()
+    row = next(r for r in table.rows if r.id == "eurosat_knn")
     root = tmp_path / "eurosat"
     make_fixture("eurosat", root)
-    prepared = bench.build_row_config(bench.Job(row, "tiny", "smoke"), table, tmp_path / "run", fixtures=lambda n: root)
+    prepared = build_row_config(Job(row, "tiny", "smoke"), table, tmp_path / "run", fixtures=lambda n: root)
     config = tmp_path / "knn.yaml"
     config.write_text(yaml.safe_dump(prepared.config))
     run = build_lightning_cli(["-c", str(config)], run=False)
