@@ -40,7 +40,7 @@ from ..hub import fetch_hub_weights
 from ..io import write_text
 from ..testing import set_path
 from ..weights import get_weights
-from .config import HUB, Prepared, build_row_config
+from .config import Prepared, build_row_config
 from .table import Job, Row, Table, config_label
 
 __all__ = [
