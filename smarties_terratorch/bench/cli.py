@@ -21,7 +21,7 @@ import yaml
 from .config import HUB
 from .report import write_report
 from .run import BenchRun, finished, is_rank_zero, run_parallel
-from .table import Job, list_jobs, load_table, select_jobs
+from .table import Job, Table, list_jobs, load_table, select_jobs
 
 __all__ = ["main", "parse_args", "parser", "trainer_overrides", "worker_argv"]
 
@@ -155,8 +155,13 @@ def worker_argv(args: argparse.Namespace, job_index: int) -> list[str]:
     return [*argv, "--job-index", str(job_index)]
 
 
-def _bench_run(args: argparse.Namespace, table: Any) -> BenchRun:
-    hub_commits = dict(item.partition("=")[::2] for item in args.hub_commit)
+def _bench_run(args: argparse.Namespace, table: Table) -> BenchRun:
+    """The run ``args`` describe (a worker's ``--hub-commit TAG=SHA``: the commits its parent resolved)."""
+    hub_commits = {}
+    for item in args.hub_commit:
+        tag, _, commit = item.partition("=")
+        if commit:
+            hub_commits[tag] = commit
     return BenchRun(
         table,
         args.out,
@@ -167,7 +172,7 @@ def _bench_run(args: argparse.Namespace, table: Any) -> BenchRun:
         cache=args.cache,
         verbose=args.verbose,
         trainer_overrides=args.trainer_overrides,
-        hub_commits={tag: commit for tag, commit in hub_commits.items() if commit},
+        hub_commits=hub_commits,
     )
 
 
@@ -191,19 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--jobs {args.jobs} and {len(args.devices)} --devices disagree: one process per device")
     bench = _bench_run(args, table)
     if len(slots) > 1 and len(jobs) > 1:
-        if kind == "smoke":  # generate the shared fixtures once, before the workers read them
-            for name in dict.fromkeys(job.row.smoke.fixture for job in jobs if job.row.smoke):
-                bench.fixture(name)
-        todo = jobs if args.force else [job for job in jobs if not finished(bench.out, job)]
-        if args.weights == HUB and kind != "smoke":  # one commit for every worker
-            commits = bench.resolve_hub(todo)
-            args = argparse.Namespace(**{**vars(args), "hub_commit": [f"{t}={c}" for t, c in commits.items()]})
-        index = {id(job): i for i, job in enumerate(selection)}
-
-        def command(job: Job) -> list[str]:
-            return [sys.executable, "-m", "smarties_terratorch.cli", "bench", *worker_argv(args, index[id(job)])]
-
-        results = run_parallel(todo, command, slots, bench.out)
+        results = _in_workers(args, bench, jobs, selection, slots)
     else:
         results = bench.run(jobs)
     if not is_rank_zero():
@@ -212,6 +205,25 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{len(results)} {kind} jobs: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed")
     print(f"Results: {(args.out / kind / 'results').resolve()}  (report: smarties bench report --out {args.out})")
     return 1 if counts["failed"] else 0
+
+
+def _in_workers(
+    args: argparse.Namespace, bench: BenchRun, jobs: list[Job], selection: list[Job], slots: list[str | None]
+) -> list[dict[str, Any]]:
+    """Run ``jobs`` (of the selection ``args`` makes) in worker processes, one per slot at a time."""
+    if args.smoke:  # generate the shared fixtures once, before the workers read them
+        for name in dict.fromkeys(job.row.smoke.fixture for job in jobs if job.row.smoke):
+            bench.fixture(name)
+    todo = jobs if args.force else [job for job in jobs if not finished(bench.out, job)]
+    if args.weights == HUB and not args.smoke:  # one commit for every worker
+        commits = bench.resolve_hub(todo)
+        args = argparse.Namespace(**{**vars(args), "hub_commit": [f"{t}={c}" for t, c in commits.items()]})
+    index = {job.key: i for i, job in enumerate(selection)}  # a worker selects the same jobs and runs one
+
+    def command(job: Job) -> list[str]:
+        return [sys.executable, "-m", "smarties_terratorch.cli", "bench", *worker_argv(args, index[job.key])]
+
+    return run_parallel(todo, command, slots, bench.out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
