@@ -31,7 +31,7 @@ from http_server import HUB_COMMIT, Server, targz_folders, use_hub, zip_folder
 
 from smarties_terratorch import cli
 from smarties_terratorch import download as dl
-from smarties_terratorch import fetch
+from smarties_terratorch import fetch, models  # noqa: F401 - models declares the encoders' weights (get_weights)
 from smarties_terratorch.bench.table import DEFAULT_TABLE, PACKAGE
 from smarties_terratorch.pretrained import save_weights
 from smarties_terratorch.testing import burnscars, eurosat
