@@ -194,3 +194,13 @@ def test_layout_section_names_every_module(page: str) -> None:
     present |= {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")}
     listed = {e.removesuffix(".py") for e in _layout_entries(PACKAGE.parent / page)}
     assert listed == present, f"missing: {sorted(present - listed)}, gone: {sorted(listed - present)}"
+
+
+def test_the_documented_layers_are_the_checked_ones() -> None:
+    text = (PACKAGE.parent / "docs" / "api" / "index.md").read_text(encoding="utf-8")
+    documented = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            documented |= dict.fromkeys((m.strip(" `") for m in cells[1].split(",")), int(cells[0]))
+    assert documented == LAYERS
