@@ -292,9 +292,9 @@ def _predict(checkpoint: Path, config: Path, out: Path, monkeypatch, extra: list
 
 
 def test_predict_time_tiling_is_lost_without_the_callback(seg_checkpoint, tmp_path: Path, monkeypatch) -> None:
-    """Lightning's behaviour the callback exists for: the checkpoint's hyperparameters win over the command line.
+    """Lightning's behaviour the package works around: the checkpoint's hyperparameters win over the command line.
 
-    With the autoload switched off, the installed ``callbacks_factory`` entry point adds no callback."""
+    With the autoload switched off and no ``SmartiesTiledPredict`` named, the package keeps nothing."""
     monkeypatch.setenv("SMARTIES_TERRATORCH_AUTOLOAD", "0")
     ckpt, config = seg_checkpoint
     extra = ["--model.init_args.tiled_inference_parameters", json.dumps(TILES)]
