@@ -71,8 +71,8 @@ def lightning_callbacks() -> list:
 
     Lightning calls it for every ``Trainer``. Outside TerraTorch (``terratorch`` not imported) or with the autoload
     switched off it returns nothing and imports nothing; in TerraTorch runs it adds the backbone module's
-    callbacks (:func:`smarties_terratorch.backbone.lightning_callbacks`: predict-time tiling, ``SmartiesClsToken``
-    norm binding, the data/backbone band check) and
+    callbacks (:func:`smarties_terratorch.backbone.lightning_callbacks`: ``SmartiesClsToken`` norm binding and the
+    data/backbone band check) and
     :class:`smarties_terratorch.checkpoints.SafeCheckpointLoading`, so ``--ckpt_path`` never runs code from a file
     (a URL is refused, a local file is read as tensors and plain values).
     """

@@ -19,8 +19,8 @@ The backbone returns the raw token sequence ``[B, 1 + N, D]`` (CLS first, no fin
 ``ReshapeTokensToImage``/``AggregateTokens`` -> ``IdentityDecoder`` for classification).
 
 For TerraTorch runs, :func:`lightning_callbacks` gives the Lightning callbacks the package's entry point adds to
-every Trainer (:class:`BindClsTokenNorms`, :class:`CheckBands`); :class:`SmartiesTiledPredict` keeps the
-predict-time tiling you ask for over a checkpoint's.
+every Trainer (:class:`BindClsTokenNorms`, :class:`CheckBands`); :class:`SmartiesTiledPredict` and one LightningCLI
+workaround (:func:`_keep_requested_tiling`) keep the predict-time tiling you ask for over a checkpoint's.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
+import _smarties_terratorch_autoload
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LightningCLI
@@ -543,9 +544,7 @@ _TILING_KEY = "model.init_args.tiled_inference_parameters"
 def _tiling_kept(config: Any) -> bool:
     """Whether this run asks to keep its own tiling: the entry point's callbacks are on (a TerraTorch run with the
     autoload on) or the config lists :class:`SmartiesTiledPredict` under ``trainer.callbacks``."""
-    import _smarties_terratorch_autoload as hook
-
-    if hook.enabled() and "terratorch" in sys.modules:
+    if _smarties_terratorch_autoload.enabled() and "terratorch" in sys.modules:
         return True
     callbacks = config.get("trainer.callbacks") or []
     callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
