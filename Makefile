@@ -66,4 +66,4 @@ test-py312: install-py312
 	$(VENV312)/bin/python -c "import sys; from importlib.metadata import version as v; from packaging.version import Version as V; \
 	print('Python', sys.version.split()[0], 'terratorch', v('terratorch'), 'torchgeo', v('torchgeo'), 'torch', v('torch')); \
 	sys.exit(0 if V(v('terratorch')) >= V('$(MIN_TERRATORCH312)') else 'terratorch ' + v('terratorch') + ' < $(MIN_TERRATORCH312): the 3.12 leg must test the newest TerraTorch')"
-	$(VENV312)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST312_ARGS) $(TESTS312)
+	SMARTIES_TEST_WHEEL=1 $(VENV312)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST312_ARGS) $(TESTS312)

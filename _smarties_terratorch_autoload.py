@@ -1,10 +1,12 @@
-"""Startup hook of smarties-terratorch: registers the SMARTIES backbones with TerraTorch, lazily.
+"""Startup hook of smarties-terratorch: the one way the SMARTIES backbones get into TerraTorch's registry.
 
-``smarties_terratorch_autoload.pth`` (installed next to this module) imports it at interpreter start. It only puts
-a finder on ``sys.meta_path`` that waits for ``terratorch.registry`` to be imported and then imports
+``smarties_terratorch_autoload.pth`` (installed next to this module by the wheel and by ``pip install -e``) runs
+:func:`_startup` at interpreter start; ``import smarties_terratorch`` runs :func:`install` itself. Either way a
+finder on ``sys.meta_path`` waits for ``terratorch.registry`` to be imported and then imports
 ``smarties_terratorch.backbone``, so ``backbone: smarties_vit_base_patch16`` works in any TerraTorch YAML with no
-callback, ``custom_modules_path`` or import. It imports nothing else at startup (torch and TerraTorch take seconds).
-Set ``SMARTIES_TERRATORCH_AUTOLOAD=0`` to switch it off.
+extra line, ``custom_modules_path`` or import. It imports nothing else at startup (torch and TerraTorch take
+seconds). ``SMARTIES_TERRATORCH_AUTOLOAD=0`` switches off the ``.pth`` (then ``import smarties_terratorch``, or
+TerraTorch's ``custom_modules_path``, registers the backbones) and the Lightning callbacks below.
 """
 
 import os
@@ -68,9 +70,9 @@ def lightning_callbacks() -> list:
     """Lightning's ``lightning.pytorch.callbacks_factory`` entry point: SMARTIES' callbacks for TerraTorch runs.
 
     Lightning calls it for every ``Trainer``. Outside TerraTorch (``terratorch`` not imported) or with the autoload
-    switched off it returns nothing and imports nothing; in TerraTorch runs it adds
-    :class:`smarties_terratorch.backbone.SmartiesTiledPredict`, so ``tiled_inference_parameters`` given at predict
-    time are applied even when the checkpoint was trained without them, and
+    switched off it returns nothing and imports nothing; in TerraTorch runs it adds the backbone module's
+    callbacks (:func:`smarties_terratorch.backbone.lightning_callbacks`: ``SmartiesClsToken`` norm binding and the
+    data/backbone band check) and
     :class:`smarties_terratorch.checkpoints.SafeCheckpointLoading`, so ``--ckpt_path`` never runs code from a file
     (a URL is refused, a local file is read as tensors and plain values).
     """

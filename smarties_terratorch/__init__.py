@@ -7,11 +7,10 @@ factories ``smarties_vit_{tiny,base,large}_patch16``, :func:`load_pretrained` / 
 """
 
 import importlib
-import importlib.util
 import logging
-import sys
-from pathlib import Path
 from typing import Any
+
+import _smarties_terratorch_autoload
 
 # name -> submodule; resolved on first use (PEP 562) so that ``smarties --help`` and the light subcommands start
 # without importing torch.
@@ -60,21 +59,6 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-def _startup_hook() -> Any:
-    """The tiny top-level module the startup ``.pth`` imports (it holds the lazy TerraTorch finder)."""
-    try:
-        import _smarties_terratorch_autoload as hook
-    except ModuleNotFoundError:  # an editable install made before the hook existed: load it from the checkout
-        path = Path(__file__).resolve().parent.parent / "_smarties_terratorch_autoload.py"
-        spec = importlib.util.spec_from_file_location("_smarties_terratorch_autoload", path)
-        if spec is None or spec.loader is None or not path.is_file():
-            raise
-        hook = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = hook
-        spec.loader.exec_module(hook)
-    return hook
-
-
 class _ConsoleUntilConfigured(logging.StreamHandler):
     """Shows the package's INFO lines (weights loaded, requested tiling applied) on standard error while the program
     has configured no logging; once the root logger has handlers, records go only through them (propagation)."""
@@ -90,6 +74,7 @@ if _log.level == logging.NOTSET:  # a level set by the program comes first
 if not any(isinstance(h, _ConsoleUntilConfigured) for h in _log.handlers):
     _log.addHandler(_ConsoleUntilConfigured())
 
-# Importing the package registers the backbones with TerraTorch in either import order, whatever
-# SMARTIES_TERRATORCH_AUTOLOAD says (that variable only switches off the registration at interpreter start).
-_startup_hook().install()
+# Importing the package arms the startup hook's finder (the one registration mechanism), so the backbones reach
+# TerraTorch's registry in either import order, whatever SMARTIES_TERRATORCH_AUTOLOAD says (that variable only
+# switches off the .pth at interpreter start).
+_smarties_terratorch_autoload.install()

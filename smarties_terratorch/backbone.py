@@ -1,8 +1,9 @@
 """SMARTIES backbones in TerraTorch's registry.
 
 Importing this module registers ``smarties_vit_tiny_patch16``, ``smarties_vit_base_patch16`` and
-``smarties_vit_large_patch16`` in ``TERRATORCH_BACKBONE_REGISTRY`` (``import smarties_terratorch`` does it for you
-once TerraTorch is imported, in either order). A TerraTorch config then only names the backbone:
+``smarties_vit_large_patch16`` in ``TERRATORCH_BACKBONE_REGISTRY``. The package's startup hook
+(``_smarties_terratorch_autoload``, armed at interpreter start and by ``import smarties_terratorch``) imports it as
+soon as TerraTorch imports its registry. A TerraTorch config then only names the backbone:
 
 .. code-block:: yaml
 
@@ -16,20 +17,28 @@ The backbone returns the raw token sequence ``[B, 1 + N, D]`` (CLS first, no fin
 ``out_indices`` (default: all blocks, like Prithvi), which is what TerraTorch's ViT necks expect
 (``SelectIndices`` -> ``ReshapeTokensToImage`` -> ``LearnedInterpolateToPyramidal`` -> ``UperNetDecoder``, or
 ``ReshapeTokensToImage``/``AggregateTokens`` -> ``IdentityDecoder`` for classification).
+
+For TerraTorch runs, :func:`lightning_callbacks` gives the Lightning callbacks the package's entry point adds to
+every Trainer (:class:`BindClsTokenNorms`, :class:`CheckBands`); :class:`SmartiesTiledPredict` and one LightningCLI
+workaround (:func:`_keep_requested_tiling`) keep the predict-time tiling you ask for over a checkpoint's.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import logging
 import sys
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
+import _smarties_terratorch_autoload
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import LightningCLI
 from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
 from timm.models._features import feature_take_indices
 from torch import nn
@@ -40,8 +49,9 @@ from .spectrum import ResolvedBands, concat_bands, resolve_bands
 
 __all__ = [
     "BackboneConfigError",
+    "BindClsTokenNorms",
+    "CheckBands",
     "SmartiesBackbone",
-    "SmartiesBackbones",
     "SmartiesTiledPredict",
     "lightning_callbacks",
     "smarties_vit_base_patch16",
@@ -293,16 +303,6 @@ def _resolve_hub_revision(variant: str, pretrained: bool | str, ckpt_path: Any, 
         ) from err
 
 
-def _under_a_config_parser() -> bool:
-    """Whether we are being built by jsonargparse (``terratorch fit -c ...``), which buries our message."""
-    frame = sys._getframe(1)  # noqa: SLF001 (a frame walk on the error path only)
-    while frame is not None:
-        if str(frame.f_globals.get("__name__", "")).startswith("jsonargparse."):
-            return True
-        frame = frame.f_back
-    return False
-
-
 def _build(
     variant: str,
     bands: Any,
@@ -393,12 +393,13 @@ def _make_factory(variant: str) -> Any:
             return _build(
                 variant, bands, model_bands, pretrained, ckpt_path, revision, out_indices, img_size, patch_size, kwargs
             )
+        except KeyError as err:  # TerraTorch's registry would swallow it ("not instantiated from any source")
+            raise BackboneConfigError(f"{variant}: {err.args[0] if err.args else err}") from err
         except Exception as err:
-            if isinstance(err, KeyError):  # TerraTorch's registry would swallow it ("not instantiated from any source")
-                raise BackboneConfigError(f"{variant}: {err.args[0] if err.args else err}") from err
-            if _under_a_config_parser():
-                # jsonargparse wraps this in ~100 lines of union-type diagnostics; say it first, in one line.
-                sys.stderr.write(f"{err}\n" if str(err).startswith(variant) else f"{variant}: {err}\n")
+            # One line, logged as the error happens: under `terratorch fit -c` jsonargparse reports the exception
+            # only inside ~100 lines of union-type diagnostics, so this line is the first the user sees; in Python
+            # it precedes the traceback that repeats it.
+            log.error("%s", err if str(err).startswith(variant) else f"{variant}: {err}")
             raise
 
     factory.__name__ = factory.__qualname__ = variant  # the registry key is the function name
@@ -414,45 +415,91 @@ smarties_vit_base_patch16 = _make_factory("smarties_vit_base_patch16")
 smarties_vit_large_patch16 = _make_factory("smarties_vit_large_patch16")
 
 
-class SmartiesBackbones(Callback):
-    """A Lightning callback that makes a TerraTorch run SMARTIES-ready: importable from a YAML ``class_path``.
+class BindClsTokenNorms(Callback):
+    """Binds the model's ``SmartiesClsToken`` necks to the backbone's final norm at ``setup``.
 
-    Naming it under ``trainer.callbacks`` makes ``terratorch fit`` import this package (and so register the
-    SMARTIES backbones) before the model is built, from any working directory, with no ``custom_modules_path``.
-    At ``setup`` it binds the ``SmartiesClsToken`` necks of the task's model to the backbone's final norm, which
-    TerraTorch's own ``ClassificationTask`` does not know to do. The package's Lightning entry point adds it to
-    every TerraTorch run.
+    TerraTorch's own ``ClassificationTask`` builds necks from the channel list alone, so a neck cannot reach the
+    backbone by itself (:class:`~smarties_terratorch.tasks.classification.SmartiesClassificationTask` binds when it
+    builds its model). The package's Lightning entry point adds this callback to every TerraTorch run.
     """
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         model = getattr(pl_module, "model", None)
+        # Only a model built with the neck has imported its module; others need nothing (and no import).
         if isinstance(model, torch.nn.Module) and "smarties_terratorch.tasks.classification" in sys.modules:
-            from .tasks.classification import bind_cls_token_norms  # imported: the neck above was built
+            from .tasks.classification import bind_cls_token_norms
 
             bind_cls_token_norms(model)
 
 
-def _tiling_asked_on_the_command_line() -> dict[str, Any] | None:
-    """The ``model.init_args.tiled_inference_parameters`` the user gave the running LightningCLI, if any.
+# The data module attributes that name the channels the model receives, most specific first: TerraTorch's generic
+# data modules' ``output_bands`` (``dataset_bands`` when no subset is taken), this package's data modules' ``bands``.
+_DATA_BAND_ATTRIBUTES = ("output_bands", "bands", "dataset_bands")
 
-    ``LightningCLI`` merges a checkpoint's saved hyperparameters over the parsed config when ``--ckpt_path`` is
-    given, so the task only ever sees the value the checkpoint was trained with. The CLI's own arguments are still
-    in its ``__init__`` frame: parsing them again without the checkpoint gives what the user actually asked for.
+
+def _data_bands(datamodule: Any) -> tuple[str, list[str | Enum]] | None:
+    """``(attribute, band list)`` of the first attribute that names the data's bands, or ``None``.
+
+    Names only: TerraTorch also accepts channel indices there, which say nothing about the spectrum.
     """
-    from lightning.pytorch.cli import LightningCLI
-
-    frame = sys._getframe(1)  # noqa: SLF001 (called once per predict run)
-    while frame is not None:
-        cli = frame.f_locals.get("self")
-        if frame.f_code.co_name == "__init__" and isinstance(cli, LightningCLI) and hasattr(cli, "parser"):
-            args = frame.f_locals.get("args")
-            parsed = cli.parser.parse_args(args, defaults=True) if args is None or isinstance(args, list) else None
-            if parsed is None or "subcommand" not in parsed:
-                return None
-            value = parsed.get(f"{parsed.subcommand}.model.init_args.tiled_inference_parameters")
-            return dict(value) if value else None
-        frame = frame.f_back
+    for attribute in _DATA_BAND_ATTRIBUTES:
+        value = getattr(datamodule, attribute, None)
+        if isinstance(value, (list, tuple)) and value and all(isinstance(b, (str, Enum)) for b in value):
+            return attribute, list(value)
     return None
+
+
+def _spectrum(band: Any) -> Any:
+    """What a resolved band projects (its range, or the weighted ranges of a free wavelength), whatever its name."""
+    return band.range_key or band.sources
+
+
+def _band_mismatch(backbone: SmartiesBackbone, datamodule: Any) -> str | None:
+    """The error message when the data module and the backbone name different bands, else ``None``."""
+    data = _data_bands(datamodule)
+    if backbone.default_bands is None or backbone.modality_bands or data is None:
+        return None  # one side does not name a single band list: nothing to compare
+    attribute, names = data
+    try:
+        given = resolve_bands(names, sensor=backbone.default_sensor, allow_duplicates=True)
+    except (ValueError, TypeError):
+        return None  # names this package cannot read (custom channels): not ours to judge
+    ours = backbone.default_bands
+    # Compared as projections, so a band agrees under any of its names (BLUE, B02, S2:B02).
+    if [_spectrum(b) for b in given] == [_spectrum(b) for b in ours]:
+        return None
+    if len(given) != len(ours):
+        how = f"{len(given)} channels but {len(ours)} bands in backbone_bands"
+    else:
+        differ = [str(i) for i, (a, b) in enumerate(zip(given, ours)) if _spectrum(a) != _spectrum(b)]
+        how = f"position {', '.join(differ)}"
+    names = [b.value if isinstance(b, Enum) else b for b in names]
+    return (
+        f"The data module's {attribute} {names} do not match the SMARTIES backbone's bands {ours.names} ({how}): "
+        f"set model_args.backbone_bands to one band per data channel, in the data's order (backbone_bands: {names})."
+    )
+
+
+class CheckBands(Callback):
+    """Stops a run at ``setup`` when the data module and the SMARTIES backbone name different bands.
+
+    Both sides are read through :func:`~smarties_terratorch.spectrum.resolve_bands`, so ``BLUE``, ``B02`` and
+    ``S2:B02`` agree. Silent when either side names no bands (a data module without ``output_bands``,
+    ``dataset_bands`` or ``bands``; a backbone built from ``modality_bands`` or without bands). The package's
+    Lightning entry point adds it to every TerraTorch run.
+
+    Raises:
+        BackboneConfigError: naming both lists and ``backbone_bands``, the key to fix.
+    """
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        datamodule = getattr(trainer, "datamodule", None)
+        backbone = next((m for m in pl_module.modules() if isinstance(m, SmartiesBackbone)), None)
+        if datamodule is None or backbone is None:
+            return
+        message = _band_mismatch(backbone, datamodule)
+        if message:
+            raise BackboneConfigError(message)
 
 
 class SmartiesTiledPredict(Callback):
@@ -460,39 +507,100 @@ class SmartiesTiledPredict(Callback):
 
     ``terratorch predict -c cfg.yaml --ckpt_path run.ckpt`` with ``tiled_inference_parameters`` in ``cfg.yaml`` (or
     on the command line) would otherwise predict untiled whenever the checkpoint was trained without them:
-    Lightning's CLI restores the checkpoint's hyperparameters over yours. At the start of ``predict`` this
-    callback sets the task's ``tiled_inference_parameters`` to the requested ones and logs that it did.
+    Lightning's CLI restores the checkpoint's hyperparameters over yours.
 
     Args:
         tiled_inference_parameters: the tiling to use (TerraTorch's keys: ``h_crop``, ``w_crop``, ``h_stride``,
-            ``w_stride``, ``average_patches``, ...). ``None``: the value given to the running ``terratorch`` /
-            LightningCLI command (``model.init_args.tiled_inference_parameters``), re-read from its arguments.
+            ``w_stride``, ``average_patches``, ...), set on the task at the start of ``predict`` and logged.
+            ``None``: the command's own ``model.init_args.tiled_inference_parameters``, which the CLI then keeps
+            over the checkpoint's (see :func:`_keep_requested_tiling`; in TerraTorch runs with the autoload on this
+            happens without the callback).
     """
 
     def __init__(self, tiled_inference_parameters: dict[str, Any] | None = None) -> None:
         self.tiled_inference_parameters = dict(tiled_inference_parameters) if tiled_inference_parameters else None
 
     def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
-        if not hasattr(pl_module, "tiled_inference_parameters"):
-            return  # not a TerraTorch task that tiles
-        requested = self.tiled_inference_parameters or _tiling_asked_on_the_command_line()
+        requested = self.tiled_inference_parameters
+        if not requested or not hasattr(pl_module, "tiled_inference_parameters"):
+            return  # nothing asked here, or not a TerraTorch task that tiles
         current = pl_module.tiled_inference_parameters
-        if not requested or dict(current or {}) == requested:
+        if dict(current or {}) == requested:
             return
         pl_module.tiled_inference_parameters = dict(requested)
         if "tiled_inference_parameters" in getattr(pl_module, "hparams", {}):
             pl_module.hparams["tiled_inference_parameters"] = dict(requested)
-        log.info(  # what was asked for: information, not a warning
-            "predict: tiled_inference_parameters=%s applied (the checkpoint's hyperparameters had %s)",
-            requested,
-            current,
-        )
+        _log_tiling(requested, current)
+
+
+def _log_tiling(requested: dict[str, Any], checkpoint: Any) -> None:
+    log.info(  # what was asked for: information, not a warning
+        "predict: tiled_inference_parameters=%s applied (the checkpoint's hyperparameters had %s)",
+        requested,
+        checkpoint,
+    )
+
+
+_TILING_KEY = "model.init_args.tiled_inference_parameters"
+
+
+def _tiling_kept(config: Any) -> bool:
+    """Whether this run asks to keep its own tiling: the entry point's callbacks are on (a TerraTorch run with the
+    autoload on) or the config lists :class:`SmartiesTiledPredict` under ``trainer.callbacks``."""
+    if _smarties_terratorch_autoload.enabled() and "terratorch" in sys.modules:
+        return True
+    callbacks = config.get("trainer.callbacks") or []
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    name = f"{__name__}.{SmartiesTiledPredict.__name__}"
+    return any(getattr(c, "class_path", None) == name for c in callbacks)
+
+
+def _keep_requested_tiling(parse_ckpt_path: Any) -> Any:
+    """``LightningCLI._parse_ckpt_path`` that keeps the ``predict`` command's own ``tiled_inference_parameters``
+    over the checkpoint's hyperparameters, which it merges over the parsed config.
+
+    The package's one workaround for upstream behaviour; it goes when Lightning lets explicit arguments win (the
+    issue we would file, and Lightning-AI/pytorch-lightning#21455 proposes this fix):
+
+        LightningCLI: hyperparameters from --ckpt_path override values given explicitly on the command line
+        `predict -c cfg.yaml --ckpt_path run.ckpt --model.init_args.x 1` instantiates the model with the x saved
+        in run.ckpt: `_parse_ckpt_path` merges the checkpoint's hparams over the parsed config. Explicitly given
+        values (command line, config files) should win over checkpoint hparams, which should act as defaults.
+    """
+
+    @functools.wraps(parse_ckpt_path)
+    def keep(cli: LightningCLI) -> None:
+        config = cli.config
+        subcommand = config.get("subcommand")
+        sub = config.get(subcommand) if subcommand == "predict" else None
+        requested = sub.get(_TILING_KEY) if sub is not None and _tiling_kept(sub) else None
+        parse_ckpt_path(cli)
+        if not requested:
+            return
+        config = cli.config[subcommand]
+        restored = config.get(_TILING_KEY)
+        if dict(restored or {}) != dict(requested):
+            config[_TILING_KEY] = requested
+            _log_tiling(dict(requested), restored)
+
+    keep.keeps_requested_tiling = True
+    return keep
+
+
+def _install_tiling_workaround() -> None:
+    """Wrap ``LightningCLI._parse_ckpt_path`` once (this module may be reloaded; Lightning may drop the method)."""
+    parse = getattr(LightningCLI, "_parse_ckpt_path", None)
+    if parse is not None and not getattr(parse, "keeps_requested_tiling", False):
+        LightningCLI._parse_ckpt_path = _keep_requested_tiling(parse)  # noqa: SLF001 (see _keep_requested_tiling)
+
+
+_install_tiling_workaround()
 
 
 def lightning_callbacks() -> list[Callback]:
-    """Callbacks for Lightning's ``lightning.pytorch.callbacks_factory`` entry point: :class:`SmartiesTiledPredict`
-    and :class:`SmartiesBackbones` (binds ``SmartiesClsToken`` necks)."""
-    return [SmartiesTiledPredict(), SmartiesBackbones()]
+    """Callbacks for Lightning's ``lightning.pytorch.callbacks_factory`` entry point (TerraTorch runs only):
+    :class:`BindClsTokenNorms` and :class:`CheckBands`."""
+    return [BindClsTokenNorms(), CheckBands()]
 
 
 # Registers this package's TerraTorch necks (TemporalLTAE, SmartiesClsToken) whenever the backbones are registered.

@@ -184,7 +184,7 @@ def test_every_owned_config_is_shipped_and_commented() -> None:
         text = (CONFIGS / config).read_text()
         cfg = yaml.safe_load(text)
         assert text.startswith("# SMARTIES"), config
-        assert "SmartiesBackbones" not in text  # registration is the startup hook's job, not a config line
+        assert "smarties_terratorch.backbone." not in text  # registration is the startup hook's job, not a config line
         args = cfg["model"]["init_args"]["model_args"]
         expected = "smarties_vit_large_patch16" if config.startswith("resisc45") else "smarties_vit_base_patch16"
         assert args["backbone"] == expected

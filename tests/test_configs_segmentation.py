@@ -218,7 +218,7 @@ def test_configs_shared_conventions() -> None:
     for config in SEGMENTATION_CONFIGS:
         text = (CONFIGS / config).read_text()
         cfg = yaml.safe_load(text)
-        assert "SmartiesBackbones" not in text  # registration is the startup hook's job, not a config line
+        assert "smarties_terratorch.backbone." not in text  # registration is the startup hook's job, not a config line
         args = cfg["model"]["init_args"]["model_args"]
         assert args["backbone"] == "smarties_vit_base_patch16" and "backbone_ckpt_path" in args
         necks = [n["name"] for n in args["necks"] if n["name"] != "TemporalLTAE"]  # DynamicEarthNet's date fusion

