@@ -473,6 +473,38 @@ def test_a_failed_workers_output_is_reported(tmp_path: Path, capsys: pytest.Capt
     assert "CUDA error: out of memory" in printed  # the worker's own words
 
 
+def test_an_interrupt_stops_the_running_workers_and_starts_no_other(tmp_path: Path) -> None:
+    """Ctrl-C sent to the parent alone: the running workers get it too, the third row never starts, nothing hangs."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    jobs = select_jobs(TABLE, "smoke", ["eurosat_knn", "whurs19_knn", "ucmerced_knn"])
+    sleeper = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)"
+
+    def command(job: Job) -> list[str]:
+        return [sys.executable, "-c", sleeper, str(tmp_path / f"{job.row.id}.pid")]
+
+    def interrupt_when_both_run() -> None:
+        while len(list(tmp_path.glob("*.pid"))) < 2 or any(not p.read_text() for p in tmp_path.glob("*.pid")):
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_both_run, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run.run_parallel(jobs, command, [None, None], tmp_path, grace=10.0)
+    assert time.monotonic() - start < 60
+    pids = {p.stem: int(p.read_text()) for p in tmp_path.glob("*.pid")}
+    assert sorted(pids) == ["eurosat_knn", "whurs19_knn"]  # the third row was never started
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # stopped and reaped
+    assert not list((tmp_path / "smoke").glob("results/*.json"))  # interrupted rows leave no result
+
+
 def test_trainer_options_reach_the_row_config(tmp_path: Path) -> None:
     """`--trainer.devices N --trainer.strategy ddp` (a DDP row) lands in the config the row runs."""
     data, weights = _real_setup(tmp_path)

@@ -12,14 +12,17 @@ maximum (:func:`reported_values`). Frozen-encoder rows without augmentation trai
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
 import platform
 import queue
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -554,6 +557,7 @@ def run_parallel(
     command: Callable[[Job], Sequence[str]],
     slots: Sequence[str | None],
     out: Path,
+    grace: float = 30.0,
 ) -> list[dict[str, Any]]:
     """Run ``jobs`` in worker processes, at most one per slot at a time; return their results in job order.
 
@@ -561,12 +565,16 @@ def run_parallel(
     smarties_terratorch.cli bench ...``, see :func:`smarties_terratorch.bench.cli.worker_argv`); a slot that names
     a device sets ``CUDA_VISIBLE_DEVICES`` to it, so each process sees one GPU. Workers write their own result
     files (the usual per-row JSON, atomic); their output goes to
-    ``OUT/<kind>/logs/<row>__<backbone>.log``. Ctrl-C reaches the workers (they share the terminal's process
-    group) and the rows not started yet are dropped.
+    ``OUT/<kind>/logs/<row>__<backbone>.log``. An interrupt (Ctrl-C, or ``KeyboardInterrupt`` however it reaches
+    this process) stops the running workers (SIGINT, then SIGKILL after ``grace`` seconds), drops the rows not
+    started yet and keeps every finished row's result; the next run resumes from them.
     """
     free: queue.Queue[str | None] = queue.Queue()
     for slot in slots:
         free.put(slot)
+    running: set[subprocess.Popen] = set()
+    lock = threading.Lock()
+    stopping = threading.Event()
 
     def work(job: Job) -> int:
         slot = free.get()  # as many threads as slots: one is always free here
@@ -576,8 +584,16 @@ def run_parallel(
                 env["CUDA_VISIBLE_DEVICES"] = slot
             log_path = _log_path(out, job)
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            with log_path.open("wb") as log:
-                return subprocess.run(list(command(job)), env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+            with log_path.open("wb") as log, lock:
+                if stopping.is_set():
+                    return -signal.SIGINT
+                proc = subprocess.Popen(list(command(job)), env=env, stdout=log, stderr=subprocess.STDOUT)
+                running.add(proc)
+            try:
+                return proc.wait()
+            finally:
+                with lock:
+                    running.discard(proc)
         finally:
             free.put(slot)
 
@@ -594,6 +610,9 @@ def run_parallel(
             else:
                 bar.write(f"[{job.kind}] {job.key}: the worker exited with {code} without a result")
                 bar.write(_tail(_log_path(out, job)))
+    except BaseException:
+        _stop_workers(running, lock, stopping, grace)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # interrupted: drop rows not started, keep finished results
         bar.close()
@@ -607,6 +626,25 @@ def run_parallel(
             results.append({"row": job.row.id, "backbone": job.backbone, "kind": job.kind, "status": "failed",
                             "reason": reason})  # fmt: skip
     return results
+
+
+def _stop_workers(running: set[subprocess.Popen], lock: threading.Lock, stopping: threading.Event,
+                  grace: float) -> None:
+    """Interrupt the running workers (SIGINT: a row in progress writes no result) and start no other one; any
+    worker still alive after ``grace`` seconds is killed."""
+    with lock:
+        stopping.set()
+        procs = list(running)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _log_path(out: Path, job: Job) -> Path:
