@@ -45,6 +45,16 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture
+def fast_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Downloads that write what arrives (1 KiB steps, not 1 MiB), retry at once and draw no progress bars."""
+    from smarties_terratorch import fetch
+
+    monkeypatch.setattr(fetch, "CHUNK_SIZE", 1024)
+    monkeypatch.setattr(fetch, "BACKOFF", 0.0)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     return DATA / "parity"

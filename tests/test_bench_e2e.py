@@ -122,11 +122,9 @@ def _check_result(result: dict[str, Any], root: Path, site: dict[str, Any], used
 
 def test_download_then_bench_with_hub_weights(
     site: dict[str, Any], server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, fast_fetch: None,
 ) -> None:  # fmt: skip
     root, out = tmp_path / "data", tmp_path / "results"
-    monkeypatch.setattr(fetch, "CHUNK_SIZE", 1024)  # write what arrives (default 1 MiB)
-    monkeypatch.setattr(fetch, "BACKOFF", 0.0)  # the downloader waits 1 s before retrying
     # the connection drops half-way through the archive: the download resumes from the partial file (HTTP Range)
     # (a killed process resuming on the next run: the slow test below)
     half = len(site["files"][EUROSAT_ZIP]) // 2 // 1024 * 1024  # whole chunks: the resume point is exact

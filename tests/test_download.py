@@ -226,11 +226,7 @@ def test_kept_archives_are_checked_and_reused(
     assert len(server.requests) == before
 
 
-def test_resume_after_connection_drop(
-    tmp_path: Path, server: Server, site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(fetch, "CHUNK_SIZE", 1024)  # write what arrives
-    monkeypatch.setattr(fetch, "BACKOFF", 0.0)
+def test_resume_after_connection_drop(tmp_path: Path, server: Server, site: dict[str, Any], fast_fetch: None) -> None:
     server.cut[DFC_PATH] = (4096, None)  # the first response ends after 4096 bytes
     assert _run(["dfc2020", "--root", str(tmp_path), "--mirror", server.url], site) == 0
     assert server.gets(DFC_PATH) == [None, "bytes=4096-"]

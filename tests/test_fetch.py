@@ -176,10 +176,8 @@ def server() -> Server:
 
 
 @pytest.fixture(autouse=True)
-def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch, "BACKOFF", 0.0)
-    monkeypatch.setattr(fetch, "CHUNK_SIZE", 1024)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+def _fast(fast_fetch: None) -> None:
+    """Every test here: 1 KiB writes, no waits between retries (``fast_fetch``)."""
 
 
 def test_http_download_verifies_and_renames_into_place(tmp_path: Path, server: Server) -> None:

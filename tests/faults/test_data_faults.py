@@ -333,11 +333,8 @@ def mirror() -> object:
 
 
 @pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch, "BACKOFF", 0.0)
-    monkeypatch.setattr(fetch, "CHUNK_SIZE", 1024)
+def _fast_retries(fast_fetch: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _download(capsys: pytest.CaptureFixture[str], root: Path, *args: str, sources: dict | None = None,
