@@ -1,8 +1,8 @@
 """The base of the Lightning data modules (loaders, batching, workers); the readers are in
-:mod:`smarties_terratorch.datasets` (``prepare_image``, ``read_band_files`` and ``read_raster`` stay importable here).
+:mod:`smarties_terratorch.datasets`.
 
 TerraTorch's generic data modules standardise with plain mean/std after the batch is on the device; SMARTIES
-needs the percentile clip first (``transforms.SmartiesNormalize``), in raw data units. Our data modules therefore
+needs the percentile clip first (:class:`~smarties_terratorch.normalization.SmartiesNormalize`), in raw data units. Our data modules therefore
 normalise per sample, on read, and hand TerraTorch batches that are ready for the encoder:
 ``{"image": float [B, C, H, W], "mask": long [B, H, W]}`` (segmentation) or ``{"image", "label"}``
 (classification). TerraTorch tasks pass any other batch key to the model, so samples carry nothing else.
