@@ -51,6 +51,7 @@ __all__ = [
     "file_digests",
     "file_sha256",
     "http_download",
+    "lfs_sha256",
     "lstat_or_none",
     "one_line",
     "part_path",
@@ -126,6 +127,13 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def lfs_sha256(etag: str | None) -> str | None:
+    """The sha256 in a Hugging Face Hub ETag (quotes stripped), or ``None``: the Hub's ETag of a large (LFS) file is
+    its sha256, of a small one a git blob id."""
+    value = (etag or "").strip('"')
+    return value if _SHA256_HEX.fullmatch(value) else None
 
 
 def one_line(err: BaseException) -> str:
@@ -294,11 +302,9 @@ def _answer_info(headers: Mapping[str, str], total: int | None, full: bool, hub:
     """What the server states about the file: size, its own digests (sha256, md5), type and validator."""
     info: dict[str, Any] = {"size": total, "content_type": headers.get("content-type", "")}
     etag = headers.get("etag", "")
-    linked = headers.get("x-linked-etag", "").strip('"')
-    if _SHA256_HEX.fullmatch(linked):  # the Hub's LFS sha256, whatever host serves the bytes
-        info["sha256"] = linked
-    elif hub and _SHA256_HEX.fullmatch(etag.strip('"')):  # the Hub's ETag of an LFS file is its sha256
-        info["sha256"] = etag.strip('"')
+    # The Hub's LFS sha256, whatever host serves the bytes (X-Linked-Etag), else the Hub's own ETag.
+    if sha256 := lfs_sha256(headers.get("x-linked-etag")) or (lfs_sha256(etag) if hub else None):
+        info["sha256"] = sha256
     if full and (md5 := _content_md5(headers.get("content-md5"))):  # only a whole-file answer's digest is the file's
         info["md5"] = md5
     strong = etag and not etag.startswith("W/")
@@ -388,8 +394,8 @@ def _resolve_hub(hub: tuple[str, str, str], name: str, where: str) -> tuple[str,
         raise _network_error(err, url, name, where) from err
     commit = meta.commit_hash or revision
     extra: dict[str, Any] = {"commit": commit}
-    if meta.etag and _SHA256_HEX.fullmatch(meta.etag):  # the Hub's ETag of a large (LFS) file is its sha256
-        extra["sha256"] = meta.etag
+    if sha256 := lfs_sha256(meta.etag):
+        extra["sha256"] = sha256
     if meta.size:
         extra["announced_size"] = meta.size
     return hf_hub_url(repo, file, repo_type="dataset", revision=commit), build_hf_headers(), extra

@@ -6,7 +6,6 @@ file is used.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
 from .checkpoints import CheckpointError, WeightsUnavailableError
-from .fetch import file_sha256
+from .fetch import file_sha256, lfs_sha256
 from .weights import SmartiesWeights, get_weights
 
 __all__ = [
@@ -128,9 +127,6 @@ def download_weights(
     return path, verify_hub_file(w, revision, path)
 
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
 def _hub_sha256(w: SmartiesWeights, revision: str) -> str | None:
     """The sha256 the Hub lists for ``w`` at ``revision`` (an LFS file's ETag), or ``None`` when it cannot be asked
     (offline, unreachable) or the file is not stored in LFS (its ETag is then a git blob id)."""
@@ -143,7 +139,7 @@ def _hub_sha256(w: SmartiesWeights, revision: str) -> str | None:
     except Exception as err:  # noqa: BLE001 (network, auth, proxy: the ETag recorded in the cache is used instead)
         log.warning("Could not ask the Hub for the sha256 of %s/%s: %s", w.repo_id, w.filename, err)
         return None
-    return etag if etag and _SHA256.fullmatch(etag) else None
+    return lfs_sha256(etag)
 
 
 def verify_hub_file(w: SmartiesWeights, revision: str, path: str | Path) -> str:
@@ -162,7 +158,7 @@ def verify_hub_file(w: SmartiesWeights, revision: str, path: str | Path) -> str:
     expected, source = w.sha256, "declared by this package"
     if expected is None:
         expected, source = _hub_sha256(w, revision), "listed by the Hub"
-    if expected is None and blob != path and _SHA256.fullmatch(blob.name):
+    if expected is None and blob != path and lfs_sha256(blob.name):
         expected, source = blob.name, "the Hub's ETag when it was downloaded"
     digest = file_sha256(path)
     if expected is None:
