@@ -128,7 +128,7 @@ def load_results(out: Path | Sequence[Path], kind: str) -> list[dict[str, Any]]:
     return [merged[k] for k in sorted(merged)]
 
 
-def one_line(result: Mapping[str, Any]) -> str:
+def _result_line(result: Mapping[str, Any]) -> str:
     """A finished row in one line (the progress output)."""
     head = f"[{result['kind']}] {result['row']} ({result['backbone']})"
     if result["status"] == "ok":
@@ -546,7 +546,7 @@ class BenchRun:
                     results.append({**previous, "resumed": True})
                     continue
             result = self.run_job(job)
-            bar.write(one_line(result))
+            bar.write(_result_line(result))
             results.append(result)
         return results
 
@@ -606,7 +606,7 @@ def run_parallel(
             bar.update(1)
             path = result_path(out, job)
             if path.is_file():
-                bar.write(one_line(_read_or_failed(path, job)))
+                bar.write(_result_line(_read_or_failed(path, job)))
             else:
                 bar.write(f"[{job.kind}] {job.key}: the worker exited with {code} without a result")
                 bar.write(_tail(_log_path(out, job)))
