@@ -449,11 +449,6 @@ def _data_bands(datamodule: Any) -> tuple[str, list[str | Enum]] | None:
     return None
 
 
-def _spectrum(band: Any) -> Any:
-    """What a resolved band projects (its range, or the weighted ranges of a free wavelength), whatever its name."""
-    return band.range_key or band.sources
-
-
 def _band_mismatch(backbone: SmartiesBackbone, datamodule: Any) -> str | None:
     """The error message when the data module and the backbone name different bands, else ``None``."""
     data = _data_bands(datamodule)
@@ -466,12 +461,12 @@ def _band_mismatch(backbone: SmartiesBackbone, datamodule: Any) -> str | None:
         return None  # names this package cannot read (custom channels): not ours to judge
     ours = backbone.default_bands
     # Compared as projections, so a band agrees under any of its names (BLUE, B02, S2:B02).
-    if [_spectrum(b) for b in given] == [_spectrum(b) for b in ours]:
+    if given.spectra == ours.spectra:
         return None
     if len(given) != len(ours):
         how = f"{len(given)} channels but {len(ours)} bands in backbone_bands"
     else:
-        differ = [str(i) for i, (a, b) in enumerate(zip(given, ours)) if _spectrum(a) != _spectrum(b)]
+        differ = [str(i) for i, (a, b) in enumerate(zip(given, ours)) if a.spectrum != b.spectrum]
         how = f"position {', '.join(differ)}"
     names = [b.value if isinstance(b, Enum) else b for b in names]
     return (

@@ -64,7 +64,7 @@ class FixedBandEncoder(nn.Module):
         self.register_buffer("proj_weight", weight.detach().clone(), persistent=False)
         self.register_buffer("proj_bias", bias.detach().clone(), persistent=False)
         norm = model.input_norm
-        if norm is not None and vit._ranges(self.bands) != vit._ranges(model.default_bands):
+        if norm is not None and self.bands.spectra != model.default_bands.spectra:
             raise ValueError(
                 f"The model normalises its input with {norm.source} for its bands "
                 f"({', '.join(model.default_bands.names)}); export it for those bands (bands=None)."

@@ -86,14 +86,10 @@ def _validate(mean: np.ndarray, std: np.ndarray, p1: np.ndarray, p99: np.ndarray
         raise ValueError(f"{where}: p99 must be > p1 for every band, got p1={p1.tolist()}, p99={p99.tolist()}")
 
 
-def _range_key(band: ResolvedBand) -> Any:
-    return band.range_key or band.sources
-
-
 def _range_of(band: Any, sensor: str | None) -> Any:
     """The spectral range ``band`` names (in ``sensor``'s vocabulary for bare names), or ``None``."""
     try:
-        return _range_key(resolve_bands([band], sensor=sensor)[0])
+        return resolve_bands([band], sensor=sensor)[0].spectrum
     except (ValueError, TypeError):
         return None
 
@@ -211,7 +207,7 @@ class Stats:
         codes = {_norm_code(b): i for i, b in enumerate(self.bands)}
         name = band.name if isinstance(band, ResolvedBand) else band
         resolved = isinstance(band, ResolvedBand)
-        key = _range_key(band) if resolved else _range_of(band, self.sensor)
+        key = band.spectrum if resolved else _range_of(band, self.sensor)
         # A resolved band is matched by its range first (a band map may say PlanetScope "B5" is NIR); a name by
         # the table's own codes first.
         for how in ("range", "code") if resolved else ("code", "range"):

@@ -156,6 +156,12 @@ class ResolvedBand:
         """The released projection index (0-18), ``None`` for free wavelengths."""
         return None if self.range_key is None else spectral_ranges()[self.range_key].projection_index
 
+    @property
+    def spectrum(self) -> str | tuple[tuple[int, float], ...]:
+        """What the band projects: its range, or the weighted learned ranges of a free wavelength. Every spelling
+        of one band (``BLUE``, ``B02``, ``S2:B02``) has the same."""
+        return self.range_key or self.sources
+
 
 class ResolvedBands(tuple):
     """An immutable, hashable list of :class:`ResolvedBand`, one per input channel, in channel order."""
@@ -171,6 +177,11 @@ class ResolvedBands(tuple):
     @property
     def projection_indices(self) -> list[int | None]:
         return [b.projection_index for b in self]
+
+    @property
+    def spectra(self) -> list[str | tuple[tuple[int, float], ...]]:
+        """Each band's :attr:`ResolvedBand.spectrum`: equal lists mean the same bands in the same order."""
+        return [b.spectrum for b in self]
 
     def describe(self) -> str:
         """A plain-text table of the resolution (position, given name, range, projections and weights)."""

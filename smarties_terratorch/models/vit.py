@@ -261,7 +261,7 @@ class SmartiesViT(nn.Module):
         """``x`` normalised with the model's statistics (unchanged when it has none)."""
         if self.input_norm is None:
             return x
-        if bands is not self.default_bands and _ranges(bands) != _ranges(self.default_bands):
+        if bands is not self.default_bands and bands.spectra != self.default_bands.spectra:
             raise ValueError(
                 f"This model normalises its input with {self.input_norm.source} for its bands "
                 f"({', '.join(self.default_bands.names)}), but this call gives bands {', '.join(bands.names)}: "
@@ -491,10 +491,6 @@ class SmartiesViT(nn.Module):
             dim=-1,
         )
         return feats if pre_logits else self.head(feats)
-
-
-def _ranges(bands: ResolvedBands) -> list[Any]:
-    return [b.range_key or b.sources for b in bands]
 
 
 @dataclass(frozen=True)

@@ -424,7 +424,7 @@ def _scene_bands(task: Any, override: list[str] | None, checkpoint: Path) -> Any
     if not override:
         return trained
     given = _resolve(override, sensor)
-    if trained is not None and [b.range_key or b.sources for b in given] != [b.range_key or b.sources for b in trained]:
+    if trained is not None and given.spectra != trained.spectra:
         raise _Usage(
             f"--bands {','.join(override)} are not the bands {checkpoint} was trained on "
             f"({', '.join(trained.names)}), in that order: the scene's channels must be those bands (another "
