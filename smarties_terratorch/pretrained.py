@@ -41,6 +41,14 @@ FilterFn = Callable[[Mapping[str, torch.Tensor], nn.Module], dict[str, torch.Ten
 CheckFn = Callable[[Mapping[str, torch.Tensor], nn.Module, Path], None]
 
 
+def _model_fns(model: nn.Module, filter_fn: FilterFn | None, check_fn: CheckFn | None) -> tuple[Any, Any]:
+    """``filter_fn`` and ``check_fn``, defaulting to the model's own (``pretrained_filter_fn``/``_check_fn``)."""
+    return (
+        filter_fn if filter_fn is not None else getattr(model, "pretrained_filter_fn", None),
+        check_fn if check_fn is not None else getattr(model, "pretrained_check_fn", None),
+    )
+
+
 def checkpoint_path(
     source: str | Path | SmartiesWeights, revision: str | None = None, cache_dir: str | Path | None = None
 ) -> Path:
@@ -121,8 +129,7 @@ def read_checkpoint(
         WeightsUnavailableError: the file cannot be found or fetched.
         CheckpointError: unreadable file or another architecture than ``model``'s.
     """
-    filter_fn = filter_fn if filter_fn is not None else getattr(model, "pretrained_filter_fn", None)
-    check_fn = check_fn if check_fn is not None else getattr(model, "pretrained_check_fn", None)
+    filter_fn, check_fn = _model_fns(model, filter_fn, check_fn)
     path = checkpoint_path(source, revision, cache_dir)
     sd = load_state_dict(path)
     if filter_fn is not None:
@@ -164,6 +171,7 @@ def load_pretrained(
         WeightsUnavailableError: the file cannot be found or fetched.
         CheckpointError: unreadable file, other architecture, or (strict) incompatible keys.
     """
+    filter_fn, check_fn = _model_fns(model, filter_fn, check_fn)
     path, sd = read_checkpoint(
         source, model, filter_fn=filter_fn, check_fn=check_fn, revision=revision, cache_dir=cache_dir
     )

@@ -42,14 +42,7 @@ from torch import nn
 
 from ..spectrum import ResolvedBands
 from .embed import mixing_matrix
-from .vit import (
-    VARIANTS,
-    SmartiesViT,
-    build_sincos_pos_embed,
-    check_architecture,
-    checkpoint_filter_fn,
-    create_smarties_vit,
-)
+from .vit import VARIANTS, SmartiesViT, build_sincos_pos_embed, create_smarties_vit
 
 __all__ = ["MAEOutput", "MixupMode", "SmartiesMAE", "mixup_positions", "random_masking"]
 
@@ -175,7 +168,7 @@ class SmartiesMAE(nn.Module):
         if encoder_ckpt_path is not None:
             from ..pretrained import load_pretrained  # lazily: keeps Lightning and the Hub client out
 
-            load_pretrained(enc, encoder_ckpt_path, filter_fn=checkpoint_filter_fn, check_fn=check_architecture)
+            load_pretrained(enc, encoder_ckpt_path)  # the ViT's own filter and architecture check apply
 
     def _init_weights(self) -> None:
         # The released MAE initialisation: xavier-uniform Linear weights everywhere (encoder included), zero

@@ -36,7 +36,7 @@ from einops import rearrange
 from torch import nn
 
 from ..checkpoints import CheckpointError, WeightsUnavailableError, refuse_url
-from ..models.vit import SmartiesViT, check_architecture, checkpoint_filter_fn, default_cfgs, variant_of
+from ..models.vit import SmartiesViT, default_cfgs, variant_of
 from ..pretrained import load_pretrained
 from ..spectrum import ResolvedBands, concat_bands, resolve_bands
 from ..weights import WEIGHTS
@@ -413,9 +413,7 @@ class SmartiesEncoder(PangaeaEncoderBase):
             return
         report = load_pretrained(
             self.vit,
-            self._weights_file(),
-            filter_fn=checkpoint_filter_fn,
-            check_fn=check_architecture,
+            self._weights_file(),  # the ViT's own filter and architecture check apply, as in the timm factories
             strict=False,  # PANGAEA reports missing and mismatched parameters itself (parameters_warning)
             skip_mismatched=True,
         )
